@@ -1,0 +1,45 @@
+# Every target sets up what it needs on a fresh machine: a .venv made with uv, installed with bytecode.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+AIRFLOW_VERSION ?= 3.3.2
+BIN := $(VENV)/bin
+UV := $(PYTHON) -m uv
+
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export PYTHONDONTWRITEBYTECODE :=
+
+.PHONY: help venv test unit lint demo bench clean
+
+help:
+	@echo "make demo   - set up, start the local emulator, run the example DAG end to end, show the reply"
+	@echo "make test   - set up, run linters and the whole test suite"
+	@echo "make bench  - run the benchmarks in bench/ (prints ratios)"
+
+$(VENV)/.installed: pyproject.toml Makefile
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV)
+	$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python \
+		"apache-airflow==$(AIRFLOW_VERSION)" -e ".[dev]"
+	@touch $@
+
+venv: $(VENV)/.installed
+
+lint: venv
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy airflow_provider_nairi
+
+unit: venv
+	$(BIN)/pytest -q
+
+test: lint unit
+
+demo: venv
+	bash scripts/demo.sh
+
+bench: venv
+	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) .venv-* .airflow dist build .pytest_cache .mypy_cache .ruff_cache

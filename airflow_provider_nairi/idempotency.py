@@ -1,0 +1,24 @@
+"""Idempotency keys derived from a task instance.
+
+A key made here is stable across retries of the same task instance (same dag id, task id, run id and map index),
+so a worker that dies between sending a POST and recording its answer replays the first answer on retry instead
+of creating a second conversation, artifact or job. Callers add their own ``parts`` (a submission number, a
+file's identity) to tell apart distinct logical calls of one task instance.
+
+Pure: takes anything with ``dag_id``, ``task_id``, ``run_id`` and ``map_index`` attributes (a TaskInstance).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+#: Prefix of every derived key, so they are recognisable in the API's logs. The contract allows 1 to 255 chars.
+KEY_PREFIX = "airflow-"
+
+
+def task_idempotency_key(ti: Any, *parts: object) -> str:
+    """Return ``airflow-<64 hex>``: sha256 of the task instance's identity and ``parts``."""
+    identity = [ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", -1), *parts]
+    digest = hashlib.sha256("\x1f".join(str(p) for p in identity).encode()).hexdigest()
+    return KEY_PREFIX + digest
