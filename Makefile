@@ -9,7 +9,7 @@ UV := $(PYTHON) -m uv
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: help venv test unit lint demo bench clean
+.PHONY: help venv test unit lint demo bench clean test-compat package
 
 help:
 	@echo "make demo   - set up, start the local emulator, run the example DAG end to end, show the reply"
@@ -33,7 +33,25 @@ lint: venv
 unit: venv
 	$(BIN)/pytest -q
 
-test: lint unit
+test: lint unit test-compat package
+
+# Compatibility: the unit suite (integration and chaos excluded) on Airflow 2.11, in a second venv.
+COMPAT_VENV ?= .venv-2.11
+$(COMPAT_VENV)/.installed: pyproject.toml
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(COMPAT_VENV)
+	$(UV) pip install --quiet --compile-bytecode --python $(COMPAT_VENV)/bin/python \
+		"apache-airflow==2.11.*" -e ".[test]"
+	@touch $@
+
+test-compat: $(COMPAT_VENV)/.installed
+	$(COMPAT_VENV)/bin/pytest -q -p no:cacheprovider -m "not integration and not chaos"
+
+# Wheel and sdist into dist/, checked by twine.
+package: venv
+	rm -rf dist
+	$(BIN)/python -m build --quiet --outdir dist .
+	$(BIN)/twine check --strict dist/*
 
 demo: venv
 	bash scripts/demo.sh
