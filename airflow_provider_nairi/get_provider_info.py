@@ -1,6 +1,9 @@
 """Provider registration read by Airflow's providers manager (entry point ``apache_airflow_provider``).
 
-Pure data, no imports: a broken or slow ``get_provider_info`` breaks or slows every ``airflow`` command.
+Pure data: Airflow calls this at every ``airflow`` command, so it imports nothing but the package version.
+Each module and class named here must import (``tests/citizen/test_provider_info.py`` checks it against the
+installed Airflow's ``provider_info.schema.json`` and imports every name): a name that does not import breaks
+``airflow providers`` commands for every provider.
 """
 
 from __future__ import annotations
@@ -9,11 +12,26 @@ from typing import Any
 
 from airflow_provider_nairi import __version__
 
+INTEGRATION = "Nairi"
+PACKAGE = "airflow_provider_nairi"
+
+
+def _modules(*names: str) -> list[dict[str, Any]]:
+    return [{"integration-name": INTEGRATION, "python-modules": [f"{PACKAGE}.{name}" for name in names]}]
+
 
 def get_provider_info() -> dict[str, Any]:
+    """What ``airflow providers list / hooks / triggers / links`` and the connection form show for Nairi."""
     return {
         "package-name": "airflow-provider-nairi",
         "name": "Nairi",
         "description": "Drive Nairi AI agents, their content and their org from Airflow DAGs.",
         "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": INTEGRATION,
+                "external-doc-url": "https://github.com/airflow-provider-nairi/airflow-provider-nairi#readme",
+                "tags": ["ai"],
+            }
+        ],
     }

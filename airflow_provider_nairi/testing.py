@@ -12,8 +12,9 @@ What the fixture does, per test:
 
 - starts the emulator (:func:`airflow_provider_nairi.emulator.run_emulator`) on a free port on 127.0.0.1, in a
   background thread of the test process, with fresh in-memory state;
-- points the Airflow connection ``nairi_default`` at it, through the ``AIRFLOW_CONN_NAIRI_DEFAULT`` environment
-  variable (set with ``monkeypatch``, so it is removed after the test; no metadata database is touched);
+- points the Airflow connection ``nairi_default`` at it, through the ``AIRFLOW_CONN_NAIRI_DEFAULT``
+  environment variable (set with ``monkeypatch``, so it is removed after the test; no metadata database is
+  touched);
 - yields the running emulator: ``base_url``, ``api_key`` and ``admin`` (its admin API: inject faults, read the
   log of requests it received, count resources, create and revoke keys);
 - stops the emulator after the test, whatever the outcome.
@@ -67,7 +68,7 @@ def nairi_emulator(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     Yields the emulator handle of :func:`airflow_provider_nairi.emulator.run_emulator` (``base_url``,
     ``api_key``, ``admin``). Configure it with ``@pytest.mark.nairi_emulator(conn_id=..., **settings)``.
     """
-    from airflow_provider_nairi.emulator import run_emulator
+    from airflow_provider_nairi.emulator import run_emulator  # noqa: PLC0415 (the plugin loads in every session)
 
     marker = request.node.get_closest_marker(MARKER)
     settings = dict(marker.kwargs) if marker else {}

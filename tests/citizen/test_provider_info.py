@@ -1,0 +1,101 @@
+"""Provider registration: valid for the installed Airflow, complete, and every name it gives imports."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import pkgutil
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import airflow
+import jsonschema
+import pytest
+from airflow.providers.common.compat.sdk import BaseOperatorLink
+
+import airflow_provider_nairi
+from airflow_provider_nairi import __version__
+from airflow_provider_nairi.get_provider_info import get_provider_info
+
+INFO = get_provider_info()
+SCHEMA = json.loads((Path(airflow.__file__).parent / "provider_info.schema.json").read_text())
+KINDS = ("hooks", "operators", "sensors", "triggers")
+
+
+def listed_modules(kind: str) -> list[str]:
+    return [module for entry in INFO.get(kind, []) for module in entry["python-modules"]]
+
+
+def import_class(dotted: str) -> type:
+    module_name, _, class_name = dotted.rpartition(".")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def test_valid_against_the_installed_airflow_schema():
+    jsonschema.validate(INFO, SCHEMA)
+    assert INFO["package-name"] == "airflow-provider-nairi"
+    assert INFO["versions"] == [__version__]
+
+
+def test_the_entry_point_airflow_reads_is_this_function():
+    (entry_point,) = [
+        ep
+        for ep in entry_points(group="apache_airflow_provider")
+        if ep.value.startswith("airflow_provider_nairi")
+    ]
+    assert entry_point.load() is get_provider_info
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_listed_module_imports(kind):
+    for module in listed_modules(kind):
+        importlib.import_module(module)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_module_of_the_package_is_listed(kind):
+    """A module that lands in operators/, sensors/, triggers/ or hooks/ unregistered fails here."""
+    package = Path(airflow_provider_nairi.__file__).parent / kind
+    on_disk = {
+        f"airflow_provider_nairi.{kind}.{info.name}"
+        for info in pkgutil.iter_modules([str(package)])
+        if not info.name.startswith("_")
+    }
+    assert on_disk == set(listed_modules(kind))
+
+
+def test_connection_type_names_an_importable_hook_of_that_type():
+    for conn in INFO.get("connection-types", []):
+        hook = import_class(conn["hook-class-name"])
+        assert hook.conn_type == conn["connection-type"]
+        assert hook.hook_name == conn["hook-name"]
+
+
+def test_every_extra_link_is_an_operator_link_and_every_link_class_is_listed():
+    listed = set(INFO.get("extra-links", []))
+    for dotted in listed:
+        assert issubclass(import_class(dotted), BaseOperatorLink)
+    if (Path(airflow_provider_nairi.__file__).parent / "links.py").exists():
+        links = importlib.import_module("airflow_provider_nairi.links")
+        defined = {
+            f"{links.__name__}.{name}"
+            for name, value in inspect.getmembers(links, inspect.isclass)
+            if issubclass(value, BaseOperatorLink) and value.__module__ == links.__name__
+        }
+        assert defined == listed
+
+
+def test_calling_it_imports_no_airflow_and_no_http_library():
+    """It runs at every airflow command: it must stay pure data."""
+    code = (
+        "import sys\n"
+        "from airflow_provider_nairi.get_provider_info import get_provider_info\n"
+        "get_provider_info()\n"
+        "heavy = ('airflow', 'requests', 'aiohttp', 'tenacity', 'pytest')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
