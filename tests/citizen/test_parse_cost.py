@@ -1,0 +1,72 @@
+"""DAG-parse cost: importing what a DAG file imports, and parsing the example DAGs, stays cheap and offline.
+
+Each check runs in a fresh interpreter, so what earlier tests imported cannot hide a regression.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import airflow_provider_nairi
+
+PACKAGE_DIR = Path(airflow_provider_nairi.__file__).parent
+EXAMPLE_DAGS = sorted((PACKAGE_DIR.parent / "example_dags").glob("*.py"))
+
+# Runs in a fresh interpreter: records every connection look-up and every outgoing socket connection, imports
+# the DAG-facing modules, executes the example DAG files, and prints what it saw.
+PROBE = """
+import importlib, json, pkgutil, socket, sys
+from pathlib import Path
+
+from airflow.providers.common.compat.sdk import BaseHook
+
+seen = {"connection_lookups": [], "socket_connects": []}
+real_connect = socket.socket.connect
+
+
+def record_lookup(cls, conn_id):
+    seen["connection_lookups"].append(conn_id)
+    raise RuntimeError("no connection look-up at DAG parse time")
+
+
+def record_connect(self, address):
+    seen["socket_connects"].append(repr(address))
+    return real_connect(self, address)
+
+
+BaseHook.get_connection = classmethod(record_lookup)
+socket.socket.connect = record_connect
+
+package_dir = Path(sys.argv[1])
+modules = ["airflow_provider_nairi.links"] if (package_dir / "links.py").exists() else []
+for kind in ("operators", "sensors"):
+    found = pkgutil.iter_modules([str(package_dir / kind)])
+    modules += [f"airflow_provider_nairi.{kind}.{info.name}" for info in found]
+for name in modules:
+    importlib.import_module(name)
+for index, path in enumerate(sys.argv[2:]):
+    spec = importlib.util.spec_from_file_location(f"example_dag_{index}", path)
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+seen["modules"] = modules
+heavy = ("aiohttp", "airflow_provider_nairi.client.aio")
+seen["heavy_imports"] = sorted(m for m in heavy if m in sys.modules)
+print(json.dumps(seen))
+"""
+
+
+def probe() -> dict:
+    args = [sys.executable, "-c", PROBE, str(PACKAGE_DIR), *map(str, EXAMPLE_DAGS)]
+    result = subprocess.run(args, check=False, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_dag_facing_modules_and_example_dags_parse_without_aiohttp_network_or_connections():
+    seen = probe()
+    assert seen["modules"], "no DAG-facing module was found to import"
+    assert seen["heavy_imports"] == []
+    assert seen["connection_lookups"] == []
+    assert seen["socket_connects"] == []
