@@ -1,0 +1,172 @@
+"""What every org-as-code operator shares: the hook, error translation, name look-ups, plans and removal.
+
+The declarative operators (:mod:`.agents`, :mod:`.secrets`, :mod:`.scheduled_jobs`) all work the same way:
+
+1. check their parameters (:mod:`airflow_provider_nairi.validation`) before any request;
+2. read the current state (every page of the list, de-duplicated by the hook);
+3. compare it with what the DAG declares and apply only the difference;
+4. return the plan they applied as XCom: plain JSON with ids, names, actions and changed field names, never a
+   secret value.
+
+Actions in a plan are ``created``, ``updated`` (with the changed ``fields``), ``unchanged``, ``deleted`` and
+``already absent``. Re-running a task after a partial failure converges: the second try reads the state the
+first one left and applies what is still missing; creations carry an idempotency key derived from the task
+instance, so a POST whose answer was lost is replayed by the API instead of creating a twin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.providers.common.compat.sdk import BaseOperator
+
+from airflow_provider_nairi.exceptions import (
+    NairiConfigurationError,
+    NairiConflictError,
+    NairiError,
+    NairiNotFoundError,
+)
+from airflow_provider_nairi.outcomes import raise_for_error
+from airflow_provider_nairi.validation import check_exactly_one, check_label, check_name
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_nairi.hooks.nairi import NairiHook
+
+CREATED = "created"
+UPDATED = "updated"
+UNCHANGED = "unchanged"
+DELETED = "deleted"
+ALREADY_ABSENT = "already absent"
+
+
+class NairiAdminOperator(BaseOperator):
+    """Base of the org-as-code operators: one connection, one hook, errors translated in one place.
+
+    Subclasses implement :meth:`apply`. A :class:`~airflow_provider_nairi.exceptions.NairiError` raised there
+    (a parameter check, an API error, a name shared by two resources) goes through
+    :func:`airflow_provider_nairi.outcomes.raise_for_error`: errors that cannot pass by retrying fail the
+    task at once, the others (429, 5xx, network) let Airflow's retries apply.
+
+    :param conn_id: the Nairi connection.
+    """
+
+    def __init__(self, *, conn_id: str = "nairi_default", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.conn_id = conn_id
+
+    @cached_property
+    def hook(self) -> NairiHook:
+        """The hook, built on first use at execute time (never while the DAG file is parsed)."""
+        from airflow_provider_nairi.hooks.nairi import NairiHook  # noqa: PLC0415 - not at DAG parse time
+
+        return NairiHook(nairi_conn_id=self.conn_id)
+
+    def execute(self, context: Context) -> Any:
+        try:
+            return self.apply(context)
+        except NairiError as error:
+            raise_for_error(error)
+
+    def apply(self, context: Context) -> Any:
+        """Do the work; return the XCom value."""
+        raise NotImplementedError
+
+
+def find_by_name(items: Iterable[Mapping[str, Any]], name: str, kind: str) -> dict[str, Any] | None:
+    """Return the one item called ``name``, ``None`` when there is none.
+
+    :raises NairiConflictError: two or more items share the name; the error lists their ids, so the user can
+        delete or rename the extra ones (or address one by id).
+    """
+    matches = [dict(item) for item in items if item.get("name") == name]
+    if len(matches) > 1:
+        ids = ", ".join(str(item.get("id")) for item in matches)
+        raise NairiConflictError(
+            f"{len(matches)} {kind}s are named {name!r} ({ids}); names must be unique for the operator to "
+            "know which one to manage. Delete or rename all but one of them.",
+            code="duplicate_name",
+        )
+    return matches[0] if matches else None
+
+
+def _comparable(value: Any) -> Any:
+    # Lists of ids (vault_ids) are sets to the API: their order is not a difference.
+    return sorted(value) if isinstance(value, list) else value
+
+
+def changed_fields(current: Mapping[str, Any], desired: Mapping[str, Any]) -> list[str]:
+    """Names of the ``desired`` fields whose value differs from ``current``, sorted."""
+    return sorted(
+        key for key, value in desired.items() if _comparable(current.get(key)) != _comparable(value)
+    )
+
+
+def overall_action(top: str, items: Sequence[Mapping[str, Any]] = ()) -> str:
+    """The action of a whole plan: ``top``, or ``updated`` if ``top`` is ``unchanged`` but an item changed."""
+    if top == UNCHANGED and any(item["action"] != UNCHANGED for item in items):
+        return UPDATED
+    return top
+
+
+class NairiDeleteOperator(NairiAdminOperator):
+    """Remove one agent, vault, scheduled job or env var, by id or by name; safe when it is already gone.
+
+    Give ``resource_id`` or ``name`` (exactly one; env vars are addressed by name only). A name is looked up
+    in the full list first: no match means ``already absent``, two matches fail with both ids. A 404 on the
+    delete itself (someone removed it in between) is also ``already absent``. Returns
+    ``{"kind", "id", "name", "action"}`` with ``action`` ``deleted`` or ``already absent``.
+
+    :param kind: ``agent``, ``vault``, ``scheduled_job`` or ``env_var``.
+    :param resource_id: the id (``agt_...``, ``vlt_...``, ``job_...``).
+    :param name: the name.
+    """
+
+    template_fields = ("resource_id", "name")
+
+    #: kind -> (list method, delete method) of the hook.
+    KINDS: ClassVar[dict[str, tuple[str, str]]] = {
+        "agent": ("list_agents", "delete_agent"),
+        "vault": ("list_vaults", "delete_vault"),
+        "scheduled_job": ("list_scheduled_jobs", "delete_scheduled_job"),
+        "env_var": ("list_env_vars", "delete_env_var"),
+    }
+
+    def __init__(
+        self, *, kind: str, resource_id: str | None = None, name: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        if kind not in self.KINDS:
+            raise ValueError(f"kind: {kind!r} is not one of {', '.join(self.KINDS)}.")
+        self.kind = kind
+        self.resource_id = resource_id
+        self.name = name
+
+    def apply(self, context: Context) -> dict[str, Any]:
+        check_exactly_one(resource_id=self.resource_id, name=self.name)
+        list_method, delete_method = self.KINDS[self.kind]
+        target: str | None
+        if self.kind == "env_var":
+            if self.name is None:
+                raise NairiConfigurationError(
+                    "resource_id: env vars have no id; give name='THE_NAME' instead."
+                )
+            target = check_name("name", self.name)
+        elif self.name is not None:
+            found = find_by_name(getattr(self.hook, list_method)(), check_label("name", self.name), self.kind)
+            target = str(found["id"]) if found else None
+        else:
+            target = check_label("resource_id", self.resource_id)
+        action = ALREADY_ABSENT
+        if target is not None:
+            try:
+                getattr(self.hook, delete_method)(target)
+                action = DELETED
+            except NairiNotFoundError:
+                pass
+        self.log.info("Nairi %s %s: %s", self.kind, self.name or self.resource_id, action)
+        resource_id = None if self.kind == "env_var" else target
+        return {"kind": self.kind, "id": resource_id, "name": self.name, "action": action}

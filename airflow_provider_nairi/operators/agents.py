@@ -1,0 +1,85 @@
+"""Agents as code: :class:`NairiAgentOperator` makes one agent match what the DAG declares."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_nairi.idempotency import task_idempotency_key
+from airflow_provider_nairi.operators.admin import (
+    CREATED,
+    UNCHANGED,
+    UPDATED,
+    NairiAdminOperator,
+    changed_fields,
+    find_by_name,
+)
+from airflow_provider_nairi.validation import check_label
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+
+class NairiAgentOperator(NairiAdminOperator):
+    """Ensure the agent called ``name`` exists with these instructions, model and vaults.
+
+    .. important::
+
+        - **Declarative**: the agent is found by name among all agents of the org. Absent: it is created.
+          Present: only the fields that differ are patched. Equal: nothing is sent. ``model=None`` and
+          ``vault_ids=None`` mean "not managed here": the agent keeps whatever it has. The order of
+          ``vault_ids`` does not matter.
+        - **Names are the identity**: two agents with the same name fail the task with both ids; delete or
+          rename the extra one.
+        - **Retries** converge: a retry reads the state again; the create carries an idempotency key derived
+          from the task instance, so a lost answer is replayed instead of creating a second agent.
+
+    Returns (XCom) ``{"kind": "agent", "id", "name", "action", "fields"}``: ``action`` is ``created``,
+    ``updated`` (``fields`` lists the patched field names) or ``unchanged``.
+
+    :param name: the agent's name (templated).
+    :param instructions: its system instructions (templated).
+    :param model: the model, or ``None`` to leave it to the server / as it is (templated).
+    :param vault_ids: ids of the vaults the agent may read, e.g. ``[vault_task.output["id"]]``; ``None`` to
+        leave them as they are (templated).
+    :param conn_id: the Nairi connection.
+    """
+
+    template_fields: Sequence[str] = ("name", "instructions", "model", "vault_ids")
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        instructions: str,
+        model: str | None = None,
+        vault_ids: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.name = name
+        self.instructions = instructions
+        self.model = model
+        self.vault_ids = vault_ids
+
+    def apply(self, context: Context) -> dict[str, Any]:
+        name = check_label("name", self.name)
+        desired: dict[str, Any] = {"instructions": self.instructions}
+        if self.model is not None:
+            desired["model"] = self.model
+        if self.vault_ids is not None:
+            desired["vault_ids"] = list(self.vault_ids)
+
+        agent = find_by_name(self.hook.list_agents(), name, "agent")
+        fields: list[str] = []
+        if agent is None:
+            key = task_idempotency_key(context["ti"], "create-agent", name)
+            agent = self.hook.create_agent(name, idempotency_key=key, **desired)
+            action = CREATED
+        else:
+            fields = changed_fields(agent, desired)
+            if fields:
+                self.hook.update_agent(agent["id"], **{field: desired[field] for field in fields})
+            action = UPDATED if fields else UNCHANGED
+        self.log.info("Nairi agent %r (%s): %s %s", name, agent["id"], action, ", ".join(fields))
+        return {"kind": "agent", "id": agent["id"], "name": name, "action": action, "fields": fields}
