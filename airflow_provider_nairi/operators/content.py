@@ -1,0 +1,376 @@
+"""Content operators: artifacts in and out, videos, and the read-only corpus calls (search, recall, chat).
+
+Every operator here sends its requests through :class:`~airflow_provider_nairi.hooks.nairi.NairiHook`
+(built at execute time, never while the DAG file is parsed) and turns a
+:class:`~airflow_provider_nairi.exceptions.NairiError` into an Airflow outcome in one place,
+:mod:`airflow_provider_nairi.outcomes`: errors a retry cannot fix (a missing source, 401, 403, 404, 422) fail
+the task at once; the others (429, 5xx, network, a checksum mismatch) let Airflow's retries apply.
+
+.. important:: XCom size rule (search, recall, chat)
+
+    XCom lives in Airflow's metadata database. When ``output_path`` is given (a local path, ``file://`` or any
+    ObjectStoragePath URI), the operator always writes the results there as JSON and the XCom holds that path,
+    so a downstream task knows what it receives. Without ``output_path`` the XCom holds the results, up to
+    :data:`XCOM_MAX_BYTES` (48 KiB of JSON); larger results fail the task with an error that names
+    ``output_path``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cached_property
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import BaseOperator, ObjectStoragePath
+
+from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiError
+from airflow_provider_nairi.outcomes import raise_for_error
+from airflow_provider_nairi.sources import SourceItem, as_path, upload_sources
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_nairi.hooks.nairi import NairiHook
+
+#: Largest JSON result (in bytes) that search, recall and chat put into XCom; see the module docstring.
+XCOM_MAX_BYTES = 48 * 1024
+
+#: The API's bound on ``limit`` for search and recall.
+MAX_CORPUS_LIMIT = 50
+
+_CHUNK = 1 << 20
+
+
+def ids_of(values: str | Iterable[str | Mapping[str, Any]] | None, param: str) -> list[str] | None:
+    """Normalise ids given as one id, a list of ids, or the dicts another Nairi operator returned.
+
+    ``video_ids=upload_videos.output`` and ``artifact_ids=upload.output`` work as they are: every dict
+    contributes its ``"id"``.
+    """
+    if values is None:
+        return None
+    items = [values] if isinstance(values, (str, Mapping)) else list(values)
+    ids = []
+    for item in items:
+        value = item.get("id") if isinstance(item, Mapping) else item
+        if not isinstance(value, str) or not value:
+            raise NairiConfigurationError(
+                f"{param}: {item!r} is not an id. Give ids such as 'vid_...' / 'art_...', or the list "
+                "another Nairi operator returned (dicts with an 'id')."
+            )
+        ids.append(value)
+    return ids
+
+
+class NairiContentOperator(BaseOperator):
+    """Base of the content operators: one connection, one hook, errors translated in one place.
+
+    Subclasses implement :meth:`run`; its return value is the XCom.
+
+    :param conn_id: the Nairi connection.
+    """
+
+    def __init__(self, *, conn_id: str = "nairi_default", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.conn_id = conn_id
+
+    @cached_property
+    def hook(self) -> NairiHook:
+        """The hook, built on first use at execute time."""
+        from airflow_provider_nairi.hooks.nairi import NairiHook  # noqa: PLC0415 (not at DAG parse)
+
+        return NairiHook(nairi_conn_id=self.conn_id)
+
+    def execute(self, context: Context) -> Any:
+        try:
+            return self.run(context)
+        except NairiError as error:
+            raise_for_error(error)
+
+    def run(self, context: Context) -> Any:
+        """Do the work; return the XCom value."""
+        raise NotImplementedError
+
+
+class NairiUploadArtifactsOperator(NairiContentOperator):
+    """Upload local files or object-storage objects as Nairi artifacts.
+
+    ``sources`` are resolved and checked first (see :func:`airflow_provider_nairi.sources.resolve_sources`):
+    a missing file, a directory or a glob that matches nothing fails the task before anything is uploaded.
+    Each file is streamed in constant memory. Each upload carries an idempotency key derived from the task
+    instance and the file's identity (location, size, modification time), so a retry or a cleared task replays
+    the earlier uploads instead of creating duplicates; a file that changed in between is uploaded anew.
+
+    Returns (XCom) one dict per file, in order: ``{"id", "name", "size_bytes", "sha256", "source"}``. Pass it
+    as ``artifact_ids=`` to another Nairi operator as it is.
+
+    :param sources: a path, glob, ``file://`` / ``s3://``... URI or ObjectStoragePath, or a list of them
+        (templated).
+    :param conversation_id: attach the artifacts to this conversation (templated).
+    :param conn_id: the Nairi connection.
+    """
+
+    template_fields = ("sources", "conversation_id")
+
+    def __init__(
+        self,
+        *,
+        sources: SourceItem | list[SourceItem],
+        conversation_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sources = sources
+        self.conversation_id = conversation_id
+
+    def run(self, context: Context) -> list[dict[str, Any]]:
+        return upload_sources(self.hook, self.sources, context["ti"], conversation_id=self.conversation_id)
+
+
+def _sha256_of(path: Path | ObjectStoragePath) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _safe_name(artifact: Mapping[str, Any]) -> str:
+    """The artifact's name reduced to a plain file name (no directories, no ``..``), else its id."""
+    name = PurePosixPath(str(artifact.get("name") or "").replace("\\", "/")).name
+    return name if name not in ("", ".", "..") else str(artifact["id"])
+
+
+def target_names(artifacts: Sequence[Mapping[str, Any]]) -> list[str]:
+    """File names for ``artifacts``: their names, made unique by prefixing ``<id>-`` where two share one."""
+    names = [_safe_name(artifact) for artifact in artifacts]
+    counts = Counter(names)
+    return [
+        f"{artifact['id']}-{name}" if counts[name] > 1 else name
+        for artifact, name in zip(artifacts, names, strict=True)
+    ]
+
+
+class NairiDownloadArtifactsOperator(NairiContentOperator):
+    """Download a conversation's artifacts (or the listed ones) into a folder or object storage.
+
+    Give ``conversation_id`` or ``artifact_ids`` (exactly one). Each artifact is written as
+    ``<destination>/<name>``; the name is reduced to a plain file name (an agent cannot write outside the
+    destination), and where two artifacts share a name both are written as ``<id>-<name>``.
+
+    - Nothing is overwritten unless ``overwrite=True``: before the first byte is downloaded, every target is
+      checked; an existing file that already holds the artifact's exact bytes (same sha256) is kept as it is
+      (so a retry after a partial run goes on where it stopped); any other existing file fails the task,
+      naming it.
+    - Each download is streamed to ``<name>.partial`` next to the target and renamed when complete, so a
+      target never holds a partial file. The hook resumes a broken transfer with ``Range`` and verifies the
+      sha256 the API announced; a mismatch is retried by Airflow.
+
+    Returns (XCom) the written paths (local paths, or URIs for object storage), in the API's order.
+
+    :param destination: a local folder, ``file://`` / ``s3://``... URI or ObjectStoragePath (templated);
+        created if missing.
+    :param conversation_id: download every artifact of this conversation (templated).
+    :param artifact_ids: download these artifacts: ids, or the dicts an upload operator returned (templated).
+    :param created_by: only artifacts created by ``"agent"`` or ``"user"``; ``None`` (default) keeps all.
+    :param overwrite: replace existing files that differ.
+    :param conn_id: the Nairi connection.
+    """
+
+    template_fields = ("destination", "conversation_id", "artifact_ids")
+
+    def __init__(
+        self,
+        *,
+        destination: str | Path | ObjectStoragePath,
+        conversation_id: str | None = None,
+        artifact_ids: list[str] | list[dict[str, Any]] | None = None,
+        created_by: str | None = None,
+        overwrite: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if created_by not in (None, "agent", "user"):
+            raise ValueError(f"created_by: {created_by!r} is not 'agent', 'user' or None.")
+        self.destination = destination
+        self.conversation_id = conversation_id
+        self.artifact_ids = artifact_ids
+        self.created_by = created_by
+        self.overwrite = overwrite
+
+    def _artifacts(self) -> list[dict[str, Any]]:
+        ids = ids_of(self.artifact_ids, "artifact_ids")
+        if (ids is None) == (self.conversation_id is None):
+            raise NairiConfigurationError(
+                "Give exactly one of conversation_id or artifact_ids "
+                f"(got {'both' if ids is not None else 'neither'})."
+            )
+        if ids is not None:
+            artifacts = [self.hook.get_artifact(artifact_id) for artifact_id in ids]
+        else:
+            artifacts = list(self.hook.list_artifacts(conversation_id=self.conversation_id))
+        return [a for a in artifacts if self.created_by in (None, a.get("created_by"))]
+
+    def _plan(
+        self, folder: Path | ObjectStoragePath, artifacts: list[dict[str, Any]]
+    ) -> list[tuple[dict[str, Any], Path | ObjectStoragePath, bool]]:
+        """``(artifact, target, download?)`` per artifact; raise if a target exists and must not change."""
+        plan, conflicts = [], []
+        for artifact, name in zip(artifacts, target_names(artifacts), strict=True):
+            target = folder / name
+            download = True
+            if target.exists() and not self.overwrite:
+                if target.is_file() and _sha256_of(target) == artifact.get("sha256"):
+                    download = False
+                else:
+                    conflicts.append(str(target))
+            plan.append((artifact, target, download))
+        if conflicts:
+            raise NairiConfigurationError(
+                f"destination: {', '.join(conflicts)} already exist(s) with other content; nothing was "
+                "downloaded. Set overwrite=True to replace them, or pick another destination."
+            )
+        return plan
+
+    def _download(self, artifact: Mapping[str, Any], target: Path | ObjectStoragePath) -> None:
+        partial = target.with_name(target.name + ".partial")
+        try:
+            if isinstance(partial, Path):
+                self.hook.download_artifact(artifact["id"], partial, expected_sha256=artifact.get("sha256"))
+            else:
+                with partial.open("wb") as file:  # type: ignore[no-untyped-call]
+                    self.hook.download_artifact(artifact["id"], file, expected_sha256=artifact.get("sha256"))
+            partial.replace(target)  # type: ignore[arg-type]
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+
+    def run(self, context: Context) -> list[str]:
+        folder = as_path(self.destination)
+        if folder.exists() and not folder.is_dir():
+            raise NairiConfigurationError(
+                f"destination: {self.destination!s} is a file; give a folder (it is created if missing)."
+            )
+        artifacts = self._artifacts()
+        plan = self._plan(folder, artifacts)
+        folder.mkdir(parents=True, exist_ok=True)
+        written = []
+        for artifact, target, download in plan:
+            if download:
+                self._download(artifact, target)
+                self.log.info("Downloaded artifact %s to %s", artifact["id"], target)
+            else:
+                self.log.info("Kept %s: it already holds artifact %s", target, artifact["id"])
+            written.append(str(target))
+        return written
+
+
+class NairiCorpusOperator(NairiContentOperator):
+    """Base of the read-only corpus operators: results to XCom, or to ``output_path`` (the XCom size rule).
+
+    :param video_ids: restrict to these videos: ids, or the dicts the video operators returned (templated).
+    :param output_path: write the results here as JSON (local path, ``file://`` / ``s3://``... URI or
+        ObjectStoragePath; templated) and return the path instead of the results.
+    """
+
+    def __init__(
+        self,
+        *,
+        video_ids: list[str] | list[dict[str, Any]] | None = None,
+        output_path: str | Path | ObjectStoragePath | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.video_ids = video_ids
+        self.output_path = output_path
+
+    def call(self, video_ids: list[str] | None) -> Any:
+        """Send the request; return the API's data."""
+        raise NotImplementedError
+
+    def run(self, context: Context) -> Any:
+        results = self.call(ids_of(self.video_ids, "video_ids"))
+        payload = json.dumps(results, ensure_ascii=False)
+        if self.output_path is not None:
+            target = as_path(self.output_path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(payload, encoding="utf-8")
+            self.log.info("Wrote %d bytes of results to %s", len(payload.encode()), target)
+            return str(target)
+        size = len(payload.encode())
+        if size > XCOM_MAX_BYTES:
+            raise NairiConfigurationError(
+                f"output_path: the results are {size} bytes of JSON, over the {XCOM_MAX_BYTES} bytes this "
+                "operator puts into XCom (the metadata database). Set output_path='s3://.../results.json' "
+                "(or a local path) to write them there and pass the path instead, or ask for fewer results."
+            )
+        return results
+
+
+class NairiSearchOperator(NairiCorpusOperator):
+    """Search the org's video corpus: ``POST /search``.
+
+    Returns (XCom) ``[{"video_id", "start_s", "end_s", "text", "score"}, ...]``, best first, or the path they
+    were written to (see the XCom size rule in :mod:`airflow_provider_nairi.operators.content`).
+
+    :param query: what to look for (templated).
+    :param limit: at most this many results (1 to 50; the API's default when ``None``).
+    :param video_ids: restrict to these videos (templated).
+    :param output_path: write the results there instead of XCom (templated).
+    :param conn_id: the Nairi connection.
+    """
+
+    template_fields = ("query", "video_ids", "output_path")
+    #: The hook method this operator calls.
+    endpoint = "search"
+
+    def __init__(self, *, query: str, limit: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.query = query
+        self.limit = limit
+
+    def call(self, video_ids: list[str] | None) -> Any:
+        if not isinstance(self.query, str) or not self.query.strip():
+            raise NairiConfigurationError(f"query: give a non-empty query (got {self.query!r}).")
+        if self.limit is not None and not 1 <= self.limit <= MAX_CORPUS_LIMIT:
+            raise NairiConfigurationError(f"limit: {self.limit!r} is not between 1 and {MAX_CORPUS_LIMIT}.")
+        return getattr(self.hook, self.endpoint)(self.query, limit=self.limit, video_ids=video_ids)
+
+
+class NairiRecallOperator(NairiSearchOperator):
+    """Recall summarised moments from the org's video corpus: ``POST /recall``.
+
+    Returns (XCom) ``[{"video_id", "start_s", "end_s", "summary", "score"}, ...]``, best first, or the path
+    they were written to (see the XCom size rule in :mod:`airflow_provider_nairi.operators.content`).
+    Parameters are those of :class:`NairiSearchOperator`.
+    """
+
+    endpoint = "recall"
+
+
+class NairiChatOperator(NairiCorpusOperator):
+    """Ask a question about the org's videos: ``POST /chat`` (a single read-only answer, not a conversation).
+
+    Returns (XCom) ``{"answer", "citations": [{"video_id", "start_s", "end_s"}, ...]}``, or the path it was
+    written to (see the XCom size rule in :mod:`airflow_provider_nairi.operators.content`).
+
+    :param message: the question (templated).
+    :param video_ids: restrict to these videos (templated).
+    :param output_path: write the answer there instead of XCom (templated).
+    :param conn_id: the Nairi connection.
+    """
+
+    template_fields = ("message", "video_ids", "output_path")
+
+    def __init__(self, *, message: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.message = message
+
+    def call(self, video_ids: list[str] | None) -> Any:
+        if not isinstance(self.message, str) or not self.message.strip():
+            raise NairiConfigurationError(f"message: give a non-empty message (got {self.message!r}).")
+        return self.hook.chat(self.message, video_ids=video_ids)
