@@ -1,0 +1,80 @@
+"""docs/operators.md matches the code: one section per class a DAG uses, exact parameters and defaults, and an
+example that builds inside a DAG. A renamed parameter, a new operator or a changed default fails here."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+import re
+from pathlib import Path
+
+import pytest
+from airflow.providers.common.compat.sdk import BaseOperator
+
+import airflow_provider_nairi
+
+try:
+    from airflow.sdk import DAG
+except ImportError:  # Airflow 2
+    from airflow.models.dag import DAG
+
+try:
+    from airflow.triggers.base import BaseTrigger
+except ImportError:  # pragma: no cover
+    BaseTrigger = None
+
+PACKAGE_DIR = Path(airflow_provider_nairi.__file__).parent
+REFERENCE = PACKAGE_DIR.parent / "docs" / "operators.md"
+# Shared bases: a DAG never uses them directly; their parameters are documented on each subclass.
+BASES = {"NairiAdminOperator", "NairiContentOperator", "NairiCorpusOperator", "NairiPollingTrigger"}
+SECTION = re.compile(r"^### `(\w+)`\n(.*?)(?=^##|\Z)", re.MULTILINE | re.DOTALL)
+ROW = re.compile(r"^\| `(\w+)` \| (.+?) \|", re.MULTILINE)
+EXAMPLE = re.compile(r"```python\n(.*?)```", re.DOTALL)
+
+
+def user_facing_classes() -> dict[str, type]:
+    found = {}
+    for kind in ("operators", "sensors", "triggers"):
+        for info in pkgutil.iter_modules([str(PACKAGE_DIR / kind)]):
+            module = importlib.import_module(f"airflow_provider_nairi.{kind}.{info.name}")
+            for name, cls in inspect.getmembers(module, inspect.isclass):
+                if cls.__module__ != module.__name__ or name in BASES:
+                    continue
+                if issubclass(cls, BaseOperator) or (BaseTrigger and issubclass(cls, BaseTrigger)):
+                    found[name] = cls
+    return found
+
+
+def parameters(cls: type) -> dict[str, str]:
+    """Every keyword the class (and its bases in this package) accepts, with its default as the docs show it."""
+    params = {}
+    for klass in reversed(cls.__mro__):
+        if klass.__module__.startswith("airflow_provider_nairi") and "__init__" in vars(klass):
+            for name, param in inspect.signature(klass.__init__).parameters.items():
+                if name != "self" and param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
+                    params[name] = "required" if param.default is param.empty else f"`{param.default!r}`"
+    return params
+
+
+SECTIONS = {name: body for name, body in SECTION.findall(REFERENCE.read_text())}
+CLASSES = user_facing_classes()
+
+
+def test_every_class_a_dag_uses_has_a_section_and_every_section_a_class():
+    assert sorted(SECTIONS) == sorted(CLASSES)
+
+
+@pytest.mark.parametrize("name", sorted(CLASSES))
+def test_section_lists_exactly_the_parameters_with_their_defaults(name):
+    documented = dict(ROW.findall(SECTIONS.get(name, "")))
+    assert documented == parameters(CLASSES[name])
+
+
+@pytest.mark.parametrize("name", sorted(CLASSES))
+def test_section_example_builds_in_a_dag(name):
+    (example,) = EXAMPLE.findall(SECTIONS[name])
+    namespace = dict(vars(importlib.import_module(CLASSES[name].__module__)))
+    with DAG(dag_id=f"docs_{name}", schedule=None):
+        exec(example, namespace)
+    assert any(isinstance(value, CLASSES[name]) for value in namespace.values())
