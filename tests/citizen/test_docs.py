@@ -47,7 +47,7 @@ def user_facing_classes() -> dict[str, type]:
 
 
 def parameters(cls: type) -> dict[str, str]:
-    """Every keyword the class (and its bases in this package) accepts, with its default as the docs show it."""
+    """Every keyword the class (and its bases in this package) accepts, with its default as documented."""
     params = {}
     for klass in reversed(cls.__mro__):
         if klass.__module__.startswith("airflow_provider_nairi") and "__init__" in vars(klass):
