@@ -5,8 +5,23 @@ from __future__ import annotations
 import os
 import tempfile
 
+import pytest
+
 # Before anything imports Airflow: a private AIRFLOW_HOME, no example DAGs, unit-test mode.
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="nairi-airflow-home-")
 os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+
+
+@pytest.fixture(scope="session")
+def emulator():
+    """One local Nairi for the whole session (fast default latencies); see docs/emulator.md.
+
+    Shared state: create what a test needs and do not count global totals (use a private ``run_emulator()``
+    for that). Faults set by a test must be cleared by it (``emulator.admin.clear_faults()``).
+    """
+    from airflow_provider_nairi.emulator import run_emulator  # noqa: PLC0415 - only sessions that use it pay
+
+    with run_emulator() as running:
+        yield running

@@ -1,0 +1,13 @@
+"""The API's handlers, one module per resource; importing this package fills the route table."""
+
+from __future__ import annotations
+
+from airflow_provider_nairi.emulator.core import Core
+from airflow_provider_nairi.emulator.resources import agents, artifacts, conversations
+
+__all__ = ["agents", "artifacts", "conversations", "resume"]
+
+
+def resume(core: Core) -> None:
+    """Restart background work a persistent emulator had under way when it stopped."""
+    conversations.resume(core)

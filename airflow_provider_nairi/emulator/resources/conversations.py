@@ -1,0 +1,190 @@
+"""``/conversations``: threads that run for real, turn by turn, in the background.
+
+A turn (see :mod:`..agent`) is ``queued`` for the first fifth of its latency, then ``running``, then
+``completed`` (the reply message is written) or ``failed`` (``error`` set). ``cancel`` stops a queued or
+running turn (``cancelled``); an ended conversation is returned unchanged. A message sent while a turn is
+queued or running is a 409 ``conversation_busy``; after ``completed``, ``failed`` or ``cancelled`` it starts
+the next turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from airflow_provider_nairi.emulator import agent, schemas
+from airflow_provider_nairi.emulator.core import Core
+from airflow_provider_nairi.emulator.protocol import ApiError, Reply, invalid, page
+from airflow_provider_nairi.emulator.resources.artifacts import save_bytes
+from airflow_provider_nairi.emulator.routing import Context, route
+from airflow_provider_nairi.emulator.state import Record, public
+
+STATUSES = ("queued", "running", "completed", "failed", "cancelled")
+ACTIVE = ("queued", "running")
+
+
+def view(conversation: Record) -> Record:
+    return public(conversation)
+
+
+def check_artifacts(core: Core, artifact_ids: list[str] | None) -> list[str]:
+    for artifact_id in artifact_ids or ():
+        core.find("artifacts", artifact_id, "artifact", "artifact_ids")
+    return list(artifact_ids or ())
+
+
+def add_message(core: Core, conversation: Record, role: str, content: str, artifact_ids: list[str]) -> Record:
+    message = core.new_record(
+        "messages",
+        "msg",
+        {
+            "conversation_id": conversation["id"],
+            "role": role,
+            "content": content,
+            "turn": conversation["turns"],
+            "artifact_ids": artifact_ids,
+        },
+        stamp_update=False,
+    )
+    return message
+
+
+def start_turn(
+    core: Core, conversation: Record, content: str, artifact_ids: list[str]
+) -> tuple[Record, Record]:
+    """Write the user's message as turn N+1, mark the conversation ``queued`` and start the agent."""
+    conversation = {**conversation, "turns": conversation["turns"] + 1}
+    message = add_message(core, conversation, "user", content, artifact_ids)
+    conversation = core.update_record(
+        "conversations", conversation, {"status": "queued", "error": None, "last_message": message}
+    )
+    core.start(conversation["id"], run_turn(core, conversation["id"], message["id"]))
+    return conversation, message
+
+
+async def run_turn(core: Core, conversation_id: str, message_id: str) -> None:
+    """The agent's work on one user message: wait, then reply (with artifacts) or fail."""
+    conversation = core.store.get("conversations", conversation_id)
+    message = core.store.get("messages", message_id)
+    if conversation is None or message is None:
+        return
+    agent_record = core.store.get("agents", conversation["agent_id"]) or {"instructions": ""}
+    names = [a["name"] for i in message["artifact_ids"] if (a := core.store.get("artifacts", i))]
+    plan = agent.plan_turn(
+        agent_record["instructions"], message["content"], message["turn"], names, core.settings.turn_latency
+    )
+    await asyncio.sleep(plan.delay / 5)
+    conversation = core.store.get("conversations", conversation_id)
+    if conversation is None or conversation["status"] != "queued":
+        return
+    core.update_record("conversations", conversation, {"status": "running"})
+    await asyncio.sleep(plan.delay - plan.delay / 5)
+    conversation = core.store.get("conversations", conversation_id)
+    if conversation is None or conversation["status"] != "running":
+        return
+    if plan.error is not None:
+        core.update_record("conversations", conversation, {"status": "failed", "error": plan.error})
+        return
+    produced = [
+        save_bytes(
+            core,
+            name,
+            (
+                text
+                if text is not None
+                else agent.default_artifact_text(name, conversation_id, message["turn"])
+            ).encode(),
+            conversation_id=conversation_id,
+            created_by="agent",
+        )["id"]
+        for name, text in plan.artifacts
+    ]
+    reply = add_message(core, conversation, "assistant", plan.reply, produced)
+    core.update_record("conversations", conversation, {"status": "completed", "last_message": reply})
+
+
+def resume(core: Core) -> None:
+    """Restart the turns that were queued or running when a persistent emulator stopped."""
+    for conversation in list(core.store.tables["conversations"].values()):
+        if conversation["status"] in ACTIVE and conversation["last_message"]:
+            core.start(
+                conversation["id"], run_turn(core, conversation["id"], conversation["last_message"]["id"])
+            )
+
+
+@route("GET", "/conversations", "read")
+async def list_conversations(ctx: Context) -> Reply:
+    """List conversations, oldest first; filter by ``agent_id`` and ``status``."""
+    agent_id = ctx.query.get("agent_id")
+    status = ctx.query.get("status")
+    if status is not None and status not in STATUSES:
+        raise invalid("status", f"must be one of {', '.join(STATUSES)}")
+    items = [
+        view(c)
+        for c in ctx.core.store.tables["conversations"].values()
+        if (agent_id is None or c["agent_id"] == agent_id) and (status is None or c["status"] == status)
+    ]
+    return page(items, ctx.query)
+
+
+@route("POST", "/conversations", "write", body=schemas.ConversationCreate, status=201)
+async def create_conversation(ctx: Context) -> Reply:
+    """Start a conversation with an agent; it begins ``queued``."""
+    body: schemas.ConversationCreate = ctx.body
+    core = ctx.core
+    core.find("agents", body.agent_id, "agent", "agent_id")
+    artifact_ids = check_artifacts(core, body.artifact_ids)
+    fields: dict[str, Any] = {
+        "agent_id": body.agent_id,
+        "title": body.title,
+        "status": "queued",
+        "turns": 0,
+        "last_message": None,
+        "error": None,
+        "metadata": body.metadata or {},
+    }
+    conversation = core.new_record("conversations", "conv", fields)
+    conversation, _ = start_turn(core, conversation, body.message, artifact_ids)
+    return Reply(view(conversation), 201)
+
+
+@route("GET", "/conversations/{conversation_id}", "read")
+async def get_conversation(ctx: Context) -> Reply:
+    """Get a conversation (poll its ``status``)."""
+    return Reply(view(ctx.core.find("conversations", ctx.params["conversation_id"], "conversation")))
+
+
+@route("GET", "/conversations/{conversation_id}/messages", "read")
+async def list_messages(ctx: Context) -> Reply:
+    """List a conversation's messages, oldest first."""
+    conversation_id = ctx.core.find("conversations", ctx.params["conversation_id"], "conversation")["id"]
+    items = [m for m in ctx.core.store.tables["messages"].values() if m["conversation_id"] == conversation_id]
+    return page(items, ctx.query)
+
+
+@route("POST", "/conversations/{conversation_id}/messages", "write", body=schemas.MessageCreate, status=201)
+async def send_message(ctx: Context) -> Reply:
+    """Send the next user message; 409 ``conversation_busy`` while a turn is queued or running."""
+    body: schemas.MessageCreate = ctx.body
+    core = ctx.core
+    conversation = core.find("conversations", ctx.params["conversation_id"], "conversation")
+    if conversation["status"] in ACTIVE:
+        raise ApiError(
+            409,
+            "conversation_busy",
+            f"The conversation is {conversation['status']}; wait for the agent's reply.",
+        )
+    artifact_ids = check_artifacts(core, body.artifact_ids)
+    _, message = start_turn(core, conversation, body.content, artifact_ids)
+    return Reply(message, 201)
+
+
+@route("POST", "/conversations/{conversation_id}/cancel", "write", body=schemas.Empty, body_optional=True)
+async def cancel_conversation(ctx: Context) -> Reply:
+    """Cancel the running turn; an ended conversation is returned unchanged."""
+    core = ctx.core
+    conversation = core.find("conversations", ctx.params["conversation_id"], "conversation")
+    if conversation["status"] in ACTIVE:
+        core.stop(conversation["id"])
+        conversation = core.update_record("conversations", conversation, {"status": "cancelled"})
+    return Reply(view(conversation))

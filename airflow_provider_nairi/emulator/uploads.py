@@ -1,0 +1,207 @@
+"""Streaming ``multipart/form-data`` uploads: the file part goes to disk as it arrives, never into memory.
+
+A boundary scan over ``request.stream()`` with ``bytes.find`` (C speed): the file's bytes are written and
+hashed (sha256) chunk by chunk, small text fields are kept. Malformed bodies are a 400 ``bad_request``,
+unknown fields a 422, a file over the limit a 413 (checked on ``Content-Length`` first, then while reading).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from email.message import Message
+from pathlib import Path
+from typing import BinaryIO
+
+from starlette.requests import Request
+
+from airflow_provider_nairi.emulator.protocol import ApiError, invalid
+
+#: Largest text field and part header block accepted, in bytes.
+MAX_FIELD = 64 * 1024
+#: Multipart framing allowed on top of the file itself when checking ``Content-Length``.
+FRAMING_ALLOWANCE = 64 * 1024
+
+
+@dataclass
+class Upload:
+    """A received upload: its text fields and where its file now lives (a temporary name in ``files_dir``)."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+    filename: str | None = None
+    content_type: str | None = None
+    path: Path | None = None
+    size: int = 0
+    sha256: str = ""
+
+    def discard(self) -> None:
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+def bad(message: str) -> ApiError:
+    return ApiError(400, "bad_request", f"Malformed multipart body: {message}")
+
+
+def part_headers(raw: bytes) -> Message:
+    message = Message()
+    for line in raw.decode("utf-8", "replace").split("\r\n"):
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise bad("a part header line has no ':'")
+        message[name.strip()] = value.strip()
+    return message
+
+
+class _Parser:
+    """State machine of one multipart body; feed it chunks, then call :meth:`finish`."""
+
+    def __init__(self, boundary: bytes, files_dir: Path, limit: int, allowed: Collection[str]) -> None:
+        self.opener = b"--" + boundary
+        self.delimiter = b"\r\n--" + boundary
+        self.files_dir = files_dir
+        self.limit = limit
+        self.allowed = allowed
+        self.buffer = bytearray()
+        self.state = "preamble"
+        self.upload = Upload()
+        self.sink: BinaryIO | None = None
+        self.hasher = hashlib.sha256()
+        self.field_name = ""
+        self.field_value = bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        self.buffer += chunk
+        while self._step():
+            pass
+
+    def _step(self) -> bool:
+        buffer = self.buffer
+        if self.state == "preamble":
+            index = buffer.find(self.opener)
+            if index < 0:
+                if len(buffer) > MAX_FIELD:
+                    raise bad("no opening boundary")
+                return False
+            del buffer[: index + len(self.opener)]
+            self.state = "after_boundary"
+            return True
+        if self.state == "after_boundary":
+            if len(buffer) < 2:
+                return False
+            if buffer[:2] == b"--":
+                self.state = "done"
+                buffer.clear()
+                return False
+            if buffer[:2] != b"\r\n":
+                raise bad("a boundary is not followed by CRLF")
+            del buffer[:2]
+            self.state = "headers"
+            return True
+        if self.state == "headers":
+            index = buffer.find(b"\r\n\r\n")
+            if index < 0:
+                if len(buffer) > MAX_FIELD:
+                    raise bad("part headers too long")
+                return False
+            self._open_part(part_headers(bytes(buffer[:index])) if index else Message())
+            del buffer[: index + 4]
+            self.state = "body"
+            return True
+        if self.state == "body":
+            index = buffer.find(self.delimiter)
+            if index >= 0:
+                self._emit(index)
+                del buffer[: len(self.delimiter)]
+                self._close_part()
+                self.state = "after_boundary"
+                return True
+            keep = len(self.delimiter) - 1
+            if len(buffer) > keep:
+                self._emit(len(buffer) - keep)
+            return False
+        buffer.clear()  # epilogue after the closing boundary: ignored
+        return False
+
+    def _open_part(self, headers: Message) -> None:
+        if headers.get_content_disposition() != "form-data" or not headers.get_param(
+            "name", header="content-disposition"
+        ):
+            raise bad("every part needs 'Content-Disposition: form-data; name=...'")
+        name = str(headers.get_param("name", header="content-disposition"))
+        if name != "file" and name not in self.allowed:
+            raise invalid(name, "unknown field")
+        if name == "file":
+            if self.upload.path is not None:
+                raise invalid("file", "send exactly one file")
+            self.upload.filename = headers.get_filename()
+            self.upload.content_type = headers.get("content-type")
+            self.upload.path = self.files_dir / f"upload-{uuid.uuid4().hex}.part"
+            self.sink = self.upload.path.open("wb")
+        elif name in self.upload.fields:
+            raise invalid(name, "given twice")
+        self.field_name = name
+        self.field_value.clear()
+
+    def _emit(self, end: int) -> None:
+        with memoryview(self.buffer) as view:
+            data = view[:end]
+            if self.sink is not None:
+                self.upload.size += end
+                if self.upload.size > self.limit:
+                    raise ApiError(413, "payload_too_large", f"Uploads are limited to {self.limit} bytes.")
+                self.sink.write(data)
+                self.hasher.update(data)
+            else:
+                if len(self.field_value) + end > MAX_FIELD:
+                    raise invalid(self.field_name, f"longer than {MAX_FIELD} bytes")
+                self.field_value += data
+            data.release()
+        del self.buffer[:end]
+
+    def _close_part(self) -> None:
+        if self.sink is not None:
+            self.sink.close()
+            self.sink = None
+            self.upload.sha256 = self.hasher.hexdigest()
+        else:
+            try:
+                self.upload.fields[self.field_name] = self.field_value.decode()
+            except UnicodeDecodeError:
+                raise invalid(self.field_name, "must be UTF-8 text") from None
+
+    def close(self) -> None:
+        if self.sink is not None:
+            self.sink.close()
+            self.sink = None
+
+
+async def receive_upload(request: Request, files_dir: Path, limit: int, allowed: Collection[str]) -> Upload:
+    """Read a multipart body with one ``file`` part and the text fields in ``allowed``.
+
+    The caller owns the result: it renames ``upload.path`` into place or calls ``upload.discard()``.
+    """
+    content_type = request.headers.get("content-type", "")
+    header = Message()
+    header["content-type"] = content_type
+    boundary = header.get_param("boundary")
+    if header.get_content_type() != "multipart/form-data" or not isinstance(boundary, str) or not boundary:
+        raise bad("send multipart/form-data with a boundary")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit + FRAMING_ALLOWANCE:
+        raise ApiError(413, "payload_too_large", f"Uploads are limited to {limit} bytes.")
+    parser = _Parser(boundary.encode("latin-1"), files_dir, limit, allowed)
+    try:
+        async for chunk in request.stream():
+            parser.feed(chunk)
+        if parser.state != "done":
+            raise bad("the body ends before the closing boundary")
+        if parser.upload.path is None:
+            raise invalid("file", "a file part is required")
+    except BaseException:
+        parser.close()
+        parser.upload.discard()
+        raise
+    return parser.upload
