@@ -19,17 +19,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.providers.common.compat.sdk import BaseOperator, ObjectStoragePath
+from airflow.providers.common.compat.sdk import BaseOperator, ObjectStoragePath, conf
 
 from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiError
-from airflow_provider_nairi.outcomes import raise_for_error
-from airflow_provider_nairi.sources import SourceItem, as_path, upload_sources
+from airflow_provider_nairi.idempotency import task_idempotency_key
+from airflow_provider_nairi.outcomes import TIMEOUT, make_event, raise_for_error, raise_for_event
+from airflow_provider_nairi.sources import SourceItem, as_path, resolve_sources, upload_sources
+from airflow_provider_nairi.triggers.video import KIND as VIDEO
+from airflow_provider_nairi.triggers.video import NairiVideoTrigger, videos_event
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -66,7 +70,20 @@ def ids_of(values: str | Iterable[str | Mapping[str, Any]] | None, param: str) -
     return ids
 
 
-class NairiContentOperator(BaseOperator):
+class NairiHookMixin:
+    """``self.hook``: the :class:`~airflow_provider_nairi.hooks.nairi.NairiHook` of ``self.conn_id``, built on
+    first use at execute time (never while the DAG file is parsed)."""
+
+    conn_id: str
+
+    @cached_property
+    def hook(self) -> NairiHook:
+        from airflow_provider_nairi.hooks.nairi import NairiHook  # noqa: PLC0415 (not at DAG parse)
+
+        return NairiHook(nairi_conn_id=self.conn_id)
+
+
+class NairiContentOperator(NairiHookMixin, BaseOperator):
     """Base of the content operators: one connection, one hook, errors translated in one place.
 
     Subclasses implement :meth:`run`; its return value is the XCom.
@@ -77,13 +94,6 @@ class NairiContentOperator(BaseOperator):
     def __init__(self, *, conn_id: str = "nairi_default", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.conn_id = conn_id
-
-    @cached_property
-    def hook(self) -> NairiHook:
-        """The hook, built on first use at execute time."""
-        from airflow_provider_nairi.hooks.nairi import NairiHook  # noqa: PLC0415 (not at DAG parse)
-
-        return NairiHook(nairi_conn_id=self.conn_id)
 
     def execute(self, context: Context) -> Any:
         try:
@@ -374,3 +384,166 @@ class NairiChatOperator(NairiCorpusOperator):
         if not isinstance(self.message, str) or not self.message.strip():
             raise NairiConfigurationError(f"message: give a non-empty message (got {self.message!r}).")
         return self.hook.chat(self.message, video_ids=video_ids)
+
+
+def check_videos(hook: NairiHook, video_ids: list[str]) -> dict[str, Any] | None:
+    """Read each video once; return the event they end in (:func:`.videos_event`), else ``None``."""
+    return videos_event(video_ids, [hook.get_video(video_id) for video_id in video_ids])
+
+
+def default_deferrable() -> bool:
+    """``[operators] default_deferrable`` of the Airflow configuration (``False`` when unset)."""
+    return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
+
+
+class NairiVideoOperator(NairiContentOperator):
+    """Base of the operators that start video processing and, by default, wait until it ends.
+
+    How completion is detected: every ``poll_interval`` seconds each video is read (``GET /videos/{id}``); the
+    wait ends when all are ``ready`` (the XCom is the list of Video objects) or as soon as one is ``failed``
+    (the task fails with the API's reason). ``timeout`` is an absolute budget for the wait, counted from the
+    start of processing; when it passes the task fails and Airflow's retries apply (the videos are left
+    alone). With ``deferrable=True`` the wait happens in the triggerer (:class:`NairiVideoTrigger`), which
+    tolerates a few transient API errors in a row; otherwise the worker polls.
+
+    :param wait_until_ready: wait for processing to end; ``False`` returns the videos as ``processing``.
+    :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
+    :param poll_interval: seconds between two polls.
+    :param timeout: seconds to wait for processing, at most.
+    :param conn_id: the Nairi connection.
+    """
+
+    #: A ``failed`` video fails the task without Airflow retries (retrying would not change it).
+    final_on_failure: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        *,
+        wait_until_ready: bool = True,
+        deferrable: bool | None = None,
+        poll_interval: float = 30.0,
+        timeout: float = 3600.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not poll_interval > 0 or not timeout > 0:
+            raise ValueError(f"poll_interval and timeout must be positive (got {poll_interval}, {timeout}).")
+        self.wait_until_ready = wait_until_ready
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+
+    def start(self, context: Context) -> list[dict[str, Any]]:
+        """Start processing; return the Video objects."""
+        raise NotImplementedError
+
+    def run(self, context: Context) -> list[dict[str, Any]]:
+        videos = self.start(context)
+        if not self.wait_until_ready:
+            return videos
+        video_ids = [video["id"] for video in videos]
+        if self.deferrable:
+            self.defer(
+                trigger=NairiVideoTrigger(
+                    conn_id=self.conn_id,
+                    video_ids=video_ids,
+                    deadline=time.time() + self.timeout,
+                    poll_interval=self.poll_interval,
+                ),
+                method_name="execute_complete",
+            )
+        deadline = time.monotonic() + self.timeout
+        while (event := check_videos(self.hook, video_ids)) is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                event = make_event(
+                    TIMEOUT,
+                    kind=VIDEO,
+                    resource_id=", ".join(video_ids),
+                    message=f"video(s) {', '.join(video_ids)} not ready after {self.timeout:g} s",
+                )
+                break
+            self.log.info("Waiting for video(s) %s to be processed", ", ".join(video_ids))
+            time.sleep(min(self.poll_interval, left))
+        return self.execute_complete(context, event)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """Resume after the wait: the ready videos, or the outcome of a failure, timeout or polling error."""
+        ready: list[dict[str, Any]] = raise_for_event(event, final_on_failure=self.final_on_failure)[
+            "resource"
+        ]["videos"]
+        return ready
+
+
+class NairiUploadVideoOperator(NairiVideoOperator):
+    """Upload videos (``POST /videos``) and, by default, wait until they are processed.
+
+    ``sources`` are resolved and checked like the artifact uploads' (paths, globs, ``s3://``... URIs,
+    ObjectStoragePath; see :func:`airflow_provider_nairi.sources.resolve_sources`) and streamed in constant
+    memory. Each upload carries an idempotency key derived from the task instance and the file's identity: a
+    retry replays the first upload instead of creating a second video. A video that ends ``failed`` fails the
+    task without retries (a retry would replay the same upload); use :class:`NairiReprocessVideoOperator`.
+
+    Returns (XCom) the Video objects, ``[{"id", "title", "status", "size_bytes", "duration_s", ...}]``: pass
+    them as ``video_ids=`` to the sensor, search, recall or chat operators as they are.
+
+    :param sources: the video files (templated).
+    :param title: the title of every uploaded video (templated); default: the file name without extension.
+    See :class:`NairiVideoOperator` for waiting (``wait_until_ready``, ``deferrable``, ``poll_interval``,
+    ``timeout``).
+    """
+
+    template_fields = ("sources", "title")
+
+    def __init__(
+        self, *, sources: SourceItem | list[SourceItem], title: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sources = sources
+        self.title = title
+
+    def start(self, context: Context) -> list[dict[str, Any]]:
+        videos = []
+        for source in resolve_sources(self.sources):
+            video = self.hook.upload_video(
+                source.path,
+                title=self.title or PurePosixPath(source.name).stem,
+                idempotency_key=task_idempotency_key(context["ti"], "video", source.identity),
+            )
+            self.log.info("Uploaded %s as video %s", source.location, video["id"])
+            videos.append(video)
+        return videos
+
+
+class NairiReprocessVideoOperator(NairiVideoOperator):
+    """Process videos again (``POST /videos/{id}/reprocess``) and, by default, wait until they are ready.
+
+    Each try of the task sends a new reprocess request per video (the idempotency key includes the try
+    number, so a client-side retry of one request is replayed while an Airflow retry processes again); a
+    video that ends ``failed`` fails the try and Airflow's retries apply.
+
+    Returns (XCom) the Video objects.
+
+    :param video_ids: the videos: ids, or the dicts another video operator returned (templated).
+    See :class:`NairiVideoOperator` for waiting.
+    """
+
+    template_fields = ("video_ids",)
+    final_on_failure: ClassVar[bool] = False
+
+    def __init__(self, *, video_ids: str | list[str] | list[dict[str, Any]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.video_ids = video_ids
+
+    def start(self, context: Context) -> list[dict[str, Any]]:
+        ti = context["ti"]
+        video_ids = ids_of(self.video_ids, "video_ids") or []
+        if not video_ids:
+            raise NairiConfigurationError("video_ids: give at least one video id to reprocess.")
+        return [
+            self.hook.reprocess_video(
+                video_id,
+                idempotency_key=task_idempotency_key(ti, "reprocess", video_id, getattr(ti, "try_number", 0)),
+            )
+            for video_id in video_ids
+        ]

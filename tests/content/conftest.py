@@ -23,6 +23,7 @@ class FakeContentHook:
         self.contents: dict[str, bytes] = {}
         self.by_key: dict[str, dict[str, Any]] = {}
         self.videos: dict[str, dict[str, Any]] = {}
+        self.updates: dict[str, list[dict[str, Any]]] = {}
         self.results: Any = []
         self._ids = itertools.count(1)
 
@@ -91,7 +92,10 @@ class FakeContentHook:
         return dict(video)
 
     def get_video(self, video_id):
+        """The video; each read first applies the next update queued in ``self.updates[video_id]``."""
         self._record("get_video", video_id)
+        if self.updates.get(video_id):
+            self.videos[video_id].update(self.updates[video_id].pop(0))
         return dict(self.videos[video_id])
 
     def reprocess_video(self, video_id, *, idempotency_key=None):

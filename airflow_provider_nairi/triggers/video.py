@@ -1,0 +1,94 @@
+"""Wait in the triggerer until videos are processed: :class:`NairiVideoTrigger`.
+
+A video goes ``processing`` → ``ready`` or ``failed`` (``POST /videos``, ``POST /videos/{id}/reprocess``). The
+trigger waits for a set of videos at once and fires one event:
+
+- ``success`` when every video is ``ready``; ``resource`` is ``{"videos": [<Video>, ...]}``, in order;
+- ``failed`` as soon as one video is ``failed``, with that video's API ``error`` (``{code, message}``);
+- ``timeout`` at the absolute deadline, ``error`` when polling itself fails (see
+  :class:`~airflow_provider_nairi.triggers.polling.NairiPollingTrigger` for transient-error tolerance).
+
+Killing the task does not touch the videos: processing cannot be cancelled through the API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow_provider_nairi.outcomes import SUCCESS, event_for_resource, make_event
+from airflow_provider_nairi.triggers.polling import NairiPollingTrigger
+
+if TYPE_CHECKING:
+    from airflow_provider_nairi.hooks.nairi import NairiAsyncHook
+
+KIND = "video"
+
+
+def videos_event(video_ids: Sequence[str], videos: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The event a set of video snapshots ends in, or ``None`` while one of them is still processing.
+
+    The first ``failed`` video gives the event (its API error included); ``success`` needs all ``ready``.
+    Shared by the trigger and the synchronous waits of the operators and the sensor.
+    """
+    still_processing = False
+    for video in videos:
+        event = event_for_resource(KIND, video)
+        if event is None:
+            still_processing = True
+        elif event["status"] != SUCCESS:
+            return event
+    if still_processing:
+        return None
+    return make_event(
+        SUCCESS,
+        kind=KIND,
+        resource_id=", ".join(video_ids),
+        message=f"{len(videos)} video(s) ready: {', '.join(video_ids)}",
+        resource={"videos": list(videos)},
+    )
+
+
+class NairiVideoTrigger(NairiPollingTrigger):
+    """Poll ``GET /videos/{id}`` for each of ``video_ids`` until all are ready, one fails, or the deadline.
+
+    :param conn_id: the Nairi connection.
+    :param video_ids: the videos to wait for (at least one).
+    :param deadline: absolute deadline, epoch seconds, or ``None``.
+    :param poll_interval: seconds between two rounds of polls.
+    :param max_transient_errors: retryable errors tolerated in a row.
+    """
+
+    kind: ClassVar[str] = KIND
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        video_ids: Sequence[str],
+        deadline: float | None,
+        poll_interval: float = 30.0,
+        max_transient_errors: int = 5,
+    ) -> None:
+        if not video_ids:
+            raise ValueError("video_ids: give at least one video id to wait for")
+        super().__init__(
+            conn_id=conn_id,
+            resource_id=", ".join(video_ids),
+            deadline=deadline,
+            poll_interval=poll_interval,
+            max_transient_errors=max_transient_errors,
+        )
+        self.video_ids = [str(video_id) for video_id in video_ids]
+
+    def extra_kwargs(self) -> dict[str, Any]:
+        return {"video_ids": list(self.video_ids)}
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        path, kwargs = super().serialize()
+        del kwargs["resource_id"]  # derived from video_ids
+        return path, kwargs
+
+    async def poll(self, hook: NairiAsyncHook) -> dict[str, Any] | None:
+        videos = [await hook.get_video(video_id) for video_id in self.video_ids]
+        return videos_event(self.video_ids, videos)
