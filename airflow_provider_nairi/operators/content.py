@@ -176,9 +176,10 @@ class NairiDownloadArtifactsOperator(NairiContentOperator):
       checked; an existing file that already holds the artifact's exact bytes (same sha256) is kept as it is
       (so a retry after a partial run goes on where it stopped); any other existing file fails the task,
       naming it.
-    - Each download is streamed to ``<name>.partial`` next to the target and renamed when complete, so a
-      target never holds a partial file. The hook resumes a broken transfer with ``Range`` and verifies the
-      sha256 the API announced; a mismatch is retried by Airflow.
+    - Each download is streamed to a temporary name next to the target (``<name>.partial`` in object
+      storage) and renamed when complete and verified, so a target never holds a partial file. The hook
+      resumes a broken transfer with ``Range`` and verifies the sha256 the API announced; a mismatch fails
+      the try and Airflow's retries apply.
 
     Returns (XCom) the written paths (local paths, or URIs for object storage), in the API's order.
 
@@ -247,14 +248,15 @@ class NairiDownloadArtifactsOperator(NairiContentOperator):
         return plan
 
     def _download(self, artifact: Mapping[str, Any], target: Path | ObjectStoragePath) -> None:
+        expected = artifact.get("sha256")
+        if isinstance(target, Path):  # the hook writes a temporary file and renames it once verified
+            self.hook.download_artifact(artifact["id"], target, expected_sha256=expected)
+            return
         partial = target.with_name(target.name + ".partial")
         try:
-            if isinstance(partial, Path):
-                self.hook.download_artifact(artifact["id"], partial, expected_sha256=artifact.get("sha256"))
-            else:
-                with partial.open("wb") as file:  # type: ignore[no-untyped-call]
-                    self.hook.download_artifact(artifact["id"], file, expected_sha256=artifact.get("sha256"))
-            partial.replace(target)  # type: ignore[arg-type]
+            with partial.open("wb") as file:  # type: ignore[no-untyped-call]
+                self.hook.download_artifact(artifact["id"], file, expected_sha256=expected)
+            partial.replace(target)
         except BaseException:
             partial.unlink(missing_ok=True)
             raise

@@ -118,17 +118,20 @@ def test_download_names_cannot_escape_the_destination_and_twins_get_their_id(tmp
     assert (dest / "art_3-report.md").read_bytes() == b"v2"
 
 
-def test_a_failed_download_leaves_no_partial_file_and_lets_airflow_retry(tmp_path: Path, produced, ti):
+def test_a_failed_download_leaves_no_partial_object_and_lets_airflow_retry(memory_store, produced, ti):
     def broken(artifact_id, destination, *, expected_sha256=None):
-        Path(destination).write_bytes(b"half")
+        destination.write(b"half")
         raise NairiChecksumError("sha256 mismatch", code="checksum_mismatch")
 
     produced.download_artifact = broken
-    op = NairiDownloadArtifactsOperator(task_id="dl", artifact_ids=["art_2"], destination=str(tmp_path))
+    op = NairiDownloadArtifactsOperator(
+        task_id="dl", artifact_ids=["art_2"], destination="memory://bucket/dl"
+    )
     with pytest.raises(AirflowException) as error:
         run(op, produced, ti)
     assert not isinstance(error.value, AirflowFailException)
-    assert list(tmp_path.iterdir()) == []
+    assert "sha256 mismatch" in str(error.value)
+    assert list(ObjectStoragePath("memory://bucket/dl").iterdir()) == []
 
 
 def test_download_into_object_storage(memory_store, produced, ti):
