@@ -127,24 +127,44 @@ async def list_conversations(ctx: Context) -> Reply:
     return page(items, ctx.query)
 
 
-@route("POST", "/conversations", "write", body=schemas.ConversationCreate, status=201)
-async def create_conversation(ctx: Context) -> Reply:
-    """Start a conversation with an agent; it begins ``queued``."""
-    body: schemas.ConversationCreate = ctx.body
-    core = ctx.core
-    core.find("agents", body.agent_id, "agent", "agent_id")
-    artifact_ids = check_artifacts(core, body.artifact_ids)
+def create(
+    core: Core,
+    *,
+    agent_id: str,
+    message: str,
+    artifact_ids: list[str] | None = None,
+    title: str | None = None,
+    metadata: dict[str, str] | None = None,
+) -> Record:
+    """Create a conversation and start its first turn (also used by scheduled jobs)."""
+    core.find("agents", agent_id, "agent", "agent_id")
+    attached = check_artifacts(core, artifact_ids)
     fields: dict[str, Any] = {
-        "agent_id": body.agent_id,
-        "title": body.title,
+        "agent_id": agent_id,
+        "title": title,
         "status": "queued",
         "turns": 0,
         "last_message": None,
         "error": None,
-        "metadata": body.metadata or {},
+        "metadata": metadata or {},
     }
     conversation = core.new_record("conversations", "conv", fields)
-    conversation, _ = start_turn(core, conversation, body.message, artifact_ids)
+    conversation, _ = start_turn(core, conversation, message, attached)
+    return conversation
+
+
+@route("POST", "/conversations", "write", body=schemas.ConversationCreate, status=201)
+async def create_conversation(ctx: Context) -> Reply:
+    """Start a conversation with an agent; it begins ``queued``."""
+    body: schemas.ConversationCreate = ctx.body
+    conversation = create(
+        ctx.core,
+        agent_id=body.agent_id,
+        message=body.message,
+        artifact_ids=body.artifact_ids,
+        title=body.title,
+        metadata=body.metadata,
+    )
     return Reply(view(conversation), 201)
 
 
