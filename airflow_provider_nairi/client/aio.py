@@ -1,0 +1,206 @@
+"""The asynchronous Nairi client, for triggers: aiohttp, one ``ClientSession`` per event loop.
+
+A triggerer runs hundreds of waits in one event loop, so every :class:`AsyncNairiClient` of a loop shares one
+session (and its connection pool); the key, timeouts, TLS and proxy settings travel with each request, so
+clients of different connections share it safely. The session is closed when the last client of its loop calls
+:meth:`AsyncNairiClient.close`.
+
+Retries, the retry decision, ``Retry-After``, the envelope and the errors are those of the sync client
+(:mod:`airflow_provider_nairi.client.protocol`); redirects are refused the same way.
+
+Imports no Airflow. Import it lazily (inside a trigger's ``run``): aiohttp costs about 300 ms to import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import ssl
+import time
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+from tenacity import AsyncRetrying
+
+from airflow_provider_nairi.client.config import ClientConfig
+from airflow_provider_nairi.client.protocol import (
+    DEFAULT_PAGE_SIZE,
+    Envelope,
+    PageCursor,
+    RateLimit,
+    api_url,
+    log_answer,
+    parse_response,
+    rate_limit_wait,
+    request_headers,
+    retry_kwargs,
+    segment,
+    transport_error,
+)
+from airflow_provider_nairi.exceptions import NairiError
+
+
+class _LoopSessions:
+    """One shared ``aiohttp.ClientSession`` per running event loop, counted by the clients that use it."""
+
+    def __init__(self) -> None:
+        self._sessions: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[aiohttp.ClientSession, int]
+        ] = weakref.WeakKeyDictionary()
+
+    def acquire(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        session, users = self._sessions.get(loop, (None, 0))
+        if session is None or session.closed:
+            session, users = aiohttp.ClientSession(), 0
+        self._sessions[loop] = (session, users + 1)
+        return session
+
+    async def release(self, session: aiohttp.ClientSession) -> None:
+        loop = asyncio.get_running_loop()
+        current, users = self._sessions.get(loop, (None, 0))
+        if current is not session:
+            return
+        if users <= 1:
+            del self._sessions[loop]
+            await session.close()
+        else:
+            self._sessions[loop] = (session, users - 1)
+
+
+SESSIONS = _LoopSessions()
+
+
+@functools.lru_cache(maxsize=16)
+def _ca_bundle_context(path: str) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=path)
+
+
+def _ssl_setting(verify: bool | str) -> bool | ssl.SSLContext:
+    if isinstance(verify, str):
+        return _ca_bundle_context(verify)
+    return bool(verify)
+
+
+class AsyncNairiClient:
+    """What triggers need, asynchronously: ``request``, ``get_conversation``, ``list_messages`` (all pages),
+    ``cancel_conversation``, ``get_video``, ``close``. Use one per trigger and close it in ``finally``."""
+
+    def __init__(self, config: ClientConfig, *, sleep: Any = asyncio.sleep) -> None:
+        self.config = config
+        self._sleep = sleep
+        self._session: aiohttp.ClientSession | None = None
+        self._rate_limit: RateLimit | None = None
+        self._timeout = aiohttp.ClientTimeout(
+            sock_connect=config.connect_timeout, sock_read=config.read_timeout
+        )
+        self._ssl = _ssl_setting(config.verify)
+        scheme = "https" if config.base_url.startswith("https:") else "http"
+        self._proxy = (config.proxies or {}).get(scheme)
+
+    @property
+    def rate_limit(self) -> RateLimit | None:
+        return self._rate_limit
+
+    async def close(self) -> None:
+        """Give back the loop's shared session (closed when its last client closes). Safe to call twice."""
+        if self._session is not None:
+            session, self._session = self._session, None
+            await SESSIONS.release(session)
+
+    async def __aenter__(self) -> AsyncNairiClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        idempotency_key: str | None = None,
+    ) -> Any:
+        """Send one call (retried like the sync client's) and return its ``data``."""
+        return (
+            await self._call(method, path, params=params, json=json, idempotency_key=idempotency_key)
+        ).data
+
+    async def get_conversation(self, conversation_id: str) -> dict[str, Any]:
+        return await self.request("GET", f"/conversations/{segment(conversation_id)}")  # type: ignore[no-any-return]
+
+    async def list_messages(self, conversation_id: str) -> list[dict[str, Any]]:
+        """Every message, oldest first (all pages, de-duplicated by id)."""
+        path = f"/conversations/{segment(conversation_id)}/messages"
+        cursor = PageCursor(None, DEFAULT_PAGE_SIZE)
+        items: list[dict[str, Any]] = []
+        while not cursor.done:
+            items += cursor.accept(
+                await self._call("GET", path, params=cursor.params()), method="GET", path=path
+            )
+        return items
+
+    async def cancel_conversation(self, conversation_id: str) -> dict[str, Any]:
+        return await self.request("POST", f"/conversations/{segment(conversation_id)}/cancel")  # type: ignore[no-any-return]
+
+    async def get_video(self, video_id: str) -> dict[str, Any]:
+        return await self.request("GET", f"/videos/{segment(video_id)}")  # type: ignore[no-any-return]
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        idempotency_key: str | None = None,
+    ) -> Envelope:
+        headers = request_headers(self.config, method, idempotency_key)
+        async for attempt in AsyncRetrying(**retry_kwargs(self.config, sleep=self._sleep)):
+            with attempt:
+                return await self._exchange(method, path, headers, params=params, json=json)
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        *,
+        params: Mapping[str, Any] | None,
+        json: Any,
+    ) -> Envelope:
+        wait = rate_limit_wait(self._rate_limit, self.config)
+        if wait:
+            await self._sleep(wait)
+        if self._session is None or self._session.closed:
+            self._session = SESSIONS.acquire()
+        started = time.monotonic()
+        try:
+            async with self._session.request(
+                method,
+                api_url(self.config, path),
+                params=dict(params) if params else None,
+                json=json,
+                headers=headers,
+                timeout=self._timeout,
+                allow_redirects=False,
+                ssl=self._ssl,
+                proxy=self._proxy,
+            ) as response:
+                body = await response.read()
+        except (aiohttp.ClientSSLError, aiohttp.ServerFingerprintMismatch) as exc:
+            raise transport_error(self.config, exc, method=method, path=path, tls=True) from None
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError) as exc:
+            raise transport_error(self.config, exc, method=method, path=path) from None
+        except aiohttp.ClientError as exc:
+            raise NairiError(
+                self.config.redact(str(exc)), code="request_error", method=method, path=path
+            ) from None
+        self._rate_limit = RateLimit.from_headers(response.headers) or self._rate_limit
+        log_answer(method, path, response.status, started, response.headers)
+        return parse_response(self.config, response.status, response.headers, body, method=method, path=path)

@@ -1,0 +1,270 @@
+"""The synchronous Nairi client: one reused ``requests.Session``, retries by tenacity, streaming transfers.
+
+What a caller can rely on:
+
+- Every call is retried after 429, 5xx, malformed answers, connection errors and timeouts, at most
+  ``max_retries`` times and within ``retry_total_timeout`` seconds, waiting ``Retry-After`` when the server
+  sends one (a longer one than ``retry_max_wait`` fails at once with NairiRateLimitError) and else backing off
+  exponentially with jitter. 400/401/403/404/409/413/422 are never retried.
+- Every POST carries an ``Idempotency-Key`` chosen before the first try; all retries reuse it.
+- Redirects are never followed (the key must not reach another host): a 3xx raises NairiError naming the
+  hosts.
+- When the latest answer said the rate-limit window is used up, the next call first waits for its reset.
+- Nothing logs a body or a header that holds the key; the key is redacted from every error.
+
+Imports no Airflow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from tenacity import Retrying
+
+from airflow_provider_nairi.client.api import Destination, NairiApi, Source
+from airflow_provider_nairi.client.config import ClientConfig
+from airflow_provider_nairi.client.protocol import (
+    DEFAULT_PAGE_SIZE,
+    Envelope,
+    PageCursor,
+    RateLimit,
+    api_url,
+    log_answer,
+    parse_response,
+    rate_limit_wait,
+    request_headers,
+    retry_kwargs,
+    transport_error,
+)
+from airflow_provider_nairi.client.transfer import (
+    CHUNK_SIZE,
+    MultipartBody,
+    download_target,
+    etag_sha256,
+    verify_sha256,
+)
+from airflow_provider_nairi.exceptions import NairiConnectionError, NairiError, NairiServerError
+
+log = logging.getLogger("airflow_provider_nairi.client")
+
+#: requests exceptions after which no answer arrived and a retry can succeed.
+_TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
+def new_session(config: ClientConfig) -> requests.Session:
+    """A session with the config's TLS verification, proxies and User-Agent (the key is added per request)."""
+    session = requests.Session()
+    session.verify = config.verify
+    if config.proxies:
+        session.proxies.update(config.proxies)
+    session.headers["User-Agent"] = config.user_agent
+    return session
+
+
+@dataclass
+class _Progress:
+    """How far one download got: bytes written, their running sha256, the ETag first announced."""
+
+    written: int = 0
+    digest: Any = field(default_factory=hashlib.sha256)
+    etag: str | None = None
+
+
+class NairiClient(NairiApi):
+    """Synchronous client of the Nairi API; see the module docstring for retries, redirects and rate limits.
+
+    :param config: a validated :class:`ClientConfig`.
+    :param session: a session to use instead of a new one (tests, connection sharing).
+    :param sleep: how to wait between tries (tests pass a recorder).
+    """
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        *,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.config = config
+        self.session = session or new_session(config)
+        self._sleep = sleep
+        self._rate_limit: RateLimit | None = None
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> NairiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def rate_limit(self) -> RateLimit | None:
+        return self._rate_limit
+
+    # -- primitives ------------------------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        idempotency_key: str | None = None,
+    ) -> Any:
+        return self._call(method, path, params=params, json=json, idempotency_key=idempotency_key).data
+
+    def paginate(
+        self, path: str, params: Mapping[str, Any] | None = None, page_size: int = DEFAULT_PAGE_SIZE
+    ) -> Iterator[dict[str, Any]]:
+        cursor = PageCursor(params, page_size)  # validates page_size now, not at the first next()
+        return self._pages(path, cursor)
+
+    def _pages(self, path: str, cursor: PageCursor) -> Iterator[dict[str, Any]]:
+        while not cursor.done:
+            envelope = self._call("GET", path, params=cursor.params())
+            yield from cursor.accept(envelope, method="GET", path=path)
+
+    def upload(
+        self, path: str, source: Source, fields: Mapping[str, str], *, idempotency_key: str | None = None
+    ) -> Any:
+        body = MultipartBody(source, fields, fields.get("name"))
+        return self._call(
+            "POST",
+            path,
+            data=body,
+            extra_headers={"Content-Type": body.content_type},
+            idempotency_key=idempotency_key,
+        ).data
+
+    def download(self, path: str, destination: Destination, *, expected_sha256: str | None = None) -> int:
+        with download_target(destination) as file:
+            return self._download_into(path, file, expected_sha256)
+
+    # -- internals -------------------------------------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        data: Any = None,
+        extra_headers: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Envelope:
+        headers = {**request_headers(self.config, method, idempotency_key), **(extra_headers or {})}
+        for attempt in Retrying(**retry_kwargs(self.config, sleep=self._sleep)):
+            with attempt:
+                response = self._exchange(method, path, headers, params=params, json=json, data=data)
+                return parse_response(
+                    self.config,
+                    response.status_code,
+                    response.headers,
+                    response.content,
+                    method=method,
+                    path=path,
+                )
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        data: Any = None,
+        stream: bool = False,
+    ) -> requests.Response:
+        """One try: wait for the rate-limit window, send, record the rate limit, log; no status check."""
+        wait = rate_limit_wait(self._rate_limit, self.config)
+        if wait:
+            log.info("Nairi rate limit used up; waiting %.1f s for the window to reset.", wait)
+            self._sleep(wait)
+        started = time.monotonic()
+        try:
+            response = self.session.request(
+                method,
+                api_url(self.config, path),
+                params=params,
+                json=json,
+                data=data,
+                headers=headers,
+                timeout=(self.config.connect_timeout, self.config.read_timeout),
+                allow_redirects=False,
+                stream=stream,
+            )
+        except requests.exceptions.SSLError as exc:
+            raise transport_error(self.config, exc, method=method, path=path, tls=True) from None
+        except _TRANSIENT as exc:
+            raise transport_error(self.config, exc, method=method, path=path) from None
+        except requests.RequestException as exc:
+            raise NairiError(
+                self.config.redact(str(exc)), code="request_error", method=method, path=path
+            ) from None
+        self._rate_limit = RateLimit.from_headers(response.headers) or self._rate_limit
+        log_answer(method, path, response.status_code, started, response.headers)
+        return response
+
+    def _download_into(self, path: str, file: Any, expected_sha256: str | None) -> int:
+        """Stream into ``file``; after a broken connection, ask for the rest with ``Range`` (retry rules
+        apply)."""
+        start = file.tell() if file.seekable() else 0
+        state = _Progress()
+        headers = request_headers(self.config, "GET", None)
+        headers["Accept"] = "*/*"
+        for attempt in Retrying(**retry_kwargs(self.config, sleep=self._sleep)):
+            with attempt:
+                self._download_once(path, file, start, headers, state)
+        verify_sha256(state.digest, [state.etag, expected_sha256], method="GET", path=path)
+        return state.written
+
+    def _download_once(
+        self, path: str, file: Any, start: int, headers: dict[str, str], state: _Progress
+    ) -> None:
+        written = state.written
+        range_headers = {**headers, "Range": f"bytes={written}-"} if written else headers
+        response = self._exchange("GET", path, range_headers, stream=True)
+        with response:
+            if response.status_code >= 300:
+                parse_response(
+                    self.config,
+                    response.status_code,
+                    response.headers,
+                    response.content,
+                    method="GET",
+                    path=path,
+                )
+            if written and response.status_code != 206:
+                # The server sent the whole file again: start over.
+                if not file.seekable():
+                    raise NairiServerError(
+                        "the server ignored Range on a resumed download into an unseekable file.",
+                        code="range_ignored",
+                        method="GET",
+                        path=path,
+                    )
+                file.seek(start)
+                file.truncate()
+                state.written, state.digest = 0, hashlib.sha256()
+            state.etag = state.etag or etag_sha256(response.headers.get("ETag"))
+            try:
+                for chunk in response.iter_content(CHUNK_SIZE):
+                    file.write(chunk)
+                    state.digest.update(chunk)
+                    state.written += len(chunk)
+            except _TRANSIENT as exc:
+                error: NairiConnectionError = transport_error(self.config, exc, method="GET", path=path)
+                log.warning("Nairi download broke after %d bytes; resuming with Range.", state.written)
+                raise error from None

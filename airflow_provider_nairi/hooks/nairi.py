@@ -1,0 +1,226 @@
+"""NairiHook and NairiAsyncHook: an Airflow connection (``conn_type`` ``nairi``) turned into a Nairi client.
+
+The connection: **password** = the public API key (``nr_...`` / ``nv_...``), **host** = the API base URL
+(empty: ``https://api.nairi.ai/api/public/v1``; a bare host gets ``https://`` and the default path),
+**extras** = the fields of :data:`~airflow_provider_nairi.client.config.EXTRA_FIELDS` (see
+``docs/connection.md``).
+
+Nothing touches the network or even reads the connection in ``__init__``: the connection is read, validated
+and the key handed to Airflow's secrets masker on the first call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from functools import cached_property
+from typing import Any
+
+import airflow
+from airflow.providers.common.compat.sdk import BaseHook, mask_secret
+
+from airflow_provider_nairi.client.api import Destination, NairiApi, Source
+from airflow_provider_nairi.client.config import (
+    EXTRA_FIELDS,
+    HIDDEN_FIELDS,
+    PLACEHOLDERS,
+    RELABELING,
+    ClientConfig,
+)
+from airflow_provider_nairi.client.protocol import DEFAULT_PAGE_SIZE, RateLimit
+from airflow_provider_nairi.client.sync import NairiClient
+from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiError
+
+
+def _extras(connection: Any) -> dict[str, Any]:
+    try:
+        return dict(connection.extra_dejson)
+    except (TypeError, ValueError) as exc:  # pragma: no cover - Airflow already rejects malformed extras
+        raise NairiConfigurationError(f"Connection extras are not a JSON object: {exc}") from None
+
+
+def config_from_connection(connection: Any, overrides: Mapping[str, Any]) -> ClientConfig:
+    """Validate a connection (plus keyword overrides of its extras) and mask its key in Airflow's logs."""
+    config = ClientConfig.from_connection(
+        host=connection.host,
+        password=connection.password,
+        extras={**_extras(connection), **overrides},
+        airflow_version=str(airflow.__version__),
+    )
+    mask_secret(config.api_key)
+    return config
+
+
+class NairiHook(BaseHook, NairiApi):
+    """Every endpoint of the Nairi API, from an Airflow connection.
+
+    :param nairi_conn_id: the connection (default ``nairi_default``); ``conn_id`` is accepted as an alias.
+    :param overrides: values of connection extras for this hook only (``read_timeout=5``,
+      ``max_retries=0``...), validated like the extras.
+
+    Methods are those of :class:`~airflow_provider_nairi.client.api.NairiApi` (``create_conversation``,
+    ``list_agents``...) plus ``request`` and ``paginate``. Retries, idempotency keys, redirects, rate
+    limits: see ``docs/errors-and-retries.md``. Errors are
+    :class:`~airflow_provider_nairi.exceptions.NairiError` subclasses; operators translate them in
+    ``outcomes.py``.
+    """
+
+    conn_name_attr = "nairi_conn_id"
+    default_conn_name = "nairi_default"
+    conn_type = "nairi"
+    hook_name = "Nairi"
+
+    def __init__(
+        self, nairi_conn_id: str = default_conn_name, *, conn_id: str | None = None, **overrides: Any
+    ):
+        super().__init__()
+        self.nairi_conn_id = conn_id or nairi_conn_id
+        self.overrides = overrides
+
+    @cached_property
+    def config(self) -> ClientConfig:
+        """The validated connection (read on first use)."""
+        return config_from_connection(self.get_connection(self.nairi_conn_id), self.overrides)
+
+    @cached_property
+    def client(self) -> NairiClient:
+        """The sync client, built on first use and reused (one ``requests.Session``)."""
+        return NairiClient(self.config)
+
+    def get_conn(self) -> NairiClient:
+        return self.client
+
+    def close(self) -> None:
+        """Close the HTTP session if one was opened."""
+        if "client" in self.__dict__:
+            self.client.close()
+
+    # -- primitives, delegated to the client ----------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        idempotency_key: str | None = None,
+    ) -> Any:
+        return self.client.request(method, path, params=params, json=json, idempotency_key=idempotency_key)
+
+    def paginate(
+        self, path: str, params: Mapping[str, Any] | None = None, page_size: int = DEFAULT_PAGE_SIZE
+    ) -> Iterator[dict[str, Any]]:
+        return self.client.paginate(path, params, page_size)
+
+    def upload(
+        self, path: str, source: Source, fields: Mapping[str, str], *, idempotency_key: str | None = None
+    ) -> Any:
+        return self.client.upload(path, source, fields, idempotency_key=idempotency_key)
+
+    def download(self, path: str, destination: Destination, *, expected_sha256: str | None = None) -> int:
+        return self.client.download(path, destination, expected_sha256=expected_sha256)
+
+    @property
+    def rate_limit(self) -> RateLimit | None:
+        """``(limit, remaining, reset)`` from the latest answer; None before the first call."""
+        return self.client.rate_limit if "client" in self.__dict__ else None
+
+    def dashboard_url(self, kind: str, object_id: str) -> str:
+        """The dashboard page of an object: ``kind`` is ``conversations``, ``agents`` or ``videos``."""
+        return f"{self.config.dashboard_url.rstrip('/')}/{kind}/{object_id}"
+
+    # -- connection test and form ---------------------------------------------------------------------------
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Call ``GET /me``: name the org, the key and its scopes, or say why it failed."""
+        try:
+            me = self.get_me()
+        except NairiError as error:
+            return False, str(error)
+        org, key = me.get("org") or {}, me.get("key") or {}
+        scopes = key.get("scopes") or []
+        message = (
+            f"Connected to org {org.get('name')!r} ({org.get('id')}) with key {key.get('name')!r} "
+            f"(scopes: {', '.join(scopes) or 'none'})."
+        )
+        if "write" not in scopes:
+            message += " The key cannot write: operators that create or change objects will get 403."
+        return True, message
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The extras as form fields (Airflow 2.11; Airflow 3.2+ reads ``conn-fields`` from provider info)."""
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget  # noqa: PLC0415 (Airflow 2.11 web server only)
+        from flask_babel import lazy_gettext  # noqa: PLC0415 (Airflow 2.11 web server only)
+        from wtforms import BooleanField, StringField  # noqa: PLC0415 (Airflow 2.11 web server only)
+
+        widgets: dict[str, Any] = {}
+        for spec in EXTRA_FIELDS:
+            if spec.type == "boolean":
+                widgets[spec.name] = BooleanField(lazy_gettext(spec.label), description=spec.help)
+            else:
+                widgets[spec.name] = StringField(
+                    lazy_gettext(spec.label), widget=BS3TextFieldWidget(), description=spec.help
+                )
+        return widgets
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden, relabelled and placeholder fields of the form (Airflow 2.11)."""
+        return {"hidden_fields": HIDDEN_FIELDS, "relabeling": RELABELING, "placeholders": PLACEHOLDERS}
+
+
+class NairiAsyncHook(BaseHook):
+    """What triggers need, asynchronously, from an Airflow connection (read with ``aget_connection``).
+
+    ``request``, ``get_conversation``, ``list_messages`` (all pages), ``cancel_conversation``,
+    ``get_video`` and ``close`` (call it in ``finally``: it gives back the event loop's shared aiohttp
+    session). aiohttp is imported on first use, never at DAG parse.
+    """
+
+    conn_name_attr = "nairi_conn_id"
+    default_conn_name = "nairi_default"
+    conn_type = "nairi"
+    hook_name = "Nairi"
+
+    def __init__(
+        self, nairi_conn_id: str = default_conn_name, *, conn_id: str | None = None, **overrides: Any
+    ):
+        super().__init__()
+        self.nairi_conn_id = conn_id or nairi_conn_id
+        self.overrides = overrides
+        self._client: Any = None
+
+    async def get_async_client(self) -> Any:
+        """The :class:`~airflow_provider_nairi.client.aio.AsyncNairiClient`, built on first use."""
+        if self._client is None:
+            from airflow_provider_nairi.client.aio import AsyncNairiClient  # noqa: PLC0415 (not at DAG parse)
+
+            aget = getattr(self, "aget_connection", None)
+            if aget is not None:
+                connection = await aget(self.nairi_conn_id)
+            else:  # Airflow 2.11
+                from asgiref.sync import sync_to_async  # noqa: PLC0415
+
+                connection = await sync_to_async(self.get_connection)(self.nairi_conn_id)
+            self._client = AsyncNairiClient(config_from_connection(connection, self.overrides))
+        return self._client
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        return await (await self.get_async_client()).request(method, path, **kwargs)
+
+    async def get_conversation(self, conversation_id: str) -> dict[str, Any]:
+        return await (await self.get_async_client()).get_conversation(conversation_id)  # type: ignore[no-any-return]
+
+    async def list_messages(self, conversation_id: str) -> list[dict[str, Any]]:
+        return await (await self.get_async_client()).list_messages(conversation_id)  # type: ignore[no-any-return]
+
+    async def cancel_conversation(self, conversation_id: str) -> dict[str, Any]:
+        return await (await self.get_async_client()).cancel_conversation(conversation_id)  # type: ignore[no-any-return]
+
+    async def get_video(self, video_id: str) -> dict[str, Any]:
+        return await (await self.get_async_client()).get_video(video_id)  # type: ignore[no-any-return]
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
