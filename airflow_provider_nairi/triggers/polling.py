@@ -113,6 +113,14 @@ class NairiPollingTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self.make_hook()
+        try:
+            async for event in self.poll_until_done(hook):
+                yield event
+        finally:
+            await hook.close()
+
+    async def poll_until_done(self, hook: NairiAsyncHook) -> AsyncIterator[TriggerEvent]:
+        """The polling loop of :meth:`run` (which closes the hook's client after it)."""
         errors_in_row = 0
         while True:
             delay = self.poll_interval
@@ -156,8 +164,11 @@ class NairiPollingTrigger(BaseTrigger):
 
     async def on_kill(self) -> None:
         """Cancel the remote work when a user kills the deferred task (Airflow 3.3+); log any error."""
+        hook = self.make_hook()
         try:
-            await asyncio.wait_for(self.cancel(self.make_hook()), timeout=self.CANCEL_TIMEOUT)
+            await asyncio.wait_for(self.cancel(hook), timeout=self.CANCEL_TIMEOUT)
             self.log.info("Cancelled %s %s", self.kind, self.resource_id)
         except Exception as error:
             self.log.warning("Could not cancel %s %s on kill: %s", self.kind, self.resource_id, error)
+        finally:
+            await hook.close()

@@ -13,6 +13,14 @@ from airflow_provider_nairi.outcomes import event_for_resource
 from airflow_provider_nairi.triggers.polling import NairiPollingTrigger
 
 
+class FakeHook:
+    def __init__(self):
+        self.closed = 0
+
+    async def close(self):
+        self.closed += 1
+
+
 class ScriptedTrigger(NairiPollingTrigger):
     """Answers polls from a script: a dict snapshot or an exception per poll."""
 
@@ -24,9 +32,11 @@ class ScriptedTrigger(NairiPollingTrigger):
         self.polls = 0
         self.cancel_error = cancel_error
         self.cancelled = 0
+        self.hooks = []
 
     def make_hook(self):
-        return object()
+        self.hooks.append(FakeHook())
+        return self.hooks[-1]
 
     async def poll(self, hook):
         self.polls += 1
@@ -75,6 +85,7 @@ async def test_polls_until_terminal_and_emits_one_json_event():
     assert event["status"] == "success" and event["id"] == "vid_1"
     assert trig.polls == 3
     assert json.loads(json.dumps(event)) == event
+    assert [hook.closed for hook in trig.hooks] == [1]
 
 
 async def test_tolerates_transient_errors_in_a_row_up_to_the_limit():
@@ -151,4 +162,5 @@ async def test_on_kill_cancels_and_swallows_errors(capsys):
     failing = trigger(cancel_error=nx.NairiServerError("down", status=503))
     await failing.on_kill()
     assert failing.cancelled == 1
+    assert [hook.closed for hook in trig.hooks + failing.hooks] == [1, 1]
     assert "Could not cancel video vid_1" in capsys.readouterr().out

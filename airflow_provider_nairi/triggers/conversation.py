@@ -1,0 +1,56 @@
+"""Wait for a conversation's latest turn in the triggerer: :class:`NairiConversationTrigger`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_nairi.outcomes import event_for_resource
+from airflow_provider_nairi.triggers.polling import NairiPollingTrigger
+
+if TYPE_CHECKING:
+    from airflow_provider_nairi.hooks.nairi import NairiAsyncHook
+
+#: Conversation states in which the agent is still working on the latest message.
+ACTIVE_STATES = frozenset({"queued", "running"})
+
+
+def conversation_event(conversation: Mapping[str, Any], turn: int | None = None) -> dict[str, Any] | None:
+    """The event a conversation snapshot ends in, or ``None`` while its latest turn is still running.
+
+    :param turn: the turn this task waits for. A snapshot that does not count that turn yet (read just before
+        the API registered the message) is "still working", so an earlier turn's reply is never taken for it.
+    """
+    if turn is not None and int(conversation.get("turns") or 0) < turn:
+        return None
+    return event_for_resource("conversation", conversation)
+
+
+class NairiConversationTrigger(NairiPollingTrigger):
+    """Poll ``GET /conversations/{id}`` until the latest turn is completed, failed or cancelled.
+
+    Emits one event (:func:`airflow_provider_nairi.outcomes.make_event`) whose ``resource`` is the last
+    conversation snapshot (with ``last_message``, the agent's reply), or a ``timeout`` / ``error``
+    event. A kill of the deferred task (Airflow 3.3+) cancels the conversation
+    (``POST /conversations/{id}/cancel``).
+
+    :param turn: the turn to wait for (see :func:`conversation_event`); ``None``: whatever turn is last.
+    :param conn_id, resource_id, deadline, poll_interval, max_transient_errors: see
+        :class:`~airflow_provider_nairi.triggers.polling.NairiPollingTrigger` (``resource_id`` is the
+        conversation id).
+    """
+
+    kind = "conversation"
+
+    def __init__(self, *, turn: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.turn = turn
+
+    def extra_kwargs(self) -> dict[str, Any]:
+        return {"turn": self.turn}
+
+    async def poll(self, hook: NairiAsyncHook) -> dict[str, Any] | None:
+        return conversation_event(await hook.get_conversation(self.resource_id), self.turn)
+
+    async def cancel(self, hook: NairiAsyncHook) -> None:
+        await hook.cancel_conversation(self.resource_id)
