@@ -1,0 +1,478 @@
+"""Ask a Nairi agent from a DAG: start a conversation, continue it, wait for the reply.
+
+:class:`NairiConversationOperator` is the reusable part: "wait for a conversation's latest turn, deferrable or
+not, and turn it into the XCom dict or an Airflow outcome". :class:`NairiStartConversationOperator` and
+:class:`NairiSendMessageOperator` add what they send; another operator that obtains a conversation some other
+way (a scheduled job's run) subclasses it the same way and calls :meth:`~NairiConversationOperator.wait_for`.
+
+Every operator here returns (XCom ``return_value``) a JSON dict::
+
+    {"conversation_id": "conv_...", "status": "completed", "turn": 1, "reply": "the agent's text",
+     "reply_message_id": "msg_...", "artifact_ids": ["art_..."], "url": "https://app.nairi.ai/conversations/..."}
+
+and pushes ``conversation_id`` and ``conversation_url`` under the constant keys :data:`XCOM_CONVERSATION_ID`
+and :data:`~airflow_provider_nairi.links.XCOM_CONVERSATION_URL` as soon as the conversation is known (the
+"Nairi conversation" extra link reads the latter).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
+
+from airflow_provider_nairi.exceptions import NairiConflictError, NairiError, NairiNotFoundError
+from airflow_provider_nairi.idempotency import task_idempotency_key
+from airflow_provider_nairi.links import XCOM_CONVERSATION_URL, NairiConversationLink
+from airflow_provider_nairi.operators.admin import find_by_name
+from airflow_provider_nairi.outcomes import TIMEOUT, make_event, raise_for_error, raise_for_event
+from airflow_provider_nairi.sources import upload_sources
+from airflow_provider_nairi.triggers.conversation import (
+    ACTIVE_STATES,
+    NairiConversationTrigger,
+    conversation_event,
+)
+from airflow_provider_nairi.validation import check_exactly_one, check_label
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_nairi.hooks.nairi import NairiHook
+
+#: XCom key of the conversation id (pushed as soon as it is known).
+XCOM_CONVERSATION_ID = "conversation_id"
+#: ``task_state_store`` key of the submission number whose create/send may have been sent (see
+#: :meth:`NairiConversationSubmitOperator.submission_number`).
+SUBMISSION_KEY = "nairi_submission"
+
+
+def latest_reply(hook: NairiHook, conversation: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The assistant's message of the conversation's latest turn, or ``None`` when it has none (yet).
+
+    Read from the snapshot's ``last_message`` when that is the reply; otherwise from the message list.
+    """
+    turn = conversation.get("turns")
+    last = conversation.get("last_message")
+    if last and last.get("role") == "assistant" and last.get("turn") == turn:
+        return dict(last)
+    replies = [
+        message
+        for message in hook.list_messages(str(conversation["id"]))
+        if message.get("role") == "assistant" and message.get("turn") == turn
+    ]
+    return replies[-1] if replies else None
+
+
+def conversation_result(
+    conversation: Mapping[str, Any], reply: Mapping[str, Any] | None, url: str
+) -> dict[str, Any]:
+    """The XCom dict of a conversation snapshot and its latest reply (see the module docstring)."""
+    return {
+        "conversation_id": conversation["id"],
+        "status": conversation.get("status"),
+        "turn": conversation.get("turns"),
+        "reply": reply.get("content") if reply else None,
+        "reply_message_id": reply.get("id") if reply else None,
+        "artifact_ids": list(reply.get("artifact_ids") or []) if reply else [],
+        "url": url,
+    }
+
+
+class NairiConversationOperator(BaseOperator):
+    """Base of the conversation operators: wait for a conversation's latest turn and return its reply.
+
+    .. important::
+
+        - **How completion is detected.** The conversation is read (``GET /conversations/{id}``) every
+          ``poll_interval`` seconds until its latest turn is ``completed`` (success: the XCom dict),
+          ``failed`` (task failure with the agent's error code and message; Airflow retries apply unless
+          ``final_on_agent_failure``) or ``cancelled`` by someone else (final failure that says so).
+        - **Deferrable.** With ``deferrable=True`` the wait happens in the triggerer
+          (:class:`~airflow_provider_nairi.triggers.conversation.NairiConversationTrigger`) and frees the
+          worker slot; transient API errors there are tolerated a few in a row. Without it, the worker polls
+          (the client retries transient errors itself; what is left fails the task, and the retry reattaches).
+        - **``timeout``** bounds the wait (seconds, from the moment waiting starts; ``None``: no bound). When
+          it passes, the conversation is cancelled (unless ``keep_on_timeout``) and the task fails saying how
+          long it waited; Airflow retries apply. **``execution_timeout``** is Airflow's bound on the whole
+          task; when it hits a waiting worker, :meth:`on_kill` cancels the conversation.
+        - **Kill.** Marking the task failed or success, or clearing it, cancels the running turn: on the
+          worker through :meth:`on_kill`, in the triggerer through the trigger's ``on_kill`` (Airflow 3.3+).
+          Cancel errors are logged, never raised.
+        - **Errors.** API errors are translated by :mod:`airflow_provider_nairi.outcomes`: 401/403/404/413/422
+          fail at once with the API's code, message and request id; 429/5xx/network let Airflow retry.
+
+    :param wait_for_reply: wait for the turn to end; ``False`` returns at once with the id (``reply`` None).
+    :param deferrable: wait in the triggerer. Default: ``[operators] default_deferrable``.
+    :param poll_interval: seconds between two reads of the conversation (positive).
+    :param timeout: seconds to wait for the reply, or ``None``.
+    :param keep_on_timeout: leave the conversation running when ``timeout`` passes.
+    :param final_on_agent_failure: a failed turn fails the task without Airflow retries.
+    :param max_transient_errors: deferrable only: transient errors tolerated in a row while polling.
+    :param conn_id: the Nairi connection.
+    """
+
+    operator_extra_links = (NairiConversationLink(),)
+
+    def __init__(
+        self,
+        *,
+        wait_for_reply: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 5.0,
+        timeout: float | None = None,
+        keep_on_timeout: bool = False,
+        final_on_agent_failure: bool = False,
+        max_transient_errors: int = 5,
+        conn_id: str = "nairi_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not poll_interval > 0:
+            raise ValueError(f"poll_interval must be positive, got {poll_interval!r}")
+        self.wait_for_reply = wait_for_reply
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+        self.keep_on_timeout = keep_on_timeout
+        self.final_on_agent_failure = final_on_agent_failure
+        self.max_transient_errors = max_transient_errors
+        self.conn_id = conn_id
+        self.current_conversation_id: str | None = None
+
+    @cached_property
+    def hook(self) -> NairiHook:
+        """The hook, built on first use at execute time (never while the DAG file is parsed)."""
+        from airflow_provider_nairi.hooks.nairi import NairiHook  # noqa: PLC0415
+
+        return NairiHook(self.conn_id)
+
+    def deadline(self) -> float | None:
+        """``timeout`` seconds from now, as epoch seconds, or ``None``."""
+        return None if self.timeout is None else time.time() + self.timeout
+
+    def publish(self, context: Context, conversation_id: str) -> str:
+        """Remember the conversation (for :meth:`on_kill`), push its id and URL as XCom; return the URL."""
+        self.current_conversation_id = conversation_id
+        url = self.hook.dashboard_url("conversations", conversation_id)
+        context["ti"].xcom_push(key=XCOM_CONVERSATION_ID, value=conversation_id)
+        context["ti"].xcom_push(key=XCOM_CONVERSATION_URL, value=url)
+        return url
+
+    def wait_for(self, context: Context, conversation: Mapping[str, Any], turn: int | None = None) -> Any:
+        """Wait for ``turn`` (default: the latest) of ``conversation`` and return the XCom dict.
+
+        Defers (raises ``TaskDeferred``, resuming in :meth:`execute_complete`) when ``deferrable``; returns at
+        once when not ``wait_for_reply``.
+        """
+        conversation_id = str(conversation["id"])
+        url = self.publish(context, conversation_id)
+        if not self.wait_for_reply:
+            return conversation_result(conversation, None, url)
+        if self.deferrable:
+            self.defer(
+                trigger=NairiConversationTrigger(
+                    conn_id=self.conn_id,
+                    resource_id=conversation_id,
+                    turn=turn,
+                    deadline=self.deadline(),
+                    poll_interval=self.poll_interval,
+                    max_transient_errors=self.max_transient_errors,
+                ),
+                method_name="execute_complete",
+            )
+        return self.finish(context, self.poll_here(conversation, turn))
+
+    def poll_here(self, conversation: Mapping[str, Any], turn: int | None) -> dict[str, Any]:
+        """Poll on the worker until the turn ends or the deadline passes; return the event (as a trigger)."""
+        deadline = self.deadline()
+        conversation_id = str(conversation["id"])
+        while (event := conversation_event(conversation, turn)) is None:
+            left = None if deadline is None else deadline - time.time()
+            if left is not None and left <= 0:
+                return make_event(
+                    TIMEOUT, kind="conversation", resource_id=conversation_id, message="deadline passed"
+                )
+            time.sleep(self.poll_interval if left is None else min(self.poll_interval, left))
+            conversation = self.hook.get_conversation(conversation_id)
+        return event
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        """Resume after the trigger: turn its event into the XCom dict or an outcome."""
+        try:
+            return self.finish(context, event)
+        except NairiError as error:
+            raise_for_error(error)
+
+    def finish(self, context: Context, event: Any) -> dict[str, Any]:
+        """The XCom dict of a ``success`` event; for a timeout, cancel (unless kept) then fail."""
+        if isinstance(event, dict) and event.get("status") == TIMEOUT:
+            self.current_conversation_id = str(event.get("id"))
+            kept = self.keep_on_timeout or not self.cancel_quietly()
+            event = {
+                **event,
+                "message": f"conversation {self.current_conversation_id} did not reply within timeout="
+                f"{self.timeout} s; it was {'left running' if kept else 'cancelled'}",
+            }
+        checked = raise_for_event(event, final_on_failure=self.final_on_agent_failure)
+        conversation = checked["resource"]
+        url = self.publish(context, str(conversation["id"]))
+        result = conversation_result(conversation, latest_reply(self.hook, conversation), url)
+        self.log.info("Nairi conversation %s turn %s: %s", result["conversation_id"], result["turn"], url)
+        return result
+
+    def cancel_quietly(self) -> bool:
+        """Cancel the current conversation; log (never raise) a failure. Return whether it was cancelled."""
+        conversation_id = self.current_conversation_id
+        if conversation_id is None:
+            return False
+        try:
+            self.hook.cancel_conversation(conversation_id)
+        except Exception as error:
+            self.log.warning("Could not cancel Nairi conversation %s: %s", conversation_id, error)
+            return False
+        self.log.info("Cancelled Nairi conversation %s", conversation_id)
+        return True
+
+    def on_kill(self) -> None:
+        """Cancel the conversation this worker is waiting for (errors logged)."""
+        if self.wait_for_reply:
+            self.cancel_quietly()
+
+
+class NairiConversationSubmitOperator(ResumableJobMixin, NairiConversationOperator):
+    """What the start and send operators share: attachments, a durable submission, reattach on retry.
+
+    .. important::
+
+        **Retries and crashes.** On Airflow 3.3+ the conversation id (with the turn and a submission number)
+        is kept in ``task_state_store``. A retried task whose conversation is still running reattaches to it;
+        one whose turn completed returns that reply without asking again; one whose turn failed or was
+        cancelled sends again. Each send carries an ``Idempotency-Key`` derived from the task instance and the
+        submission number, which is stored *before* the request: a worker that dies between the request and
+        storing its answer replays the same request on retry, and the API answers with the first result
+        instead of creating a duplicate. Below 3.3 (no ``task_state_store``) every try sends anew.
+
+    :param message: the prompt (templated; a value ending in ``.md``, ``.txt`` or ``.j2`` is read as a
+        template file, so a prompt can live next to the DAG).
+    :param artifact_ids: artifacts already uploaded to attach (templated).
+    :param attachments: local paths, globs, URIs or ``ObjectStoragePath`` objects uploaded (streamed) first
+        and attached (templated; see :mod:`airflow_provider_nairi.sources`). Give a ``pathlib.Path`` for a
+        file whose name ends in ``.md`` / ``.txt`` / ``.j2``: a templated *string* with that ending would be
+        read as a template.
+    :param durable: reattach on retry through ``task_state_store`` (Airflow 3.3+).
+    """
+
+    template_ext: Sequence[str] = (".md", ".txt", ".j2")
+    external_id_key = "nairi_conversation"
+    #: What the idempotency key names (a subclass's kind of submission).
+    submission_kind: ClassVar[str] = "conversation"
+
+    def __init__(
+        self,
+        *,
+        message: str,
+        artifact_ids: Sequence[str] | None = None,
+        attachments: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.message = message
+        self.artifact_ids = artifact_ids
+        self.attachments = attachments
+        self.result: dict[str, Any] | None = None
+        #: The conversation as :meth:`submit_job` received it, if it did.
+        self.snapshot: dict[str, Any] | None = None
+
+    def execute(self, context: Context) -> Any:
+        try:
+            return self.execute_resumable(context)
+        except NairiError as error:
+            raise_for_error(error)
+
+    def submission_number(self, context: Context) -> int | str:
+        """The number of this submission; stored before the request so that a lost answer is replayed.
+
+        With ``task_state_store``: the stored pending number when its answer was never recorded (replay),
+        else the recorded number plus one (a new conversation/turn after a failed one). Without it: the try.
+        """
+        store = context.get("task_state_store") if self.durable else None
+        if store is None:
+            return f"try-{context['ti'].try_number}"
+        recorded = store.get(self.external_id_key)
+        recorded_number = int(str(recorded["submission"])) if isinstance(recorded, dict) else 0
+        pending = int(str(store.get(SUBMISSION_KEY) or 0))
+        number = pending if pending > recorded_number else recorded_number + 1
+        store.set(SUBMISSION_KEY, number)
+        return number
+
+    def idempotency_key(self, context: Context, number: int | str) -> str:
+        return task_idempotency_key(context["ti"], self.submission_kind, number)
+
+    def all_artifact_ids(self, context: Context, conversation_id: str | None = None) -> list[str]:
+        """``artifact_ids`` plus the ids of the uploaded ``attachments`` (replayed on retry)."""
+        ids = list(self.artifact_ids or [])
+        if self.attachments:
+            uploaded = upload_sources(
+                self.hook, self.attachments, context["ti"], conversation_id=conversation_id
+            )
+            ids.extend(item["id"] for item in uploaded)
+        return ids
+
+    # ResumableJobMixin: the external id is {"conversation_id", "turn", "submission"}.
+
+    def get_job_status(self, external_id: Any, context: Context) -> str:
+        try:
+            conversation = self.hook.get_conversation(external_id["conversation_id"])
+        except NairiNotFoundError:
+            return "gone"
+        if conversation_event(conversation, external_id.get("turn")) is None:
+            return "running"
+        return str(conversation["status"])
+
+    def is_job_active(self, status: str) -> bool:
+        return status in ACTIVE_STATES
+
+    def is_job_succeeded(self, status: str) -> bool:
+        return status == "completed"
+
+    def poll_until_complete(self, external_id: Any, context: Context) -> Any:
+        conversation_id = external_id["conversation_id"]
+        if self.snapshot is not None and self.snapshot["id"] == conversation_id:
+            conversation = self.snapshot  # the create's answer: no need to read it again
+        else:
+            conversation = self.hook.get_conversation(conversation_id)
+        self.result = self.wait_for(context, conversation, external_id.get("turn"))
+        return self.result
+
+    def get_job_result(self, external_id: Any, context: Context) -> Any:
+        if self.result is not None:
+            return self.result
+        conversation = self.hook.get_conversation(external_id["conversation_id"])
+        if not self.wait_for_reply:
+            return conversation_result(conversation, None, self.publish(context, conversation["id"]))
+        return self.finish(context, conversation_event(conversation, external_id.get("turn")))
+
+
+class NairiStartConversationOperator(NairiConversationSubmitOperator):
+    """Start a conversation with an agent and (by default) wait for its reply.
+
+    Returns the XCom dict described in :mod:`airflow_provider_nairi.operators.conversation`. See
+    :class:`NairiConversationOperator` for waiting, timeouts and kills, and
+    :class:`NairiConversationSubmitOperator` for retries.
+
+    :param agent_id: the agent's id (templated), or
+    :param agent_name: its name (templated), resolved at execute time to exactly one agent (none or several
+        fail the task without retries, naming the ids).
+    :param title: the conversation's title (templated).
+    :param metadata: ``{str: str}`` stored with the conversation (templated).
+    """
+
+    template_fields: Sequence[str] = (
+        "message",
+        "agent_id",
+        "agent_name",
+        "artifact_ids",
+        "attachments",
+        "title",
+        "metadata",
+    )
+    submission_kind = "start-conversation"
+
+    def __init__(
+        self,
+        *,
+        message: str,
+        agent_id: str | None = None,
+        agent_name: str | None = None,
+        title: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message=message, **kwargs)
+        self.agent_id = agent_id
+        self.agent_name = agent_name
+        self.title = title
+        self.metadata = metadata
+
+    def resolve_agent_id(self) -> str:
+        """``agent_id``, or the id of the one agent called ``agent_name``."""
+        if check_exactly_one(agent_id=self.agent_id, agent_name=self.agent_name) == "agent_id":
+            return check_label("agent_id", self.agent_id)
+        name = check_label("agent_name", self.agent_name)
+        agent = find_by_name(self.hook.list_agents(), name, "agent")
+        if agent is None:
+            raise NairiNotFoundError(f"agent_name: no agent is named {name!r}.", code="not_found")
+        return str(agent["id"])
+
+    def submit_job(self, context: Context) -> dict[str, Any]:
+        agent_id = self.resolve_agent_id()
+        artifact_ids = self.all_artifact_ids(context)
+        number = self.submission_number(context)
+        conversation = self.hook.create_conversation(
+            agent_id,
+            self.message,
+            artifact_ids=artifact_ids or None,
+            title=self.title,
+            metadata=dict(self.metadata) if self.metadata else None,
+            idempotency_key=self.idempotency_key(context, number),
+        )
+        self.log.info("Started Nairi conversation %s with agent %s", conversation["id"], agent_id)
+        self.publish(context, conversation["id"])
+        self.snapshot = conversation
+        return {"conversation_id": conversation["id"], "turn": 1, "submission": number}
+
+
+class NairiSendMessageOperator(NairiConversationSubmitOperator):
+    """Send the next message of a conversation and (by default) wait for the agent's reply to it.
+
+    If the agent is still working on an earlier turn (``409 conversation_busy``), the operator waits on the
+    worker, retrying every ``poll_interval`` seconds within ``timeout``, instead of failing. Returns the XCom
+    dict for the new turn. See :class:`NairiConversationOperator` and
+    :class:`NairiConversationSubmitOperator`.
+
+    :param conversation_id: the conversation to continue (templated), e.g.
+        ``"{{ ti.xcom_pull('ask', key='conversation_id') }}"``.
+    """
+
+    template_fields: Sequence[str] = ("conversation_id", "message", "artifact_ids", "attachments")
+    submission_kind = "send-message"
+
+    def __init__(self, *, conversation_id: str, message: str, **kwargs: Any) -> None:
+        super().__init__(message=message, **kwargs)
+        self.conversation_id = conversation_id
+
+    def submit_job(self, context: Context) -> dict[str, Any]:
+        conversation_id = check_label("conversation_id", self.conversation_id)
+        artifact_ids = self.all_artifact_ids(context, conversation_id)
+        number = self.submission_number(context)
+        key = self.idempotency_key(context, f"{conversation_id}:{number}")
+        deadline = self.deadline()
+        while True:
+            try:
+                message = self.hook.send_message(
+                    conversation_id, self.message, artifact_ids=artifact_ids or None, idempotency_key=key
+                )
+                break
+            except NairiConflictError as error:
+                if error.code != "conversation_busy":
+                    raise
+                if deadline is not None and time.time() >= deadline:
+                    raise_for_event(
+                        make_event(
+                            TIMEOUT,
+                            kind="conversation",
+                            resource_id=conversation_id,
+                            message=f"conversation {conversation_id} stayed busy for timeout="
+                            f"{self.timeout} s; the message was not sent",
+                        )
+                    )
+                self.log.info(
+                    "Conversation %s is busy; trying again in %s s", conversation_id, self.poll_interval
+                )
+                time.sleep(self.poll_interval)
+        self.log.info("Sent turn %s of Nairi conversation %s", message.get("turn"), conversation_id)
+        self.publish(context, conversation_id)
+        return {"conversation_id": conversation_id, "turn": message.get("turn"), "submission": number}
