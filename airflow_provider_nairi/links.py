@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 #: XCom key of the conversation's dashboard URL, read by :class:`NairiConversationLink`.
 XCOM_CONVERSATION_URL = "conversation_url"
+#: XCom key of the dashboard URL of the (first) video a task handled, read by :class:`NairiVideoLink`.
+XCOM_VIDEO_URL = "video_url"
 
 
 class NairiXComLink(BaseOperatorLink):
@@ -33,3 +35,10 @@ class NairiConversationLink(NairiXComLink):
 
     name = "Nairi conversation"
     xcom_key = XCOM_CONVERSATION_URL
+
+
+class NairiVideoLink(NairiXComLink):
+    """The page of the (first) video a task uploaded, reprocessed or waited for ("Nairi video")."""
+
+    name = "Nairi video"
+    xcom_key = XCOM_VIDEO_URL

@@ -30,6 +30,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, ObjectStoragePath,
 
 from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiError
 from airflow_provider_nairi.idempotency import task_idempotency_key
+from airflow_provider_nairi.links import XCOM_VIDEO_URL, NairiVideoLink
 from airflow_provider_nairi.outcomes import TIMEOUT, make_event, raise_for_error, raise_for_event
 from airflow_provider_nairi.sources import SourceItem, as_path, resolve_sources, upload_sources
 from airflow_provider_nairi.triggers.video import KIND as VIDEO
@@ -393,6 +394,11 @@ def check_videos(hook: NairiHook, video_ids: list[str]) -> dict[str, Any] | None
     return videos_event(video_ids, [hook.get_video(video_id) for video_id in video_ids])
 
 
+def publish_video_link(hook: NairiHook, context: Context, video_ids: list[str]) -> None:
+    """Push the dashboard URL of the first video as XCom (read by the "Nairi video" extra link)."""
+    context["ti"].xcom_push(key=XCOM_VIDEO_URL, value=hook.dashboard_url("videos", video_ids[0]))
+
+
 def default_deferrable() -> bool:
     """``[operators] default_deferrable`` of the Airflow configuration (``False`` when unset)."""
     return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
@@ -417,6 +423,7 @@ class NairiVideoOperator(NairiContentOperator):
 
     #: A ``failed`` video fails the task without Airflow retries (retrying would not change it).
     final_on_failure: ClassVar[bool] = True
+    operator_extra_links = (NairiVideoLink(),)
 
     def __init__(
         self,
@@ -441,9 +448,10 @@ class NairiVideoOperator(NairiContentOperator):
 
     def run(self, context: Context) -> list[dict[str, Any]]:
         videos = self.start(context)
+        video_ids = [video["id"] for video in videos]
+        publish_video_link(self.hook, context, video_ids)
         if not self.wait_until_ready:
             return videos
-        video_ids = [video["id"] for video in videos]
         if self.deferrable:
             self.defer(
                 trigger=NairiVideoTrigger(

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiError
-from airflow_provider_nairi.operators.content import NairiHookMixin, check_videos, default_deferrable, ids_of
+from airflow_provider_nairi.links import NairiVideoLink
+from airflow_provider_nairi.operators.content import (
+    NairiHookMixin,
+    check_videos,
+    default_deferrable,
+    ids_of,
+    publish_video_link,
+)
 from airflow_provider_nairi.outcomes import raise_for_error, raise_for_event
 from airflow_provider_nairi.triggers.video import NairiVideoTrigger
 
@@ -33,6 +40,7 @@ class NairiVideoReadySensor(NairiHookMixin, BaseSensorOperator):
     """
 
     template_fields = ("video_ids",)
+    operator_extra_links = (NairiVideoLink(),)
 
     def __init__(
         self,
@@ -69,6 +77,7 @@ class NairiVideoReadySensor(NairiHookMixin, BaseSensorOperator):
         return PokeReturnValue(is_done=True, xcom_value=self.execute_complete(context, event))
 
     def execute(self, context: Context) -> Any:
+        publish_video_link(self.hook, context, self._video_ids())
         if not self.deferrable:
             return super().execute(context)
         done = self.poke(context)

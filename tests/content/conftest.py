@@ -103,6 +103,9 @@ class FakeContentHook:
         self.videos[video_id].update(status="processing", error=None)
         return dict(self.videos[video_id])
 
+    def dashboard_url(self, kind, object_id):
+        return f"https://app.nairi.ai/{kind}/{object_id}"
+
     def search(self, query, limit=None, video_ids=None):
         self._record("search", query, limit=limit, video_ids=video_ids)
         return self.results
@@ -122,7 +125,21 @@ def hook() -> FakeContentHook:
 
 
 def _ti(run_id: str = "manual__1", task_id: str = "upload") -> SimpleNamespace:
-    return SimpleNamespace(dag_id="content", task_id=task_id, run_id=run_id, map_index=-1)
+    """A task instance's identity, try number and XCom pushes (in ``ti.pushed``)."""
+    pushed: dict[str, Any] = {}
+
+    def xcom_push(key: str, value: Any) -> None:
+        pushed[key] = value
+
+    return SimpleNamespace(
+        dag_id="content",
+        task_id=task_id,
+        run_id=run_id,
+        map_index=-1,
+        try_number=1,
+        pushed=pushed,
+        xcom_push=xcom_push,
+    )
 
 
 @pytest.fixture

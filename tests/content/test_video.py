@@ -44,6 +44,7 @@ def test_upload_without_waiting_returns_processing_videos_with_keys(clips: Path,
     op = NairiUploadVideoOperator(task_id="v", sources=str(clips / "*.mp4"), wait_until_ready=False)
     videos = run(op, hook, ti)
     assert [v["status"] for v in videos] == ["processing", "processing"]
+    assert ti.pushed == {"video_url": "https://app.nairi.ai/videos/vid_1"}
     calls = hook.called("upload_video")
     assert [kwargs["title"] for _, kwargs in calls] == ["demo", "intro"]
     identity = resolve_sources(str(clips / "demo.mp4"))[0].identity
@@ -157,6 +158,7 @@ def test_deferrable_sensor_checks_once_then_defers(hook, ti):
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute({"ti": ti})
     assert deferred.value.trigger.serialize()[1]["poll_interval"] == 3
+    assert ti.pushed["video_url"] == "https://app.nairi.ai/videos/vid_1"
     hook.videos["vid_1"].update(READY)
     assert sensor.execute({"ti": ti})[0]["status"] == "ready"  # already ready: no deferral
 
@@ -234,3 +236,8 @@ def test_trigger_fires_failed_with_the_api_error_and_timeout_at_the_deadline(hoo
         hook,
     )
     assert late["status"] == "timeout"
+
+
+def test_video_operators_and_sensor_show_the_video_link():
+    for cls in (NairiUploadVideoOperator, NairiReprocessVideoOperator, NairiVideoReadySensor):
+        assert [link.name for link in cls.operator_extra_links] == ["Nairi video"]
