@@ -1,6 +1,8 @@
 """Provider registration read by Airflow's providers manager (entry point ``apache_airflow_provider``).
 
-Pure data: Airflow calls this at every ``airflow`` command, so it imports nothing but the package version.
+Pure data: Airflow calls this at every ``airflow`` command, so it imports nothing but the package version and,
+for the connection form, :func:`airflow_provider_nairi.client.config.connection_form` (the one description of
+the connection's fields, standard library only; the hook's Airflow 2.11 form methods read the same table).
 Each module and class named here must import (``tests/citizen/test_provider_info.py`` checks it against the
 installed Airflow's ``provider_info.schema.json`` and imports every name): a name that does not import breaks
 ``airflow providers`` commands for every provider.
@@ -22,6 +24,8 @@ def _modules(*names: str) -> list[dict[str, Any]]:
 
 def get_provider_info() -> dict[str, Any]:
     """What ``airflow providers list / hooks / triggers / links`` and the connection form show for Nairi."""
+    from airflow_provider_nairi.client.config import connection_form  # noqa: PLC0415 (pure, stdlib only)
+
     return {
         "package-name": "airflow-provider-nairi",
         "name": "Nairi",
@@ -34,4 +38,22 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["ai"],
             }
         ],
+        "hooks": _modules("hooks.nairi"),
+        "connection-types": [
+            {
+                "connection-type": "nairi",
+                "hook-class-name": f"{PACKAGE}.hooks.nairi.NairiHook",
+                "hook-name": "Nairi",
+                **connection_form(),
+            }
+        ],
+        "operators": _modules(
+            "operators.admin",
+            "operators.agents",
+            "operators.content",
+            "operators.scheduled_jobs",
+            "operators.secrets",
+        ),
+        "sensors": _modules("sensors.content"),
+        "triggers": _modules("triggers.polling", "triggers.video"),
     }
