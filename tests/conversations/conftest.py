@@ -1,4 +1,4 @@
-"""Fixtures of the conversation tests: a task instance, a task_state_store, a context, a hook mocked at its methods."""
+"""Conversation test fixtures: task instance, task_state_store, context, a hook mocked at its methods."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Start / send operators: deferral, worker-side waits, outcomes, retries and kills (hook mocked at its methods)."""
+"""Start / send operators: deferral, worker waits, outcomes, retries, kills (hook mocked at its methods)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import time
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, TaskDeferred
+from conversation_fakes import conversation, with_hook
 
 from airflow_provider_nairi import exceptions as nx
 from airflow_provider_nairi.idempotency import task_idempotency_key
@@ -16,8 +17,6 @@ from airflow_provider_nairi.operators.conversation import (
     NairiStartConversationOperator,
 )
 from airflow_provider_nairi.triggers.conversation import NairiConversationTrigger
-
-from conversation_fakes import conversation, with_hook
 
 URL = "https://dash.example/conversations/conv_1"
 

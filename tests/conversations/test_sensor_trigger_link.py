@@ -8,6 +8,7 @@ from unittest import mock
 
 import pytest
 from airflow.providers.common.compat.sdk import (
+    DAG,
     AirflowException,
     AirflowSensorTimeout,
     AirflowSkipException,
@@ -166,8 +167,6 @@ def test_link_reads_the_pushed_url():
 
 
 def test_prompt_file_and_fields_are_templated(tmp_path):
-    from airflow.sdk import DAG
-
     (tmp_path / "prompt.md").write_text("Summarise run {{ run_id }} for {{ params.team }}")
     with DAG("templated", schedule=None, template_searchpath=[str(tmp_path)], params={"team": "ops"}):
         op = NairiStartConversationOperator(
@@ -190,8 +189,6 @@ def test_prompt_file_and_fields_are_templated(tmp_path):
 
 
 def test_mapping_over_prompts():
-    from airflow.sdk import DAG
-
     with DAG("mapped", schedule=None):
         mapped = NairiStartConversationOperator.partial(task_id="ask", agent_id="agt_1").expand(
             message=["a", "b", "c"]
