@@ -51,9 +51,11 @@ def get_provider_info() -> dict[str, Any]:
             "operators.admin",
             "operators.agents",
             "operators.content",
+            "operators.conversation",
             "operators.scheduled_jobs",
             "operators.secrets",
         ),
-        "sensors": _modules("sensors.content"),
-        "triggers": _modules("triggers.polling", "triggers.video"),
+        "sensors": _modules("sensors.content", "sensors.conversation"),
+        "triggers": _modules("triggers.conversation", "triggers.polling", "triggers.video"),
+        "extra-links": [f"{PACKAGE}.links.NairiConversationLink", f"{PACKAGE}.links.NairiVideoLink"],
     }
