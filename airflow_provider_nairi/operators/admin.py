@@ -16,7 +16,7 @@ instance, so a POST whose answer was lost is replayed by the API instead of crea
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -91,6 +91,33 @@ def find_by_name(items: Iterable[Mapping[str, Any]], name: str, kind: str) -> di
             code="duplicate_name",
         )
     return matches[0] if matches else None
+
+
+def resolve_id(
+    list_items: Callable[[], Iterable[Mapping[str, Any]]],
+    kind: str,
+    *,
+    id_param: str,
+    id_value: str | None,
+    name_param: str,
+    name_value: str | None,
+) -> str:
+    """The id given as ``id_value``, or the id of the one ``kind`` called ``name_value`` (exactly one given).
+
+    ``resolve_id(hook.list_agents, "agent", id_param="agent_id", id_value=None, name_param="agent_name",
+    name_value="triage")``. Checks the parameters before any request; no match raises
+    :class:`NairiNotFoundError`, two matches :class:`NairiConflictError` naming the ids.
+    """
+    if check_exactly_one(**{id_param: id_value, name_param: name_value}) == id_param:
+        return check_label(id_param, id_value)
+    name = check_label(name_param, name_value)
+    found = find_by_name(list_items(), name, kind)
+    if found is None:
+        raise NairiNotFoundError(
+            f"{name_param}: no {kind} is named {name!r}; create it first or give {id_param}.",
+            code="not_found",
+        )
+    return str(found["id"])
 
 
 def _comparable(value: Any) -> Any:

@@ -1,11 +1,11 @@
-"""Scheduled jobs as code: declare a job (:class:`NairiScheduledJobOperator`)."""
+"""Scheduled jobs as code: declare one (:class:`NairiScheduledJobOperator`), run it now and wait for its
+reply (:class:`NairiRunScheduledJobOperator`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_nairi.exceptions import NairiNotFoundError
 from airflow_provider_nairi.idempotency import task_idempotency_key
 from airflow_provider_nairi.operators.admin import (
     CREATED,
@@ -14,8 +14,10 @@ from airflow_provider_nairi.operators.admin import (
     NairiAdminOperator,
     changed_fields,
     find_by_name,
+    resolve_id,
 )
-from airflow_provider_nairi.validation import check_cron, check_exactly_one, check_label, check_timezone
+from airflow_provider_nairi.operators.conversation import NairiConversationSubmitOperator
+from airflow_provider_nairi.validation import check_cron, check_label, check_timezone
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -69,19 +71,6 @@ class NairiScheduledJobOperator(NairiAdminOperator):
         self.timezone = timezone
         self.enabled = enabled
 
-    def _agent_id(self) -> str:
-        if check_exactly_one(agent_id=self.agent_id, agent_name=self.agent_name) == "agent_id":
-            return check_label("agent_id", self.agent_id)
-        agent_name = check_label("agent_name", self.agent_name)
-        agent = find_by_name(self.hook.list_agents(), agent_name, "agent")
-        if agent is None:
-            raise NairiNotFoundError(
-                f"agent_name: no agent is named {agent_name!r}; create it first (NairiAgentOperator) or give "
-                "agent_id.",
-                code="not_found",
-            )
-        return str(agent["id"])
-
     def apply(self, context: Context) -> dict[str, Any]:
         name = check_label("name", self.name)
         check_label("message", self.message)
@@ -91,7 +80,14 @@ class NairiScheduledJobOperator(NairiAdminOperator):
             "timezone": check_timezone("timezone", self.timezone),
             "enabled": bool(self.enabled),
         }
-        desired["agent_id"] = self._agent_id()
+        desired["agent_id"] = resolve_id(
+            self.hook.list_agents,
+            "agent",
+            id_param="agent_id",
+            id_value=self.agent_id,
+            name_param="agent_name",
+            name_value=self.agent_name,
+        )
 
         job = find_by_name(self.hook.list_scheduled_jobs(), name, "scheduled job")
         fields: list[str] = []
@@ -112,4 +108,58 @@ class NairiScheduledJobOperator(NairiAdminOperator):
             "agent_id": desired["agent_id"],
             "action": action,
             "fields": fields,
+        }
+
+
+class NairiRunScheduledJobOperator(NairiConversationSubmitOperator):
+    """Run a scheduled job now (``POST /scheduled-jobs/{id}/run``) and, by default, wait for the reply.
+
+    The run starts a conversation with the job's agent and message. From there the operator behaves exactly as
+    :class:`~airflow_provider_nairi.operators.conversation.NairiStartConversationOperator`: same wait (on the
+    worker or deferred to the same trigger), same ``timeout`` / ``on_kill`` / cancel behaviour, same outcomes,
+    same XCom dict (``conversation_id``, ``status``, ``turn``, ``reply``, ``reply_message_id``,
+    ``artifact_ids``, ``url``) and the same "Nairi conversation" link.
+
+    .. important::
+
+        **Retries.** The run request carries an ``Idempotency-Key`` derived from the task instance and a
+        submission number kept in ``task_state_store`` (Airflow 3.3+): a retry after a lost answer replays
+        the first run instead of starting a second conversation, a retry while the conversation still runs
+        reattaches to it, and a retry after a failed turn runs the job again. Below 3.3 every try runs anew.
+
+    :param job_id: the job's id (templated), or
+    :param job_name: its name (templated), resolved at execute time to exactly one job (none or several fail
+        the task without retries, naming the ids).
+
+    Every parameter of :class:`~airflow_provider_nairi.operators.conversation.NairiConversationOperator`
+    applies (``wait_for_reply``, ``deferrable``, ``poll_interval``, ``timeout``, ...).
+    """
+
+    template_fields: Sequence[str] = ("job_id", "job_name")
+    submission_kind = "run-scheduled-job"
+
+    def __init__(self, *, job_id: str | None = None, job_name: str | None = None, **kwargs: Any) -> None:
+        # The job sends its own message; there is nothing to write or attach here.
+        super().__init__(message="", **kwargs)
+        self.job_id = job_id
+        self.job_name = job_name
+
+    def submit_job(self, context: Context) -> dict[str, Any]:
+        job_id = resolve_id(
+            self.hook.list_scheduled_jobs,
+            "scheduled job",
+            id_param="job_id",
+            id_value=self.job_id,
+            name_param="job_name",
+            name_value=self.job_name,
+        )
+        number = self.submission_number(context)
+        key = self.idempotency_key(context, f"{job_id}:{number}")
+        conversation = self.hook.run_scheduled_job(job_id, idempotency_key=key)
+        self.log.info("Ran Nairi scheduled job %s: conversation %s", job_id, conversation["id"])
+        self.publish(context, conversation["id"])
+        return {
+            "conversation_id": conversation["id"],
+            "turn": conversation.get("turns"),
+            "submission": number,
         }

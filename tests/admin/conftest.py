@@ -141,10 +141,21 @@ def hook(org: FakeOrg) -> mock.MagicMock:
     return mock.MagicMock(wraps=org)
 
 
+class FakeTaskInstance(SimpleNamespace):
+    """What the operators use of a task instance: its identity, ``try_number`` and ``xcom_push``."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            dag_id="org", task_id="t", run_id="manual__1", map_index=-1, try_number=1, stats_tags={}, xcom={}
+        )
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcom[key] = value
+
+
 @pytest.fixture
 def context() -> dict[str, Any]:
-    ti = SimpleNamespace(dag_id="org", task_id="t", run_id="manual__1", map_index=-1)
-    return {"ti": ti, "params": {}}
+    return {"ti": FakeTaskInstance(), "params": {}}
 
 
 @pytest.fixture

@@ -1,0 +1,154 @@
+"""Org-as-code flows against the emulator over loopback HTTP: the real hook, client and API shapes."""
+
+from __future__ import annotations
+
+import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException, Connection
+
+from airflow_provider_nairi.hooks.nairi import NairiHook
+from airflow_provider_nairi.operators.admin import NairiDeleteOperator
+from airflow_provider_nairi.operators.agents import NairiAgentOperator
+from airflow_provider_nairi.operators.scheduled_jobs import (
+    NairiRunScheduledJobOperator,
+    NairiScheduledJobOperator,
+)
+from airflow_provider_nairi.operators.secrets import (
+    FromConnection,
+    FromVariable,
+    NairiEnvVarsOperator,
+    NairiVaultSecretsOperator,
+)
+
+DB_PASSWORD = "flow-pg-pass-41d2"
+CRM_TOKEN = "flow-crm-tok-93aa"
+
+
+@pytest.fixture(autouse=True)
+def airflow_sources(monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SUPPORT_DB",
+        Connection(conn_id="support_db", conn_type="postgres", password=DB_PASSWORD).as_json(),
+    )
+    monkeypatch.setenv("AIRFLOW_VAR_CRM_TOKEN", CRM_TOKEN)
+
+
+def declared_org():
+    vault = NairiVaultSecretsOperator(
+        task_id="vault",
+        vault_name="support",
+        secrets={"DB_PASSWORD": FromConnection("support_db"), "CRM_TOKEN": FromVariable("crm_token")},
+    )
+    env = NairiEnvVarsOperator(
+        task_id="env", env_vars={"LOG_LEVEL": "info", "CRM_TOKEN": FromVariable("crm_token")}
+    )
+    return vault, env
+
+
+def apply_org(context):
+    vault, env = declared_org()
+    vault_plan = vault.execute(context)
+    agent_plan = NairiAgentOperator(
+        task_id="agent", name="triage", instructions="Triage tickets.", vault_ids=[vault_plan["id"]]
+    ).execute(context)
+    job_plan = NairiScheduledJobOperator(
+        task_id="job",
+        name="morning",
+        agent_name="triage",
+        message="Summarise the night's tickets.",
+        cron="0 7 * * 1-5",
+        timezone="Europe/Paris",
+    ).execute(context)
+    return vault_plan, env.execute(context), agent_plan, job_plan
+
+
+def test_org_is_created_then_reported_unchanged(nairi_emulator, context):
+    first = apply_org(context)
+    second = apply_org(context)
+
+    assert [plan["action"] for plan in first] == ["created", "updated", "created", "created"]
+    assert [plan["action"] for plan in second] == ["unchanged"] * 4
+    hook = NairiHook()
+    agent = hook.get_agent(first[2]["id"])
+    assert agent["vault_ids"] == [first[0]["id"]]
+    assert sorted(hook.get_vault(first[0]["id"])["secret_names"]) == ["CRM_TOKEN", "DB_PASSWORD"]
+    env = {item["name"]: item for item in hook.list_env_vars()}
+    assert env["LOG_LEVEL"]["value"] == "info" and env["CRM_TOKEN"] == {
+        **env["CRM_TOKEN"],
+        "value": None,
+        "secret": True,
+    }
+    job = hook.get_scheduled_job(first[3]["id"])
+    assert (job["agent_id"], job["cron"], job["timezone"], job["enabled"]) == (
+        agent["id"],
+        "0 7 * * 1-5",
+        "Europe/Paris",
+        True,
+    )
+    counts = nairi_emulator.admin.counts()
+    assert (counts["agents"], counts["vaults"], counts["scheduled_jobs"]) == (1, 1, 1)
+    posts = [r for r in nairi_emulator.admin.requests_log() if r["method"] == "POST"]
+    assert posts and all(r["idempotency_key"] for r in posts)
+
+
+def test_changed_declaration_patches_only_that_field(nairi_emulator, context):
+    apply_org(context)
+    nairi_emulator.admin.clear_log()
+
+    plan = NairiScheduledJobOperator(
+        task_id="job",
+        name="morning",
+        agent_name="triage",
+        message="Summarise the night's tickets.",
+        cron="30 6 * * 1-5",
+        timezone="Europe/Paris",
+    ).execute(context)
+
+    assert plan["action"] == "updated" and plan["fields"] == ["cron"]
+    writes = [r for r in nairi_emulator.admin.requests_log() if r["method"] not in ("GET",)]
+    assert [(r["method"], r["status"]) for r in writes] == [("PATCH", 200)]
+
+
+def test_secret_values_stay_out_of_debug_logs_with_the_real_client(nairi_emulator, context, logs):
+    vault, env = declared_org()
+    vault.execute(context)
+    env.execute(context)
+    logged = logs()
+    assert "support" in logged
+    assert DB_PASSWORD not in logged and CRM_TOKEN not in logged
+
+
+def test_run_job_now_waits_for_the_agents_reply(nairi_emulator, context):
+    _, _, _, job = apply_org(context)
+
+    result = NairiRunScheduledJobOperator(
+        task_id="run", job_name="morning", poll_interval=0.05, timeout=30, deferrable=False
+    ).execute(context)
+
+    assert result["status"] == "completed" and result["turn"] == 1
+    assert result["reply"].startswith("Reply to turn 1: Summarise the night's tickets.")
+    assert (
+        NairiHook().get_scheduled_job(job["id"])["last_run"]["conversation_id"] == result["conversation_id"]
+    )
+
+
+def test_duplicate_agent_names_fail_with_both_ids(nairi_emulator, context):
+    hook = NairiHook()
+    ids = [hook.create_agent("triage", "a")["id"], hook.create_agent("triage", "b")["id"]]
+    with pytest.raises(AirflowFailException) as info:
+        NairiAgentOperator(task_id="agent", name="triage", instructions="x").execute(context)
+    assert f"({ids[0]}, {ids[1]})" in str(info.value)
+
+
+def test_removal_by_name_is_safe_to_repeat(nairi_emulator, context):
+    apply_org(context)
+    for kind, name in [
+        ("scheduled_job", "morning"),
+        ("agent", "triage"),
+        ("vault", "support"),
+        ("env_var", "LOG_LEVEL"),
+    ]:
+        op = NairiDeleteOperator(task_id=f"rm_{kind}", kind=kind, name=name)
+        assert op.execute(context)["action"] == "deleted"
+        assert op.execute(context)["action"] == "already absent"
+    counts = nairi_emulator.admin.counts()
+    assert (counts["agents"], counts["vaults"], counts["scheduled_jobs"]) == (0, 0, 0)
