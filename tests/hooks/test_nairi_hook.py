@@ -1,0 +1,142 @@
+"""NairiHook / NairiAsyncHook: from an Airflow connection to a client, no network until the first call."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from unittest import mock
+
+import pytest
+from airflow.models.connection import Connection
+
+from airflow_provider_nairi.client.config import EXTRA_FIELDS
+from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiNotFoundError
+from airflow_provider_nairi.hooks.nairi import NairiAsyncHook, NairiHook
+
+KEY = "nr_live_HookSecretKey0001"
+BASE = "https://api.nairi.test/api/public/v1"
+
+
+def set_connection(monkeypatch, conn_id="nairi_default", host=BASE, password=KEY, **extra):
+    connection = Connection(
+        conn_id=conn_id, conn_type="nairi", host=host, password=password, extra=json.dumps(extra)
+    )
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", connection.as_json())
+
+
+def me_answer(scopes):
+    data = {"org": {"id": "org_1", "name": "Acme"}, "key": {"name": "ci", "hint": "nr_…1", "scopes": scopes}}
+    return {"success": True, "data": data, "meta": {"request_id": "req_me"}}
+
+
+def test_init_reads_no_connection_and_sends_nothing(requests_mock):
+    hook = NairiHook(nairi_conn_id="does_not_exist", read_timeout=5)
+    assert hook.nairi_conn_id == "does_not_exist"
+    assert hook.rate_limit is None
+    assert not requests_mock.called
+
+
+def test_connection_becomes_a_validated_config(monkeypatch):
+    set_connection(monkeypatch, "nairi_x", host="api.niravi.io", read_timeout="7", auth_header="bearer")
+    hook = NairiHook(conn_id="nairi_x", max_retries=1)
+    config = hook.config
+    assert config.base_url == "https://api.niravi.io/api/public/v1"
+    assert (config.read_timeout, config.auth_header, config.max_retries) == (7.0, "bearer", 1)
+    assert "apache-airflow/3." in config.user_agent
+    assert KEY not in repr(hook.config)
+
+
+def test_a_wrong_extra_or_override_names_the_field(monkeypatch):
+    set_connection(monkeypatch, retries=3)
+    with pytest.raises(NairiConfigurationError, match=r"'retries'.*known extras: auth_header"):
+        NairiHook().get_conn()
+    set_connection(monkeypatch)
+    with pytest.raises(NairiConfigurationError, match="'read_timeout' is 'x'"):
+        NairiHook(read_timeout="x").get_conn()
+
+
+def test_an_agent_key_is_refused_with_directions(monkeypatch, requests_mock):
+    set_connection(monkeypatch, password="ccagent_abc123456")
+    ok, message = NairiHook().test_connection()
+    assert not ok
+    assert "Settings → API Key" in message
+    assert "ccagent_abc123456" not in message
+    assert not requests_mock.called
+
+
+def test_the_key_is_handed_to_the_secrets_masker(monkeypatch):
+    set_connection(monkeypatch)
+    with mock.patch("airflow_provider_nairi.hooks.nairi.mask_secret") as mask:
+        NairiHook().get_conn()
+    mask.assert_called_once_with(KEY)
+
+
+def test_test_connection_names_org_key_and_scopes(monkeypatch, requests_mock):
+    set_connection(monkeypatch)
+    requests_mock.get(f"{BASE}/me", json=me_answer(["read", "write"]))
+    assert NairiHook().test_connection() == (
+        True,
+        "Connected to org 'Acme' (org_1) with key 'ci' (scopes: read, write).",
+    )
+
+
+def test_test_connection_warns_about_a_read_only_key(monkeypatch, requests_mock):
+    set_connection(monkeypatch)
+    requests_mock.get(f"{BASE}/me", json=me_answer(["read"]))
+    ok, message = NairiHook().test_connection()
+    assert ok
+    assert "cannot write" in message
+
+
+def test_test_connection_failure_is_a_clear_reason(monkeypatch, requests_mock, caplog):
+    set_connection(monkeypatch, max_retries=0)
+    body = {"success": False, "error": {"code": "unauthorized", "message": "Invalid API key", "status": 401}}
+    requests_mock.get(f"{BASE}/me", status_code=401, json=body, headers={"X-Request-Id": "req_bad"})
+    with caplog.at_level(logging.DEBUG):
+        ok, message = NairiHook().test_connection()
+    assert not ok
+    assert message == "[req_bad] GET /me: 401 unauthorized: Invalid API key"
+    assert KEY not in caplog.text
+
+
+def test_hook_methods_go_through_one_client(monkeypatch, requests_mock):
+    set_connection(monkeypatch, dashboard_url="https://nairi.example.com/")
+    requests_mock.get(f"{BASE}/agents/agt_1", json={"success": True, "data": {"id": "agt_1"}})
+    hook = NairiHook()
+    assert hook.get_agent("agt_1") == {"id": "agt_1"}
+    assert hook.request("GET", "/agents/agt_1") == {"id": "agt_1"}
+    assert hook.get_conn() is hook.client
+    assert hook.dashboard_url("conversations", "conv_1") == "https://nairi.example.com/conversations/conv_1"
+    hook.close()
+
+
+def test_ui_field_behaviour():
+    behaviour = NairiHook.get_ui_field_behaviour()
+    assert behaviour["relabeling"] == {"host": "Base URL", "password": "API key"}
+    assert "login" in behaviour["hidden_fields"]
+
+
+def test_connection_form_widgets_cover_every_extra():
+    pytest.importorskip("wtforms")  # only on Airflow 2.11's web server
+    assert set(NairiHook.get_connection_form_widgets()) == {spec.name for spec in EXTRA_FIELDS}
+
+
+def test_async_hook_against_the_emulator(nairi_emulator):
+    async def run():
+        hook = NairiAsyncHook()
+        try:
+            with pytest.raises(NairiNotFoundError):
+                await hook.get_conversation("conv_missing")
+            return await hook.request("GET", "/me")
+        finally:
+            await hook.close()
+
+    me = asyncio.run(run())
+    assert me["key"]["scopes"] == ["read", "write"]
+
+
+def test_sync_hook_against_the_emulator(nairi_emulator):
+    ok, message = NairiHook().test_connection()
+    assert ok, message
+    assert "Emulated org" in message
