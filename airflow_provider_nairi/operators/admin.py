@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 
     from airflow_provider_nairi.hooks.nairi import NairiHook
 
+#: XCom key of the managed resource's id, pushed besides the plan: ``vault_task.output["id"]`` in a DAG.
+XCOM_ID = "id"
+
 CREATED = "created"
 UPDATED = "updated"
 UNCHANGED = "unchanged"
@@ -46,7 +49,9 @@ ALREADY_ABSENT = "already absent"
 class NairiAdminOperator(BaseOperator):
     """Base of the org-as-code operators: one connection, one hook, errors translated in one place.
 
-    Subclasses implement :meth:`apply`. A :class:`~airflow_provider_nairi.exceptions.NairiError` raised there
+    Subclasses implement :meth:`apply`, which returns the plan (XCom ``return_value``); when the plan names
+    a resource id, it is also pushed under the XCom key ``id`` (:data:`XCOM_ID`), so a downstream task can
+    take ``vault_task.output["id"]``. A :class:`~airflow_provider_nairi.exceptions.NairiError` raised there
     (a parameter check, an API error, a name shared by two resources) goes through
     :func:`airflow_provider_nairi.outcomes.raise_for_error`: errors that cannot pass by retrying fail the
     task at once, the others (429, 5xx, network) let Airflow's retries apply.
@@ -67,9 +72,12 @@ class NairiAdminOperator(BaseOperator):
 
     def execute(self, context: Context) -> Any:
         try:
-            return self.apply(context)
+            plan = self.apply(context)
         except NairiError as error:
             raise_for_error(error)
+        if isinstance(plan, dict) and plan.get("id"):
+            context["ti"].xcom_push(key=XCOM_ID, value=plan["id"])
+        return plan
 
     def apply(self, context: Context) -> Any:
         """Do the work; return the XCom value."""

@@ -26,6 +26,7 @@ def test_absent_agent_is_created_with_an_idempotency_key(run, hook, org, context
         idempotency_key=task_idempotency_key(context["ti"], "create-agent", "triage"),
     )
     assert org.agents["agt_1"]["vault_ids"] == ["vlt_9"]
+    assert context["ti"].xcom == {"id": "agt_1"}  # so that a DAG can pass agent_task.output["id"] on
 
 
 def test_matching_agent_is_unchanged_and_nothing_is_written(run, hook):
