@@ -28,6 +28,7 @@ from airflow_provider_nairi.exceptions import (
     NairiError,
     NairiNotFoundError,
 )
+from airflow_provider_nairi.idempotency import task_idempotency_key
 from airflow_provider_nairi.outcomes import raise_for_error
 from airflow_provider_nairi.validation import check_exactly_one, check_label, check_name
 
@@ -82,6 +83,38 @@ class NairiAdminOperator(BaseOperator):
     def apply(self, context: Context) -> Any:
         """Do the work; return the XCom value."""
         raise NotImplementedError
+
+    def upsert(
+        self,
+        context: Context,
+        kind: str,
+        name: str,
+        desired: Mapping[str, Any],
+        *,
+        list_items: Callable[[], Iterable[Mapping[str, Any]]],
+        create: Callable[..., dict[str, Any]],
+        update: Callable[..., Any] | None = None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Make the ``kind`` called ``name`` match ``desired``; return it and the plan.
+
+        Absent: ``create(name, idempotency_key=..., **desired)`` with a key derived from the task instance.
+        Present: ``update(id, **differing_fields)`` when some field differs. The plan is
+        ``{"kind", "id", "name", "action", "fields"}``.
+        """
+        resource = find_by_name(list_items(), name, kind)
+        fields: list[str] = []
+        if resource is None:
+            key = task_idempotency_key(context["ti"], f"create-{kind.replace(' ', '-')}", name)
+            resource = create(name, idempotency_key=key, **desired)
+            action = CREATED
+        else:
+            fields = changed_fields(resource, desired)
+            if fields and update is not None:
+                update(resource["id"], **{field: desired[field] for field in fields})
+            action = UPDATED if fields else UNCHANGED
+        self.log.info("Nairi %s %r (%s): %s %s", kind, name, resource["id"], action, ", ".join(fields))
+        plan = {"kind": kind.replace(" ", "_"), "id": resource["id"], "name": name, "action": action}
+        return resource, {**plan, "fields": fields}
 
 
 def find_by_name(items: Iterable[Mapping[str, Any]], name: str, kind: str) -> dict[str, Any] | None:

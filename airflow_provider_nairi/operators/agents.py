@@ -5,15 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_nairi.idempotency import task_idempotency_key
-from airflow_provider_nairi.operators.admin import (
-    CREATED,
-    UNCHANGED,
-    UPDATED,
-    NairiAdminOperator,
-    changed_fields,
-    find_by_name,
-)
+from airflow_provider_nairi.operators.admin import NairiAdminOperator
 from airflow_provider_nairi.validation import check_label
 
 if TYPE_CHECKING:
@@ -70,16 +62,14 @@ class NairiAgentOperator(NairiAdminOperator):
         if self.vault_ids is not None:
             desired["vault_ids"] = list(self.vault_ids)
 
-        agent = find_by_name(self.hook.list_agents(), name, "agent")
-        fields: list[str] = []
-        if agent is None:
-            key = task_idempotency_key(context["ti"], "create-agent", name)
-            agent = self.hook.create_agent(name, idempotency_key=key, **desired)
-            action = CREATED
-        else:
-            fields = changed_fields(agent, desired)
-            if fields:
-                self.hook.update_agent(agent["id"], **{field: desired[field] for field in fields})
-            action = UPDATED if fields else UNCHANGED
-        self.log.info("Nairi agent %r (%s): %s %s", name, agent["id"], action, ", ".join(fields))
-        return {"kind": "agent", "id": agent["id"], "name": name, "action": action, "fields": fields}
+        hook = self.hook
+        _, plan = self.upsert(
+            context,
+            "agent",
+            name,
+            desired,
+            list_items=hook.list_agents,
+            create=hook.create_agent,
+            update=hook.update_agent,
+        )
+        return plan

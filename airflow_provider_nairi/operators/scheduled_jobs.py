@@ -6,16 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_nairi.idempotency import task_idempotency_key
-from airflow_provider_nairi.operators.admin import (
-    CREATED,
-    UNCHANGED,
-    UPDATED,
-    NairiAdminOperator,
-    changed_fields,
-    find_by_name,
-    resolve_id,
-)
+from airflow_provider_nairi.operators.admin import NairiAdminOperator, resolve_id
 from airflow_provider_nairi.operators.conversation import NairiConversationSubmitOperator
 from airflow_provider_nairi.validation import check_cron, check_label, check_timezone
 
@@ -89,26 +80,17 @@ class NairiScheduledJobOperator(NairiAdminOperator):
             name_value=self.agent_name,
         )
 
-        job = find_by_name(self.hook.list_scheduled_jobs(), name, "scheduled job")
-        fields: list[str] = []
-        if job is None:
-            key = task_idempotency_key(context["ti"], "create-scheduled-job", name)
-            job = self.hook.create_scheduled_job(name, idempotency_key=key, **desired)
-            action = CREATED
-        else:
-            fields = changed_fields(job, desired)
-            if fields:
-                job = self.hook.update_scheduled_job(job["id"], **{field: desired[field] for field in fields})
-            action = UPDATED if fields else UNCHANGED
-        self.log.info("Nairi scheduled job %r (%s): %s %s", name, job["id"], action, ", ".join(fields))
-        return {
-            "kind": "scheduled_job",
-            "id": job["id"],
-            "name": name,
-            "agent_id": desired["agent_id"],
-            "action": action,
-            "fields": fields,
-        }
+        hook = self.hook
+        _, plan = self.upsert(
+            context,
+            "scheduled job",
+            name,
+            desired,
+            list_items=hook.list_scheduled_jobs,
+            create=hook.create_scheduled_job,
+            update=hook.update_scheduled_job,
+        )
+        return {**plan, "agent_id": desired["agent_id"]}
 
 
 class NairiRunScheduledJobOperator(NairiConversationSubmitOperator):

@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseHook, Variable, mask_secret
 
 from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiError, NairiNotFoundError
-from airflow_provider_nairi.idempotency import task_idempotency_key
 from airflow_provider_nairi.operators.admin import (
     CREATED,
     DELETED,
@@ -46,7 +45,6 @@ from airflow_provider_nairi.operators.admin import (
     UPDATED,
     NairiAdminOperator,
     changed_fields,
-    find_by_name,
     overall_action,
 )
 from airflow_provider_nairi.validation import check_label, check_names
@@ -183,12 +181,9 @@ class NairiVaultSecretsOperator(NairiAdminOperator):
             for key, source in self.secrets.items()
         }
 
-        vault = find_by_name(self.hook.list_vaults(), name, "vault")
-        top = UNCHANGED
-        if vault is None:
-            key = task_idempotency_key(context["ti"], "create-vault", name)
-            vault = self.hook.create_vault(name, idempotency_key=key)
-            top = CREATED
+        vault, vault_plan = self.upsert(
+            context, "vault", name, {}, list_items=self.hook.list_vaults, create=self.hook.create_vault
+        )
         existing = set(vault.get("secret_names") or ())
 
         items = []
@@ -206,12 +201,12 @@ class NairiVaultSecretsOperator(NairiAdminOperator):
             "kind": "vault",
             "id": vault["id"],
             "name": name,
-            "action": overall_action(top, items),
+            "action": overall_action(vault_plan["action"], items),
             "secrets": items,
             "rewritten": sorted(existing & set(values)),
             "kept": [] if self.prune else undeclared,
         }
-        self.log.info("Nairi vault %r (%s): %s; secrets: %s", name, vault["id"], plan["action"], items)
+        self.log.info("Nairi vault %r secrets: %s", name, items)
         return plan
 
 

@@ -44,21 +44,24 @@ def declared_org():
     return vault, env
 
 
+def morning_job(cron="0 7 * * 1-5"):
+    return NairiScheduledJobOperator(
+        task_id="job",
+        name="morning",
+        agent_name="triage",
+        message="Summarise the night's tickets.",
+        cron=cron,
+        timezone="Europe/Paris",
+    )
+
+
 def apply_org(context):
     vault, env = declared_org()
     vault_plan = vault.execute(context)
     agent_plan = NairiAgentOperator(
         task_id="agent", name="triage", instructions="Triage tickets.", vault_ids=[vault_plan["id"]]
     ).execute(context)
-    job_plan = NairiScheduledJobOperator(
-        task_id="job",
-        name="morning",
-        agent_name="triage",
-        message="Summarise the night's tickets.",
-        cron="0 7 * * 1-5",
-        timezone="Europe/Paris",
-    ).execute(context)
-    return vault_plan, env.execute(context), agent_plan, job_plan
+    return vault_plan, env.execute(context), agent_plan, morning_job().execute(context)
 
 
 def test_org_is_created_then_reported_unchanged(nairi_emulator, context):
@@ -94,14 +97,7 @@ def test_changed_declaration_patches_only_that_field(nairi_emulator, context):
     apply_org(context)
     nairi_emulator.admin.clear_log()
 
-    plan = NairiScheduledJobOperator(
-        task_id="job",
-        name="morning",
-        agent_name="triage",
-        message="Summarise the night's tickets.",
-        cron="30 6 * * 1-5",
-        timezone="Europe/Paris",
-    ).execute(context)
+    plan = morning_job(cron="30 6 * * 1-5").execute(context)
 
     assert plan["action"] == "updated" and plan["fields"] == ["cron"]
     writes = [r for r in nairi_emulator.admin.requests_log() if r["method"] not in ("GET",)]
