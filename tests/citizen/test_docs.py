@@ -98,3 +98,18 @@ def test_section_example_builds_in_a_dag(name):
     with DAG(dag_id=f"docs_{name}", schedule=None):
         exec(example, namespace)
     assert any(isinstance(value, CLASSES[name]) for value in namespace.values())
+
+
+OWN_PAGES = ("index.md", "operators.md", "testing-your-dags.md", "changelog.md")
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+@pytest.mark.parametrize("page", OWN_PAGES)
+def test_relative_links_resolve(page):
+    path = REFERENCE.parent / page
+    missing = [
+        target
+        for target in LINK.findall(path.read_text())
+        if "://" not in target and not (path.parent / target).exists()
+    ]
+    assert missing == []
