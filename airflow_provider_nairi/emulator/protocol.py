@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -128,11 +128,16 @@ def int_param(query: Mapping[str, str], name: str, default: int, low: int, high:
     return value
 
 
-def page(items: Sequence[Any], query: Mapping[str, str]) -> Reply:
-    """One page of ``items`` (oldest first) for ``limit`` (1 to 200, default 50) and ``offset`` (>= 0)."""
+def page(items: Sequence[Any], query: Mapping[str, str], view: Callable[[Any], Any] | None = None) -> Reply:
+    """One page of ``items`` (oldest first) for ``limit`` (1 to 200, default 50) and ``offset`` (>= 0).
+
+    ``view`` (e.g. ``public``) is applied to the page's items only, so a page costs O(limit), not O(total).
+    """
     limit = int_param(query, "limit", 50, 1, MAX_PAGE)
     offset = int_param(query, "offset", 0, 0)
     chunk = list(items[offset : offset + limit])
+    if view is not None:
+        chunk = [view(item) for item in chunk]
     pagination = {
         "limit": limit,
         "offset": offset,

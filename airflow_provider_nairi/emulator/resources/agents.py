@@ -30,7 +30,7 @@ def check_vaults(ctx: Context, vault_ids: list[str] | None) -> None:
 @route("GET", "/agents", "read")
 async def list_agents(ctx: Context) -> Reply:
     """List agents, oldest first."""
-    return page([public(a) for a in ctx.core.store.tables["agents"].values()], ctx.query)
+    return page(list(ctx.core.store.tables["agents"].values()), ctx.query, view=public)
 
 
 @route("POST", "/agents", "write", body=schemas.AgentCreate, status=201)
