@@ -295,3 +295,17 @@ def test_env_secret_values_are_never_logged(run, logs):
     run(env_op())
     logged = logs()
     assert DB_PASSWORD not in logged and "Nairi env vars" in logged and "DB_PASSWORD" in logged
+
+
+def test_values_written_in_the_dag_file_stay_out_of_the_serialized_dag():
+    serialized_objects = pytest.importorskip("airflow.serialization.serialized_objects")
+    serializer = getattr(serialized_objects, "OperatorSerialization", None)  # Airflow 3.3
+    serializer = serializer or serialized_objects.SerializedBaseOperator  # Airflow 2
+    ops = [
+        vault_op({"A": "literal-secret-123", "B": FromConnection("db")}),
+        env_op({"A": {"value": "literal-secret-123", "secret": True}}),
+    ]
+    for op in ops:
+        stored = json.dumps(serializer.serialize_operator(op), default=str)
+        assert "literal-secret-123" not in stored  # what the metadata DB and the UI's task details get
+    assert "support" in json.dumps(serializer.serialize_operator(ops[0]), default=str)
