@@ -6,7 +6,8 @@ Measures, against the emulator in its own process on 127.0.0.1:
   ``/proc/self/clear_refs`` just before it, so imports and start-up do not count); goal: at most 64 MiB;
 - throughput (MiB/s) of each leg, and the operator's throughput over the hook's; goal: at least 0.9.
 
-Each upload runs in a fresh child process; legs alternate, ``--rounds`` times each, and medians are reported.
+Each upload runs in a fresh child process; legs alternate (and which goes first), ``--rounds`` times
+each, and medians are reported.
 
     .venv/bin/python bench/upload_operator.py [--mib 1024] [--rounds 3]
 """
@@ -125,7 +126,7 @@ def main() -> None:
         try:
             wait_ready(base_url)
             for round_number in range(args.rounds):
-                for leg in LEGS:
+                for leg in LEGS if round_number % 2 == 0 else reversed(LEGS):  # alternate who goes first
                     child = subprocess.run(
                         [
                             sys.executable,
