@@ -98,7 +98,8 @@ class NairiAdminOperator(BaseOperator):
         """Make the ``kind`` called ``name`` match ``desired``; return it and the plan.
 
         Absent: ``create(name, idempotency_key=..., **desired)`` with a key derived from the task instance.
-        Present: ``update(id, **differing_fields)`` when some field differs. The plan is
+        Present: ``update(id, **differing_fields)`` when some field differs (a kind with nothing to patch, a
+        vault, passes an empty ``desired`` and no ``update``). The plan is
         ``{"kind", "id", "name", "action", "fields"}``.
         """
         resource = find_by_name(list_items(), name, kind)
@@ -113,8 +114,14 @@ class NairiAdminOperator(BaseOperator):
                 update(resource["id"], **{field: desired[field] for field in fields})
             action = UPDATED if fields else UNCHANGED
         self.log.info("Nairi %s %r (%s): %s %s", kind, name, resource["id"], action, ", ".join(fields))
-        plan = {"kind": kind.replace(" ", "_"), "id": resource["id"], "name": name, "action": action}
-        return resource, {**plan, "fields": fields}
+        kind_key = kind.replace(" ", "_")
+        return resource, {
+            "kind": kind_key,
+            "id": resource["id"],
+            "name": name,
+            "action": action,
+            "fields": fields,
+        }
 
 
 def find_by_name(items: Iterable[Mapping[str, Any]], name: str, kind: str) -> dict[str, Any] | None:
