@@ -1,0 +1,171 @@
+"""The conversation example DAGs run green under ``airflow dags test`` against the emulator (issue 4).
+
+One Airflow home and one ``airflow db migrate`` for the module; one emulator for the module (its admin API
+counts what the DAGs created). Each ``airflow dags test`` costs about 16 s here, so the module runs four:
+the thread example deferrable and not, the mapped example, and the killed worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_nairi.emulator import run_emulator
+from airflow_provider_nairi.testing import connection_env_var, connection_json
+
+pytestmark = pytest.mark.integration
+
+EXAMPLE_DAGS = Path(__file__).parent.parent.parent / "example_dags"
+BIN = Path(sys.executable).parent
+FINISHED = re.compile(r"DagRun Finished: dag_id=(\w+),.* state=(\w+),")
+
+# The scheduler's part of a retry, done by hand: the task instance of a killed worker gets its next try and
+# runs again through Airflow's own in-process task runner (what `dags test` uses), with the run's
+# task_state_store.
+RETRY = """
+import sys
+from sqlalchemy import select
+from airflow.dag_processing.dagbag import DagBag
+from airflow.models.taskinstance import TaskInstance
+from airflow.sdk.definitions.dag import _run_task
+from airflow.utils.session import create_session
+from airflow.utils.state import TaskInstanceState
+
+dag_id, task_id = sys.argv[1:3]
+dag = DagBag().get_dag(dag_id)
+with create_session() as session:
+    query = select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.task_id == task_id)
+    ti = session.scalar(query)
+    ti.try_number += 1
+    ti.state = TaskInstanceState.SCHEDULED
+    session.commit()
+    _run_task(ti=ti, task=dag.task_dict[task_id])
+    print("RETRY STATE", ti.state.value)
+"""
+
+
+@pytest.fixture(scope="module")
+def airflow_env(tmp_path_factory):
+    home = tmp_path_factory.mktemp("airflow")
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLE_DAGS),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+    env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
+    migrate = subprocess.run(
+        [str(BIN / "airflow"), "db", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert migrate.returncode == 0, migrate.stderr[-3000:]
+    with run_emulator(turn_latency=0.2) as emulator:
+        env[connection_env_var("nairi_default")] = connection_json(emulator.base_url, emulator.api_key)
+        yield env, emulator
+
+
+def dags_test(env, dag_id, *, deferrable, conf=None, timeout=300):
+    args = [str(BIN / "airflow"), "dags", "test", dag_id]
+    if conf is not None:
+        args += ["--conf", json.dumps(conf)]
+    env = {**env, "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": str(deferrable)}
+    result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    return result.stdout + result.stderr
+
+
+def run_state(log, dag_id):
+    return dict(FINISHED.findall(log)).get(dag_id)
+
+
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferrable", "worker"])
+def test_conversation_example_runs_green(airflow_env, deferrable):
+    env, emulator = airflow_env
+    before = emulator.admin.counts()["conversations"]
+    log = dags_test(env, "nairi_conversation", deferrable=deferrable, conf={"question": "Is the DAG late?"})
+    assert run_state(log, "nairi_conversation") == "success", log[-5000:]
+    reply = log[log.index("=== Nairi agent replied") : log.index("=== end of reply ===")]
+    assert (
+        "Reply to turn 1: Is the DAG late?" in reply
+        and "Reply to turn 2: Which one should I check first?" in reply
+    )
+    assert ("new_state=deferred" in log) is deferrable
+    assert emulator.admin.counts()["conversations"] == before + 1
+
+
+def test_mapped_prompts_example_runs_green(airflow_env):
+    env, emulator = airflow_env
+    before = emulator.admin.counts()["conversations"]
+    log = dags_test(env, "nairi_mapped_prompts", deferrable=True)
+    assert run_state(log, "nairi_mapped_prompts") == "success", log[-5000:]
+    assert "Suggest one pool to resize. -> Reply to turn 1: Suggest one pool to resize." in log
+    assert emulator.admin.counts()["conversations"] == before + 3
+
+
+def stored_conversation(home):
+    """The conversation the `ask` task stored in task_state_store, once it has (read from the SQLite DB)."""
+    with sqlite3.connect(Path(home) / "airflow.db", timeout=10) as db:
+        row = db.execute(
+            "SELECT value FROM task_state_store WHERE task_id = 'ask' AND key = 'nairi_conversation'"
+        ).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def test_killed_worker_retry_reattaches_without_a_second_conversation(airflow_env, monkeypatch):
+    env, emulator = airflow_env
+    env = {**env, "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "False"}
+    before = emulator.admin.counts()["conversations"]
+    worker = subprocess.Popen(
+        [
+            str(BIN / "airflow"),
+            "dags",
+            "test",
+            "nairi_conversation",
+            "--conf",
+            json.dumps({"question": "[[delay:40]] slow question"}),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while (stored := stored_conversation(env["AIRFLOW_HOME"])) is None:
+            assert worker.poll() is None and time.monotonic() < deadline, "the ask task never stored its id"
+            time.sleep(0.2)
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker dies mid-wait
+        worker.wait(timeout=30)
+    conversation_id = stored["conversation_id"]
+    from airflow_provider_nairi.hooks.nairi import NairiHook  # noqa: PLC0415
+
+    monkeypatch.setenv(connection_env_var("nairi_default"), env[connection_env_var("nairi_default")])
+    hook = NairiHook()
+    assert hook.get_conversation(conversation_id)["status"] in {"queued", "running"}
+
+    retry = subprocess.run(
+        [sys.executable, "-c", RETRY, "nairi_conversation", "ask"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    log = retry.stdout + retry.stderr
+    assert "RETRY STATE success" in log, log[-5000:]
+    assert "Reconnecting to existing job" in log  # it found the conversation still running
+    assert emulator.admin.counts()["conversations"] == before + 1  # reattached: no second conversation
+    assert hook.get_conversation(conversation_id)["status"] == "completed"
