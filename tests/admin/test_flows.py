@@ -148,3 +148,15 @@ def test_removal_by_name_is_safe_to_repeat(nairi_emulator, context):
         assert op.execute(context)["action"] == "already absent"
     counts = nairi_emulator.admin.counts()
     assert (counts["agents"], counts["vaults"], counts["scheduled_jobs"]) == (0, 0, 0)
+
+
+def test_create_retried_through_faults_keeps_one_key_and_makes_one_agent(nairi_emulator, context):
+    # The list answers; the first POST /agents is reset, the second gets a 503, the third goes through.
+    nairi_emulator.admin.set_faults(sequence=["ok", "reset", "503"], paths=["/agents"])
+
+    plan = NairiAgentOperator(task_id="agent", name="triage", instructions="Triage tickets.").execute(context)
+
+    posts = [r for r in nairi_emulator.admin.requests_log() if r["method"] == "POST"]
+    assert [r["status"] for r in posts] == ["reset", 503, 201]
+    assert len({r["idempotency_key"] for r in posts}) == 1
+    assert plan["action"] == "created" and nairi_emulator.admin.counts()["agents"] == 1
