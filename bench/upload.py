@@ -1,0 +1,84 @@
+"""Uploading 1 GiB with ``NairiClient.upload_artifact`` against ``httpx`` ``files=``, on the same emulator.
+
+Each upload runs in a fresh child process, which reports its peak RSS (goal for the client: at most 64 MiB)
+and its throughput in MiB/s; best of the alternated rounds; the ratio client/httpx (goal: at least 0.9).
+The emulator runs in its own process and streams the file to disk while hashing it.
+
+    .venv/bin/python bench/upload.py [--mib 1024] [--rounds 2]
+"""
+
+# ruff: noqa: PLC0415 - imports sit inside the contenders: each child process loads only its own.
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from typing import Any
+
+from _common import best_of, emulator_process, measure_in_child
+
+
+def upload_with_client(base_url: str, api_key: str, path: str) -> dict[str, Any]:
+    from airflow_provider_nairi.client import ClientConfig, NairiClient
+
+    with NairiClient(ClientConfig(api_key=api_key, base_url=base_url, read_timeout=600)) as client:
+        start = time.perf_counter()
+        artifact = client.upload_artifact(path)
+        elapsed = time.perf_counter() - start
+        client.delete_artifact(artifact["id"])
+    return {"seconds": elapsed, "size": artifact["size_bytes"]}
+
+
+def upload_with_httpx(base_url: str, api_key: str, path: str) -> dict[str, Any]:
+    import httpx
+
+    with httpx.Client(timeout=600) as client, open(path, "rb") as file:
+        start = time.perf_counter()
+        answer = client.post(f"{base_url}/artifacts", files={"file": file}, headers={"X-API-Key": api_key})
+        elapsed = time.perf_counter() - start
+        answer.raise_for_status()
+        artifact = answer.json()["data"]
+        client.delete(f"{base_url}/artifacts/{artifact['id']}", headers={"X-API-Key": api_key})
+    return {"seconds": elapsed, "size": artifact["size_bytes"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mib", type=int, default=1024)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, emulator_process() as emu:
+        path = os.path.join(tmp, "payload.bin")
+        block = os.urandom(1 << 20)
+        with open(path, "wb") as file:
+            for _ in range(args.mib):
+                file.write(block)
+        contenders = {
+            "httpx files=": "upload:upload_with_httpx",
+            "NairiClient.upload_artifact": "upload:upload_with_client",
+        }
+        best = best_of(
+            args.rounds,
+            {
+                name: (lambda target=target: measure_in_child(target, emu["base_url"], emu["api_key"], path))
+                for name, target in contenders.items()
+            },
+            key="seconds",
+            lower=True,
+        )
+    print(f"upload of {args.mib:,} MiB (multipart, one child process per upload, best of {args.rounds})")
+    for name, result in best.items():
+        assert result["size"] == args.mib << 20, result
+        rate = args.mib / result["seconds"]
+        print(
+            f"  {name:28s} {rate:8.0f} MiB/s  peak RSS {result['peak_rss_mib']:6.1f} MiB"
+            f"  CPU {result['cpu_s']:5.1f} s"
+        )
+    ours, theirs = best["NairiClient.upload_artifact"], best["httpx files="]
+    print(f"  ratio client/httpx MiB/s: {theirs['seconds'] / ours['seconds']:.2f} (goal >= 0.9)")
+    print(f"  client peak RSS <= 64 MiB: {ours['peak_rss_mib'] <= 64}")
+
+
+if __name__ == "__main__":
+    main()
