@@ -169,3 +169,37 @@ def test_killed_worker_retry_reattaches_without_a_second_conversation(airflow_en
     assert "Reconnecting to existing job" in log  # it found the conversation still running
     assert emulator.admin.counts()["conversations"] == before + 1  # reattached: no second conversation
     assert hook.get_conversation(conversation_id)["status"] == "completed"
+
+
+def test_org_as_code_example_is_green_twice_and_the_second_run_changes_nothing(airflow_env, tmp_path):
+    """nairi_org_as_code (issue 6): the second run reports everything ``unchanged``; no secret is logged."""
+    env, emulator = airflow_env
+    db_password, crm_token = "example-db-pass-5e21", "example-crm-token-77c3"
+    env = {
+        **env,
+        connection_env_var("nairi_example_db"): json.dumps(
+            {"conn_type": "postgres", "password": db_password}
+        ),
+        "AIRFLOW_VAR_NAIRI_EXAMPLE_CRM_TOKEN": crm_token,
+    }
+    before = emulator.admin.counts()
+    conf = {"output_dir": str(tmp_path)}
+    logs = [dags_test(env, "nairi_org_as_code", deferrable=True, conf=conf) for _ in range(2)]
+    for log in logs:
+        assert run_state(log, "nairi_org_as_code") == "success", log[-5000:]
+        assert db_password not in log and crm_token not in log  # every task's log, both runs
+    first, second = (
+        json.loads(p.read_text()) for p in sorted(tmp_path.iterdir(), key=lambda p: p.stat().st_mtime)
+    )
+    assert first["actions"] == {
+        "vault": "created",
+        "env_vars": "updated",
+        "agent": "created",
+        "scheduled_job": "created",
+    }
+    assert second["actions"] == dict.fromkeys(first["actions"], "unchanged")
+    assert first["reply"].startswith("Reply to turn 1: Triage the tickets that arrived overnight.")
+    assert second["reply"].startswith("Reply to turn 1: Triage the tickets that arrived overnight.")
+    after = emulator.admin.counts()
+    created = {k: after[k] - before[k] for k in ("agents", "vaults", "scheduled_jobs", "conversations")}
+    assert created == {"agents": 1, "vaults": 1, "scheduled_jobs": 1, "conversations": 2}
