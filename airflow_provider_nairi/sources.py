@@ -124,9 +124,9 @@ def _storage_source(path: ObjectStoragePath, location: str) -> Source:
 
 def _source(item: SourceItem, location: str) -> Source:
     path = as_path(item)
-    if isinstance(path, Path):
-        return _local_source(path, location)
-    return _storage_source(path, location)
+    if isinstance(path, ObjectStoragePath):  # first: on Airflow 2 it is also a pathlib.Path
+        return _storage_source(path, location)
+    return _local_source(path, location)
 
 
 def _split_glob(uri: str) -> tuple[str, str]:

@@ -250,7 +250,7 @@ class NairiDownloadArtifactsOperator(NairiContentOperator):
 
     def _download(self, artifact: Mapping[str, Any], target: Path | ObjectStoragePath) -> None:
         expected = artifact.get("sha256")
-        if isinstance(target, Path):  # the hook writes a temporary file and renames it once verified
+        if not isinstance(target, ObjectStoragePath):  # the hook writes a temp file, renamed once verified
             self.hook.download_artifact(artifact["id"], target, expected_sha256=expected)
             return
         partial = target.with_name(target.name + ".partial")

@@ -8,8 +8,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from airflow.sdk.io.store import attach
 from fsspec.implementations.memory import MemoryFileSystem
+
+try:
+    from airflow.sdk.io.store import attach
+except ImportError:  # Airflow 2
+    from airflow.io.store import attach
 
 from airflow_provider_nairi.exceptions import NairiNotFoundError
 

@@ -138,7 +138,8 @@ def test_download_into_object_storage(memory_store, produced, ti):
     op = NairiDownloadArtifactsOperator(
         task_id="dl", conversation_id="conv_1", destination="memory://bucket/results", created_by="agent"
     )
-    assert run(op, produced, ti) == [
+    written = [path.replace(":///", "://") for path in run(op, produced, ti)]  # Airflow 2: memory:///bucket
+    assert written == [
         "memory://bucket/results/summary.md",
         "memory://bucket/results/table.csv",
     ]

@@ -68,7 +68,7 @@ def test_output_path_always_receives_the_results_and_xcom_holds_the_path(tmp_pat
 def test_output_path_in_object_storage(memory_store, hook, ti):
     hook.results = HITS
     op = NairiRecallOperator(task_id="q", query="q", output_path="memory://bucket/recall.json")
-    assert run(op, hook, ti) == "memory://bucket/recall.json"
+    assert run(op, hook, ti).replace(":///", "://") == "memory://bucket/recall.json"  # Airflow 2: memory:///
     assert json.loads(ObjectStoragePath("memory://bucket/recall.json").read_text()) == HITS
 
 

