@@ -36,6 +36,8 @@ BASES = {
     "NairiPollingTrigger",
     "NairiVideoOperator",
 }
+# Keywords a class sets itself when it calls its base (a scheduled job sends its own message).
+SET_BY_THE_CLASS = {"NairiRunScheduledJobOperator": {"message", "artifact_ids", "attachments"}}
 # ``deferrable`` defaults to Airflow's ``[operators] default_deferrable``; the docs say so instead of a value.
 CONF_DEFERRABLE = "`[operators] default_deferrable`"
 SECTION = re.compile(r"^### `(\w+)`\n(.*?)(?=^##|\Z)", re.MULTILINE | re.DOTALL)
@@ -86,6 +88,8 @@ def test_every_class_a_dag_uses_has_a_section_and_every_section_a_class():
 def test_section_lists_exactly_the_parameters_with_their_defaults(name):
     documented = dict(ROW.findall(SECTIONS.get(name, "")))
     expected = parameters(CLASSES[name])
+    for fixed in SET_BY_THE_CLASS.get(name, ()):
+        del expected[fixed]
     if expected.get("deferrable") in ("`False`", "`None`"):
         expected["deferrable"] = CONF_DEFERRABLE
     assert documented == expected
