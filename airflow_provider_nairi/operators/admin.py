@@ -16,6 +16,7 @@ instance, so a POST whose answer was lost is replayed by the API instead of crea
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -105,7 +106,10 @@ class NairiAdminOperator(BaseOperator):
         resource = find_by_name(list_items(), name, kind)
         fields: list[str] = []
         if resource is None:
-            key = task_idempotency_key(context["ti"], f"create-{kind.replace(' ', '-')}", name)
+            # The body is part of the key: a cleared task re-run with another declaration is a new request
+            # (the same key with another body would be a 409 idempotency_key_reused).
+            body = json.dumps(desired, sort_keys=True)
+            key = task_idempotency_key(context["ti"], f"create-{kind.replace(' ', '-')}", name, body)
             resource = create(name, idempotency_key=key, **desired)
             action = CREATED
         else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
@@ -23,7 +25,14 @@ def test_absent_agent_is_created_with_an_idempotency_key(run, hook, org, context
         instructions="Triage incoming tickets.",
         model="nairi-large",
         vault_ids=["vlt_9"],
-        idempotency_key=task_idempotency_key(context["ti"], "create-agent", "triage"),
+        idempotency_key=task_idempotency_key(
+            context["ti"],
+            "create-agent",
+            "triage",
+            json.dumps(
+                {"instructions": "Triage incoming tickets.", "model": "nairi-large", "vault_ids": ["vlt_9"]}
+            ),
+        ),
     )
     assert org.agents["agt_1"]["vault_ids"] == ["vlt_9"]
     assert context["ti"].xcom == {"id": "agt_1"}  # so that a DAG can pass agent_task.output["id"] on

@@ -160,3 +160,13 @@ def test_create_retried_through_faults_keeps_one_key_and_makes_one_agent(nairi_e
     assert [r["status"] for r in posts] == ["reset", 503, 201]
     assert len({r["idempotency_key"] for r in posts}) == 1
     assert plan["action"] == "created" and nairi_emulator.admin.counts()["agents"] == 1
+
+
+def test_cleared_task_recreates_a_resource_deleted_meanwhile_with_a_new_declaration(nairi_emulator, context):
+    first = NairiAgentOperator(task_id="agent", name="triage", instructions="v1").execute(context)
+    NairiHook().delete_agent(first["id"])  # someone removes it; then the same task instance runs again
+
+    again = NairiAgentOperator(task_id="agent", name="triage", instructions="v2").execute(context)
+
+    assert again["action"] == "created" and again["id"] != first["id"]
+    assert NairiHook().get_agent(again["id"])["instructions"] == "v2"

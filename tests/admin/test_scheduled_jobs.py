@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
@@ -40,7 +42,20 @@ def test_job_is_created_for_the_named_agent(run, hook, org, agent_id, context):
         cron="0 9 * * 1-5",
         timezone="Europe/Paris",
         enabled=True,
-        idempotency_key=task_idempotency_key(context["ti"], "create-scheduled-job", "morning"),
+        idempotency_key=task_idempotency_key(
+            context["ti"],
+            "create-scheduled-job",
+            "morning",
+            json.dumps(
+                {
+                    "agent_id": agent_id,
+                    "cron": "0 9 * * 1-5",
+                    "enabled": True,
+                    "message": "Summarise new tickets.",
+                    "timezone": "Europe/Paris",
+                }
+            ),
+        ),
     )
 
 

@@ -53,7 +53,7 @@ def test_vault_is_created_and_secrets_written_from_connection_and_variable(run, 
         "kept": [],
     }
     hook.create_vault.assert_called_once_with(
-        "support", idempotency_key=task_idempotency_key(context["ti"], "create-vault", "support")
+        "support", idempotency_key=task_idempotency_key(context["ti"], "create-vault", "support", "{}")
     )
     assert org.secret_values == {("vlt_1", "DB_PASSWORD"): DB_PASSWORD, ("vlt_1", "API_TOKEN"): API_TOKEN}
 
