@@ -14,6 +14,7 @@ Imports no Airflow.
 from __future__ import annotations
 
 import contextlib
+import mimetypes
 import os
 import tempfile
 import uuid
@@ -77,7 +78,7 @@ class MultipartBody:
             + (
                 f"--{self.boundary}\r\n"
                 f'Content-Disposition: form-data; name="file"; filename="{filename}"\r\n'
-                "Content-Type: application/octet-stream\r\n\r\n"
+                f"Content-Type: {mimetypes.guess_type(filename)[0] or 'application/octet-stream'}\r\n\r\n"
             ).encode()
         )
         self.epilogue = f"\r\n--{self.boundary}--\r\n".encode()

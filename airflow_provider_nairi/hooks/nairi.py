@@ -50,19 +50,9 @@ def config_from_connection(connection: Any, overrides: Mapping[str, Any]) -> Cli
     return config
 
 
-class NairiHook(BaseHook, NairiApi):
-    """Every endpoint of the Nairi API, from an Airflow connection.
-
-    :param nairi_conn_id: the connection (default ``nairi_default``); ``conn_id`` is accepted as an alias.
-    :param overrides: values of connection extras for this hook only (``read_timeout=5``,
-      ``max_retries=0``...), validated like the extras.
-
-    Methods are those of :class:`~airflow_provider_nairi.client.api.NairiApi` (``create_conversation``,
-    ``list_agents``...) plus ``request`` and ``paginate``. Retries, idempotency keys, redirects, rate
-    limits: see ``docs/errors-and-retries.md``. Errors are
-    :class:`~airflow_provider_nairi.exceptions.NairiError` subclasses; operators translate them in
-    ``outcomes.py``.
-    """
+class _NairiConnectionHook(BaseHook):
+    """What both hooks share: the connection to read (``conn_id`` is an alias of ``nairi_conn_id``) and
+    keyword overrides of its extras."""
 
     conn_name_attr = "nairi_conn_id"
     default_conn_name = "nairi_default"
@@ -75,6 +65,21 @@ class NairiHook(BaseHook, NairiApi):
         super().__init__()
         self.nairi_conn_id = conn_id or nairi_conn_id
         self.overrides = overrides
+
+
+class NairiHook(_NairiConnectionHook, NairiApi):
+    """Every endpoint of the Nairi API, from an Airflow connection.
+
+    :param nairi_conn_id: the connection (default ``nairi_default``); ``conn_id`` is accepted as an alias.
+    :param overrides: values of connection extras for this hook only (``read_timeout=5``,
+      ``max_retries=0``...), validated like the extras.
+
+    Methods are those of :class:`~airflow_provider_nairi.client.api.NairiApi` (``create_conversation``,
+    ``list_agents``...) plus ``request`` and ``paginate``. Retries, idempotency keys, redirects, rate
+    limits: see ``docs/errors-and-retries.md``. Errors are
+    :class:`~airflow_provider_nairi.exceptions.NairiError` subclasses; operators translate them in
+    ``outcomes.py``.
+    """
 
     @cached_property
     def config(self) -> ClientConfig:
@@ -170,7 +175,7 @@ class NairiHook(BaseHook, NairiApi):
         return {"hidden_fields": HIDDEN_FIELDS, "relabeling": RELABELING, "placeholders": PLACEHOLDERS}
 
 
-class NairiAsyncHook(BaseHook):
+class NairiAsyncHook(_NairiConnectionHook):
     """What triggers need, asynchronously, from an Airflow connection (read with ``aget_connection``).
 
     ``request``, ``get_conversation``, ``list_messages`` (all pages), ``cancel_conversation``,
@@ -178,17 +183,8 @@ class NairiAsyncHook(BaseHook):
     session). aiohttp is imported on first use, never at DAG parse.
     """
 
-    conn_name_attr = "nairi_conn_id"
-    default_conn_name = "nairi_default"
-    conn_type = "nairi"
-    hook_name = "Nairi"
-
-    def __init__(
-        self, nairi_conn_id: str = default_conn_name, *, conn_id: str | None = None, **overrides: Any
-    ):
-        super().__init__()
-        self.nairi_conn_id = conn_id or nairi_conn_id
-        self.overrides = overrides
+    def __init__(self, nairi_conn_id: str = _NairiConnectionHook.default_conn_name, **kwargs: Any):
+        super().__init__(nairi_conn_id, **kwargs)
         self._client: Any = None
 
     async def get_async_client(self) -> Any:

@@ -311,6 +311,7 @@ def test_upload_from_a_path_is_multipart_with_content_length(client, api, data_f
     _, parts = multipart_parts(request)
     assert parts["conversation_id"][1] == b"conv_1"
     assert 'filename="report.csv"' in parts["file"][0]
+    assert "Content-Type: text/csv" in parts["file"][0]
     assert parts["file"][1] == data_file.read_bytes()
 
 
