@@ -203,3 +203,20 @@ def test_org_as_code_example_is_green_twice_and_the_second_run_changes_nothing(a
     after = emulator.admin.counts()
     created = {k: after[k] - before[k] for k in ("agents", "vaults", "scheduled_jobs", "conversations")}
     assert created == {"agents": 1, "vaults": 1, "scheduled_jobs": 1, "conversations": 2}
+
+
+def test_content_example_runs_green(airflow_env, tmp_path):
+    """Issue 5: transcripts -> videos (deferred wait) -> search, chat -> agent with attachment -> download."""
+    env, emulator = airflow_env
+    before = emulator.admin.counts()
+    out = tmp_path / "out"
+    log = dags_test(env, "nairi_content", deferrable=False, conf={"output_dir": str(out)})
+    assert run_state(log, "nairi_content") == "success", log[-5000:]
+    (run_dir,) = out.iterdir()
+    assert sorted(p.name for p in run_dir.iterdir()) == ["answer.json", "summary.md"]
+    assert (run_dir / "summary.md").read_text() == "Refunds rose 4% in Q3: late deliveries."
+    answer = json.loads((run_dir / "answer.json").read_text())
+    assert answer["answer"] and answer["citations"]
+    after = emulator.admin.counts()
+    created = {kind: after[kind] - before[kind] for kind in ("videos", "artifacts", "conversations")}
+    assert created == {"videos": 2, "artifacts": 2, "conversations": 1}
