@@ -124,6 +124,7 @@ def test_sensor_and_trigger_wait_for_the_real_video(nairi_emulator, tmp_path, ti
     trigger = NairiVideoTrigger(
         conn_id="nairi_default", video_ids=[video["id"]], deadline=time.time() + 10, poll_interval=0.05
     )
+    assert nairi_emulator.api_key not in json.dumps(trigger.serialize())  # the triggerer reads the connection
 
     async def first_event():
         async for event in trigger.run():
