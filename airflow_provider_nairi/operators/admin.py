@@ -94,23 +94,19 @@ class NairiAdminOperator(BaseOperator):
         *,
         list_items: Callable[[], Iterable[Mapping[str, Any]]],
         create: Callable[..., dict[str, Any]],
+        get: Callable[[str], Any],
         update: Callable[..., Any] | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Make the ``kind`` called ``name`` match ``desired``; return it and the plan.
 
-        Absent: ``create(name, idempotency_key=..., **desired)`` with a key derived from the task instance.
-        Present: ``update(id, **differing_fields)`` when some field differs (a kind with nothing to patch, a
-        vault, passes an empty ``desired`` and no ``update``). The plan is
-        ``{"kind", "id", "name", "action", "fields"}``.
+        Absent: created (:meth:`create_once`). Present: ``update(id, **differing_fields)`` when some field
+        differs (a kind with nothing to patch, a vault, passes an empty ``desired`` and no ``update``). The
+        plan is ``{"kind", "id", "name", "action", "fields"}``.
         """
         resource = find_by_name(list_items(), name, kind)
         fields: list[str] = []
         if resource is None:
-            # The body is part of the key: a cleared task re-run with another declaration is a new request
-            # (the same key with another body would be a 409 idempotency_key_reused).
-            body = json.dumps(desired, sort_keys=True)
-            key = task_idempotency_key(context["ti"], f"create-{kind.replace(' ', '-')}", name, body)
-            resource = create(name, idempotency_key=key, **desired)
+            resource = self.create_once(context, kind, name, desired, create=create, get=get)
             action = CREATED
         else:
             fields = changed_fields(resource, desired)
@@ -118,14 +114,34 @@ class NairiAdminOperator(BaseOperator):
                 update(resource["id"], **{field: desired[field] for field in fields})
             action = UPDATED if fields else UNCHANGED
         self.log.info("Nairi %s %r (%s): %s %s", kind, name, resource["id"], action, ", ".join(fields))
-        kind_key = kind.replace(" ", "_")
-        return resource, {
-            "kind": kind_key,
-            "id": resource["id"],
-            "name": name,
-            "action": action,
-            "fields": fields,
-        }
+        plan = {"id": resource["id"], "name": name, "action": action, "fields": fields}
+        return resource, {"kind": kind.replace(" ", "_"), **plan}
+
+    def create_once(
+        self,
+        context: Context,
+        kind: str,
+        name: str,
+        desired: Mapping[str, Any],
+        *,
+        create: Callable[..., dict[str, Any]],
+        get: Callable[[str], Any],
+    ) -> dict[str, Any]:
+        """``create(name, idempotency_key=..., **desired)``, with a key from the task instance, name and body.
+
+        A lost answer is replayed by the API instead of creating a twin. The body is part of the key, so a
+        cleared task re-run with another declaration is a new request (the same key with another body would
+        be a 409). A replay of an earlier create whose resource was deleted since would hand back a dead id:
+        ``get`` checks it, and on 404 the create is sent once more under a key naming the deleted id.
+        """
+        parts = (f"create-{kind.replace(' ', '-')}", name, json.dumps(desired, sort_keys=True))
+        resource = create(name, idempotency_key=task_idempotency_key(context["ti"], *parts), **desired)
+        try:
+            get(resource["id"])
+        except NairiNotFoundError:
+            key = task_idempotency_key(context["ti"], *parts, resource["id"])
+            resource = create(name, idempotency_key=key, **desired)
+        return resource
 
 
 def find_by_name(items: Iterable[Mapping[str, Any]], name: str, kind: str) -> dict[str, Any] | None:

@@ -69,6 +69,7 @@ class NairiAgentOperator(NairiAdminOperator):
             name,
             desired,
             list_items=hook.list_agents,
+            get=hook.get_agent,
             create=hook.create_agent,
             update=hook.update_agent,
         )

@@ -87,6 +87,7 @@ class NairiScheduledJobOperator(NairiAdminOperator):
             name,
             desired,
             list_items=hook.list_scheduled_jobs,
+            get=hook.get_scheduled_job,
             create=hook.create_scheduled_job,
             update=hook.update_scheduled_job,
         )

@@ -181,8 +181,15 @@ class NairiVaultSecretsOperator(NairiAdminOperator):
             for key, source in self.secrets.items()
         }
 
+        hook = self.hook
         vault, vault_plan = self.upsert(
-            context, "vault", name, {}, list_items=self.hook.list_vaults, create=self.hook.create_vault
+            context,
+            "vault",
+            name,
+            {},
+            list_items=hook.list_vaults,
+            get=hook.get_vault,
+            create=hook.create_vault,
         )
         existing = set(vault.get("secret_names") or ())
 

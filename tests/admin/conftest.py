@@ -53,6 +53,9 @@ class FakeOrg:
             vault_ids=list(vault_ids or []),
         )
 
+    def get_agent(self, agent_id):
+        return dict(self._get(self.agents, agent_id))
+
     def update_agent(self, agent_id, **fields):
         self._get(self.agents, agent_id).update(fields)
         return dict(self.agents[agent_id])
@@ -66,6 +69,9 @@ class FakeOrg:
 
     def create_vault(self, name, *, idempotency_key=None):
         return self._new("vlt", self.vaults, name=name, secret_names=[])
+
+    def get_vault(self, vault_id):
+        return dict(self._get(self.vaults, vault_id))
 
     def delete_vault(self, vault_id):
         self._get(self.vaults, vault_id)
@@ -120,6 +126,9 @@ class FakeOrg:
             next_run_at=None,
             last_run=None,
         )
+
+    def get_scheduled_job(self, job_id):
+        return dict(self._get(self.jobs, job_id))
 
     def update_scheduled_job(self, job_id, **fields):
         self._get(self.jobs, job_id).update(fields)

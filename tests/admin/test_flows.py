@@ -170,3 +170,15 @@ def test_cleared_task_recreates_a_resource_deleted_meanwhile_with_a_new_declarat
 
     assert again["action"] == "created" and again["id"] != first["id"]
     assert NairiHook().get_agent(again["id"])["instructions"] == "v2"
+
+
+def test_a_replayed_create_of_a_deleted_resource_is_created_again(nairi_emulator, context):
+    first = NairiAgentOperator(task_id="agent", name="triage", instructions="v1").execute(context)
+    NairiHook().delete_agent(first["id"])  # removed elsewhere; the same task instance runs again, same body
+
+    again = NairiAgentOperator(task_id="agent", name="triage", instructions="v1").execute(context)
+
+    posts = [r for r in nairi_emulator.admin.requests_log() if r["method"] == "POST"]
+    assert len(posts) == 3 and posts[0]["idempotency_key"] == posts[1]["idempotency_key"]  # the replay
+    assert again["action"] == "created" and again["id"] != first["id"]
+    assert NairiHook().get_agent(again["id"])["instructions"] == "v1"
