@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+from airflow.providers.common.compat.sdk import ResumableJobMixin
+
 
 def conversation(status="completed", turns=1, conversation_id="conv_1", reply="the answer", **fields):
     last = None
@@ -29,3 +32,8 @@ def with_hook(operator, hook):
     """Give ``operator`` the mocked hook in place of its cached_property."""
     operator.__dict__["hook"] = hook
     return operator
+
+
+#: Durable reattach needs Airflow 3.3's ResumableJobMixin; below it, common.compat's stand-in sends anew.
+DURABLE = ResumableJobMixin.__module__.startswith("airflow.sdk")
+durable_only = pytest.mark.skipif(not DURABLE, reason="task_state_store arrived in Airflow 3.3")

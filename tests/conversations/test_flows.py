@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, TaskDeferred
+from conversation_fakes import durable_only
 
 from airflow_provider_nairi.hooks.nairi import NairiHook
 from airflow_provider_nairi.operators.conversation import (
@@ -129,6 +131,7 @@ def test_trigger_on_kill_cancels_the_conversation(agent_id, context):
     assert NairiHook().get_conversation(conversation_id)["status"] == "cancelled"
 
 
+@durable_only
 def test_lost_answer_is_replayed_not_duplicated(agent_id, context, store, nairi_emulator):
     store.set(SUBMISSION_KEY, 1)  # a first try sent submission 1 and died before storing the id
     first = start(agent_id, wait_for_reply=False).execute(context)
@@ -148,3 +151,22 @@ def test_sensor_poke_and_deferred(agent_id, context):
         task_id="watch", conversation_id=started["conversation_id"], deferrable=True, poke_interval=0.05
     )
     assert deferring.execute(context)["turn"] == 1  # already done: no deferral
+
+
+def test_the_key_reaches_no_trigger_kwargs_event_xcom_error_or_log(agent_id, context, nairi_emulator, capsys):
+    key = nairi_emulator.api_key
+    operator = start(agent_id, deferrable=True)
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute(context)
+    kwargs = json.dumps(deferred.value.trigger.serialize())
+    result = resume(operator, context, deferred.value)
+    with pytest.raises(AirflowFailException) as failed:
+        start("agt_missing").execute({**context, "task_state_store": None})
+    seen = [
+        kwargs,
+        json.dumps(result),
+        json.dumps(context["ti"].xcom),
+        str(failed.value),
+        capsys.readouterr().out,
+    ]
+    assert not [text for text in seen if key in text]
