@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException, ObjectStoragePath
 
 from airflow_provider_nairi.hooks.nairi import NairiHook
 from airflow_provider_nairi.operators.content import (
@@ -47,6 +47,17 @@ def test_upload_survives_faults_with_one_key_per_file_and_a_rerun_creates_nothin
     assert len({p["idempotency_key"] for p in posts}) == 2
     assert op.execute({"ti": ti}) == uploaded  # the task retried: replayed, nothing new
     assert nairi_emulator.admin.counts()["artifacts"] == 2
+
+
+def test_upload_from_object_storage_streams_each_object(nairi_emulator, memory_store, ti):
+    ObjectStoragePath("memory://bucket/in/x.csv").write_bytes(b"1,2,3")
+    ObjectStoragePath("memory://bucket/in/y.csv").write_bytes(b"4,5")
+    op = NairiUploadArtifactsOperator(task_id="upload", sources="memory://bucket/in/*.csv")
+    uploaded = op.execute({"ti": ti})
+    assert [(u["name"], u["sha256"]) for u in uploaded] == [
+        ("x.csv", hashlib.sha256(b"1,2,3").hexdigest()),
+        ("y.csv", hashlib.sha256(b"4,5").hexdigest()),
+    ]
 
 
 @pytest.fixture
