@@ -7,13 +7,16 @@ unknown fields a 422, a file over the limit a 413 (checked on ``Content-Length``
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import hashlib
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any
 
 from starlette.requests import Request
 
@@ -39,6 +42,52 @@ class Upload:
     def discard(self) -> None:
         if self.path is not None:
             self.path.unlink(missing_ok=True)
+
+
+class FileSink:
+    """Writes and hashes a file's bytes in two worker threads, 4 MiB at a time, while the next bytes arrive.
+
+    ``write`` only collects; ``drain`` hands a full block to the threads (after the previous block is done,
+    so order is kept and at most two blocks are in memory); ``finish`` flushes and returns the sha256.
+    """
+
+    BLOCK = 4 * 1024 * 1024
+    _pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="nairi-emulator-upload")
+
+    def __init__(self, path: Path) -> None:
+        self.file = path.open("wb")
+        self.hasher = hashlib.sha256()
+        self.pending = bytearray()
+        self.running: list[concurrent.futures.Future[Any]] = []
+
+    def write(self, data: memoryview) -> None:
+        self.pending += data
+
+    async def drain(self, *, force: bool = False) -> None:
+        if len(self.pending) < self.BLOCK and not (force and self.pending):
+            return
+        await self.wait()
+        block, self.pending = self.pending, bytearray()
+        self.running = [
+            self._pool.submit(self.file.write, block),
+            self._pool.submit(self.hasher.update, block),
+        ]
+
+    async def wait(self) -> None:
+        running, self.running = self.running, []
+        if running:
+            await asyncio.gather(*(asyncio.wrap_future(f) for f in running))
+
+    async def finish(self) -> str:
+        await self.drain(force=True)
+        await self.wait()
+        self.file.close()
+        return self.hasher.hexdigest()
+
+    async def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.wait()
+        self.file.close()
 
 
 def bad(message: str) -> ApiError:
@@ -67,8 +116,8 @@ class _Parser:
         self.buffer = bytearray()
         self.state = "preamble"
         self.upload = Upload()
-        self.sink: BinaryIO | None = None
-        self.hasher = hashlib.sha256()
+        self.sink: FileSink | None = None
+        self.finished_sink: FileSink | None = None
         self.field_name = ""
         self.field_value = bytearray()
 
@@ -139,7 +188,7 @@ class _Parser:
             self.upload.filename = headers.get_filename()
             self.upload.content_type = headers.get("content-type")
             self.upload.path = self.files_dir / f"upload-{uuid.uuid4().hex}.part"
-            self.sink = self.upload.path.open("wb")
+            self.sink = FileSink(self.upload.path)
         elif name in self.upload.fields:
             raise invalid(name, "given twice")
         self.field_name = name
@@ -153,7 +202,6 @@ class _Parser:
                 if self.upload.size > self.limit:
                     raise ApiError(413, "payload_too_large", f"Uploads are limited to {self.limit} bytes.")
                 self.sink.write(data)
-                self.hasher.update(data)
             else:
                 if len(self.field_value) + end > MAX_FIELD:
                     raise invalid(self.field_name, f"longer than {MAX_FIELD} bytes")
@@ -163,19 +211,27 @@ class _Parser:
 
     def _close_part(self) -> None:
         if self.sink is not None:
-            self.sink.close()
+            self.finished_sink = self.sink
             self.sink = None
-            self.upload.sha256 = self.hasher.hexdigest()
         else:
             try:
                 self.upload.fields[self.field_name] = self.field_value.decode()
             except UnicodeDecodeError:
                 raise invalid(self.field_name, "must be UTF-8 text") from None
 
-    def close(self) -> None:
+    async def drain(self) -> None:
         if self.sink is not None:
-            self.sink.close()
-            self.sink = None
+            await self.sink.drain()
+        elif self.finished_sink is not None:
+            self.upload.sha256 = await self.finished_sink.finish()
+            self.finished_sink = None
+
+    async def abort(self) -> None:
+        for sink in (self.sink, self.finished_sink):
+            if sink is not None:
+                await sink.abort()
+        self.sink = self.finished_sink = None
+        self.upload.discard()
 
 
 async def receive_upload(request: Request, files_dir: Path, limit: int, allowed: Collection[str]) -> Upload:
@@ -196,12 +252,12 @@ async def receive_upload(request: Request, files_dir: Path, limit: int, allowed:
     try:
         async for chunk in request.stream():
             parser.feed(chunk)
+            await parser.drain()
         if parser.state != "done":
             raise bad("the body ends before the closing boundary")
         if parser.upload.path is None:
             raise invalid("file", "a file part is required")
     except BaseException:
-        parser.close()
-        parser.upload.discard()
+        await parser.abort()
         raise
     return parser.upload

@@ -75,9 +75,10 @@ async def run_turn(core: Core, conversation_id: str, message_id: str) -> None:
     )
     await asyncio.sleep(plan.delay / 5)
     conversation = core.store.get("conversations", conversation_id)
-    if conversation is None or conversation["status"] != "queued":
+    if conversation is None or conversation["status"] not in ACTIVE:
         return
-    core.update_record("conversations", conversation, {"status": "running"})
+    if conversation["status"] == "queued":  # a turn resumed after a restart may be running already
+        core.update_record("conversations", conversation, {"status": "running"})
     await asyncio.sleep(plan.delay - plan.delay / 5)
     conversation = core.store.get("conversations", conversation_id)
     if conversation is None or conversation["status"] != "running":
