@@ -27,7 +27,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin,
 from airflow_provider_nairi.exceptions import NairiConflictError, NairiError, NairiNotFoundError
 from airflow_provider_nairi.idempotency import task_idempotency_key
 from airflow_provider_nairi.links import XCOM_CONVERSATION_URL, NairiConversationLink
-from airflow_provider_nairi.operators.admin import find_by_name
+from airflow_provider_nairi.operators.admin import resolve_id
 from airflow_provider_nairi.outcomes import TIMEOUT, make_event, raise_for_error, raise_for_event
 from airflow_provider_nairi.sources import upload_sources
 from airflow_provider_nairi.triggers.conversation import (
@@ -35,7 +35,7 @@ from airflow_provider_nairi.triggers.conversation import (
     NairiConversationTrigger,
     conversation_event,
 )
-from airflow_provider_nairi.validation import check_exactly_one, check_label
+from airflow_provider_nairi.validation import check_label
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -399,13 +399,14 @@ class NairiStartConversationOperator(NairiConversationSubmitOperator):
 
     def resolve_agent_id(self) -> str:
         """``agent_id``, or the id of the one agent called ``agent_name``."""
-        if check_exactly_one(agent_id=self.agent_id, agent_name=self.agent_name) == "agent_id":
-            return check_label("agent_id", self.agent_id)
-        name = check_label("agent_name", self.agent_name)
-        agent = find_by_name(self.hook.list_agents(), name, "agent")
-        if agent is None:
-            raise NairiNotFoundError(f"agent_name: no agent is named {name!r}.", code="not_found")
-        return str(agent["id"])
+        return resolve_id(
+            self.hook.list_agents,
+            "agent",
+            id_param="agent_id",
+            id_value=self.agent_id,
+            name_param="agent_name",
+            name_value=self.agent_name,
+        )
 
     def submit_job(self, context: Context) -> dict[str, Any]:
         agent_id = self.resolve_agent_id()
