@@ -128,3 +128,33 @@ def test_wheel_installs_with_runtime_dependencies_only_and_every_registered_modu
     )
     out = run(clean_venv / "bin" / "python", "-c", probe, *TEST_ONLY, cwd=clean_venv)
     assert json.loads(out.strip().splitlines()[-1]) == {"version": VERSION, "test_only": []}
+
+
+def test_the_test_extra_brings_the_emulator_and_the_fixture_to_a_users_session(clean_venv, wheel, tmp_path):
+    python = clean_venv / "bin" / "python"
+    run(
+        *uv(),
+        "pip",
+        "install",
+        "--quiet",
+        "--python",
+        python,
+        f"airflow-provider-nairi[test] @ {wheel.as_uri()}",
+    )
+    (tmp_path / "test_offline.py").write_text(
+        textwrap.dedent(
+            """
+            import requests
+
+            def test_me(nairi_emulator):
+                answer = requests.get(
+                    nairi_emulator.base_url + "/me", headers={"X-API-Key": nairi_emulator.api_key}, timeout=5
+                )
+                assert answer.status_code == 200
+            """
+        )
+    )
+    out = run(
+        python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", tmp_path, tmp_path, cwd=tmp_path
+    )
+    assert "1 passed" in out
