@@ -58,7 +58,9 @@ def ids_of(values: str | Iterable[str | Mapping[str, Any]] | None, param: str) -
     """
     if values is None:
         return None
-    items = [values] if isinstance(values, (str, Mapping)) else list(values)
+    items = (
+        list(values) if isinstance(values, Iterable) and not isinstance(values, (str, Mapping)) else [values]
+    )
     ids = []
     for item in items:
         value = item.get("id") if isinstance(item, Mapping) else item

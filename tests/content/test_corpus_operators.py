@@ -80,6 +80,7 @@ def test_output_path_in_object_storage(memory_store, hook, ti):
         (NairiRecallOperator(task_id="q", query="  "), "query: give a non-empty query"),
         (NairiChatOperator(task_id="c", message=""), "message: give a non-empty message"),
         (NairiChatOperator(task_id="c", message="m", video_ids=[{"title": "no id"}]), "video_ids"),
+        (NairiChatOperator(task_id="c", message="m", video_ids=7), "video_ids: 7 is not an id"),
     ],
 )
 def test_bad_parameters_fail_before_any_request(hook, ti, operator, expected):
