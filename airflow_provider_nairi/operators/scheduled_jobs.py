@@ -19,8 +19,9 @@ class NairiScheduledJobOperator(NairiAdminOperator):
 
     .. important::
 
-        - Parameters are checked before any request: ``cron`` must be five cron fields (``'0 9 * * 1-5'``),
-          ``timezone`` an IANA name, and exactly one of ``agent_id`` / ``agent_name`` given.
+        - Parameters are checked before any request (literal ``cron`` and ``timezone`` already when the DAG
+          file is parsed): ``cron`` must be five cron fields (``'0 9 * * 1-5'``), ``timezone`` an IANA name,
+          and exactly one of ``agent_id`` / ``agent_name`` given.
         - The job is found by name among all jobs of the org: absent, it is created; present, the fields that
           differ (agent, message, cron, time zone, enabled) are patched; equal, nothing is sent. Two jobs (or,
           with ``agent_name``, two agents) with the same name fail the task with their ids.
@@ -61,6 +62,11 @@ class NairiScheduledJobOperator(NairiAdminOperator):
         self.agent_name = agent_name
         self.timezone = timezone
         self.enabled = enabled
+        # Literal values are checked when the DAG is parsed; templated ones after rendering, in apply().
+        if "{{" not in str(cron):
+            check_cron("cron", cron)
+        if "{{" not in str(timezone):
+            check_timezone("timezone", timezone)
 
     def apply(self, context: Context) -> dict[str, Any]:
         name = check_label("name", self.name)

@@ -171,11 +171,11 @@ class NairiVaultSecretsOperator(NairiAdminOperator):
         super().__init__(**kwargs)
         self.vault_name = vault_name
         self.secrets = dict(secrets)
+        check_names("secrets", self.secrets)  # keys are not templated: checked when the DAG is parsed
         self.prune = prune
 
     def apply(self, context: Context) -> dict[str, Any]:
         name = check_label("vault_name", self.vault_name)
-        check_names("secrets", self.secrets)
         values = {
             key: resolve(self, f"secrets[{key!r}]", source, context, secret=True)
             for key, source in self.secrets.items()
@@ -250,6 +250,7 @@ class NairiEnvVarsOperator(NairiAdminOperator):
     def __init__(self, *, env_vars: Mapping[str, Any], prune: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.env_vars = dict(env_vars)
+        check_names("env_vars", self.env_vars)  # keys are not templated: checked when the DAG is parsed
         self.prune = prune
 
     def _resolve(self, name: str, declared: Any, context: Context) -> _EnvVar:
@@ -265,7 +266,6 @@ class NairiEnvVarsOperator(NairiAdminOperator):
         return _EnvVar(resolve(self, param, source, context, secret=secret), secret)
 
     def apply(self, context: Context) -> dict[str, Any]:
-        check_names("env_vars", self.env_vars)
         desired = {name: self._resolve(name, declared, context) for name, declared in self.env_vars.items()}
         current = {item["name"]: item for item in self.hook.list_env_vars()}
 

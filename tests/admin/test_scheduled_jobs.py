@@ -7,6 +7,7 @@ import json
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
+from airflow_provider_nairi.exceptions import NairiConfigurationError
 from airflow_provider_nairi.idempotency import task_idempotency_key
 from airflow_provider_nairi.operators.scheduled_jobs import NairiScheduledJobOperator
 
@@ -79,18 +80,42 @@ def test_differing_fields_are_patched(run, hook, org, agent_id):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"cron": "0 25 * * *"}, r"^Nairi: cron: '0 25 \* \* \*' is not a valid cron expression"),
-        ({"timezone": "Europe/Pariss"}, r"^Nairi: timezone: 'Europe/Pariss' is not a known time zone"),
-        (
-            {"agent_id": "agt_1"},
-            r"^Nairi: Give exactly one of agent_id or agent_name \(got agent_id, agent_name\)",
-        ),
-        ({"agent_name": None}, r"^Nairi: Give exactly one of agent_id or agent_name \(got neither\)"),
+        ({"cron": "0 25 * * *"}, r"^cron: '0 25 \* \* \*' is not a valid cron expression"),
+        ({"timezone": "Europe/Pariss"}, r"^timezone: 'Europe/Pariss' is not a known time zone"),
     ],
 )
-def test_bad_parameters_fail_before_any_request(run, hook, kwargs, message):
+def test_literal_cron_and_timezone_fail_when_the_dag_is_parsed(kwargs, message):
+    with pytest.raises(NairiConfigurationError, match=message):
+        job(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "params", "message"),
+    [
+        (
+            {"cron": "{{ params.cron }}"},
+            {"cron": "0 25 * * *"},
+            r"^Nairi: cron: '0 25 \* \* \*' is not a valid",
+        ),
+        (
+            {"timezone": "{{ params.tz }}"},
+            {"tz": "Mars/Olympus"},
+            r"^Nairi: timezone: 'Mars/Olympus' is not a known",
+        ),
+        (
+            {"agent_id": "agt_1"},
+            {},
+            r"^Nairi: Give exactly one of agent_id or agent_name \(got agent_id, agent_name\)",
+        ),
+        ({"agent_name": None}, {}, r"^Nairi: Give exactly one of agent_id or agent_name \(got neither\)"),
+    ],
+)
+def test_bad_parameters_fail_before_any_request(run, hook, context, kwargs, params, message):
+    operator = job(**kwargs)
+    context["params"] = params
+    operator.render_template_fields(context)
     with pytest.raises(AirflowFailException, match=message):
-        run(job(**kwargs))
+        run(operator)
     assert hook.mock_calls == []
 
 

@@ -8,7 +8,7 @@ from unittest import mock
 import pytest
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, Connection
 
-from airflow_provider_nairi.exceptions import NairiServerError, NairiValidationError
+from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiServerError, NairiValidationError
 from airflow_provider_nairi.idempotency import task_idempotency_key
 from airflow_provider_nairi.operators.secrets import (
     FromConnection,
@@ -134,7 +134,6 @@ def test_sources_resolve_at_execute_time(run, org, context, source, expected):
 @pytest.mark.parametrize(
     ("secrets", "message"),
     [
-        ({"DB-PASSWORD": "x"}, r"^Nairi: secrets: 'DB-PASSWORD' is not a valid name"),
         ({"S": FromVariable("missing")}, r"^Nairi: secrets\['S'\]: Variable 'missing' is not set\.$"),
         ({"S": FromConnection("db", "schema")}, r"^Nairi: secrets\['S'\]: connection 'db' has no schema\.$"),
         ({"S": FromConnection("db", "uri")}, r"^Nairi: secrets\['S'\]: field 'uri' is not one of"),
@@ -309,3 +308,11 @@ def test_values_written_in_the_dag_file_stay_out_of_the_serialized_dag():
         stored = json.dumps(serializer.serialize_operator(op), default=str)
         assert "literal-secret-123" not in stored  # what the metadata DB and the UI's task details get
     assert "support" in json.dumps(serializer.serialize_operator(ops[0]), default=str)
+
+
+@pytest.mark.parametrize("make", [vault_op, env_op])
+def test_bad_names_fail_when_the_dag_is_parsed(make):
+    with pytest.raises(
+        NairiConfigurationError, match=r"^(secrets|env_vars): 'DB-PASSWORD' is not a valid name"
+    ):
+        make({"DB-PASSWORD": "x"})
