@@ -240,9 +240,8 @@ class NairiEnvVarsOperator(NairiAdminOperator):
     Returns (XCom) ``{"kind": "env_vars", "action", "env_vars": [{"name", "action", "fields"}], "rewritten",
     "kept"}``: names only, never values.
 
-    :param env_vars: name -> source or ``{"value": source, "secret": bool}``. Not a template field: rendered
-    by
-        the operator at execute time.
+    :param env_vars: name -> source or ``{"value": source, "secret": bool}``. Not a template field:
+        rendered by the operator at execute time.
     :param prune: delete undeclared env vars.
     :param conn_id: the Nairi connection.
     """
