@@ -218,9 +218,10 @@ def main() -> None:
 
         emu_rps = asyncio.run(hammer(emu_port, target, args.requests, args.connections, 30))
         hello_rps = asyncio.run(hammer(hello_port, "/", args.requests, args.connections, 30))
+        ratio = emu_rps / hello_rps
         print(
-            f"GET /conversations/{{id}}: emulator {emu_rps:,.0f} req/s, bare ASGI hello-world {hello_rps:,.0f} "
-            f"req/s, ratio {emu_rps / hello_rps:.2f} ({args.connections} keep-alive connections)"
+            f"GET /conversations/{{id}}: emulator {emu_rps:,.0f} req/s, bare ASGI hello-world "
+            f"{hello_rps:,.0f} req/s, ratio {ratio:.2f} ({args.connections} keep-alive connections)"
         )
 
         size = args.upload_mib * CHUNK

@@ -9,6 +9,7 @@ new emulator on the same directory loads them back in the same order.
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import json
 import shutil
@@ -52,6 +53,7 @@ def public(record: Record) -> Record:
     return {k: v for k, v in record.items() if not k.startswith("_")}
 
 
+@functools.lru_cache(maxsize=4096)
 def hash_key(key: str) -> str:
     """Keys are stored hashed, as the contract says the service does."""
     return hashlib.sha256(key.encode()).hexdigest()
