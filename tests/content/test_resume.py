@@ -1,4 +1,4 @@
-"""A download cut mid-file resumes with ``Range`` and is verified: through a proxy that breaks the body."""
+"""Downloads through a proxy that breaks bodies: a cut resumes with ``Range``; corrupted bytes are refused."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import threading
 from urllib.parse import urlsplit
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 from airflow_provider_nairi.hooks.nairi import NairiHook
 from airflow_provider_nairi.operators.content import NairiDownloadArtifactsOperator
@@ -39,10 +40,12 @@ def _read_request(conn: socket.socket) -> bytes:
 
 class CuttingProxy:
     """Forwards one request per connection to ``upstream``; the first artifact-content answer without a
-    ``Range`` header is cut after :data:`CUT_AFTER` body bytes (the connection then closes)."""
+    ``Range`` header is cut after :data:`CUT_AFTER` body bytes (the connection then closes). With
+    ``corrupt=True`` every artifact-content answer has its last byte changed instead."""
 
-    def __init__(self, upstream: tuple[str, int]) -> None:
+    def __init__(self, upstream: tuple[str, int], corrupt: bool = False) -> None:
         self.upstream = upstream
+        self.corrupt = corrupt
         self.server = socket.create_server(("127.0.0.1", 0))
         self.server.settimeout(0.2)
         self.port = self.server.getsockname()[1]
@@ -77,7 +80,9 @@ class CuttingProxy:
             answer = b""
             while chunk := upstream.recv(65536):
                 answer += chunk
-        if is_content and not ranges and not self.cut:
+        if is_content and self.corrupt:
+            answer = answer[:-1] + bytes([answer[-1] ^ 0xFF])
+        elif is_content and not ranges and not self.cut:
             self.cut = True
             answer_head, _, answer_body = answer.partition(b"\r\n\r\n")
             answer = answer_head + b"\r\n\r\n" + answer_body[:CUT_AFTER]
@@ -89,14 +94,26 @@ class CuttingProxy:
         self.server.close()
 
 
+def start_proxy(emulator, monkeypatch, corrupt: bool = False):
+    url = urlsplit(emulator.base_url)
+    proxy = CuttingProxy((url.hostname, url.port), corrupt=corrupt)
+    proxied = emulator.base_url.replace(f":{url.port}/", f":{proxy.port}/")
+    monkeypatch.setenv(connection_env_var("nairi_proxy"), connection_json(proxied, emulator.api_key))
+    return proxy
+
+
 @pytest.fixture
 def proxy(nairi_emulator, monkeypatch):
-    url = urlsplit(nairi_emulator.base_url)
-    cutting = CuttingProxy((url.hostname, url.port))
-    proxied = nairi_emulator.base_url.replace(f":{url.port}/", f":{cutting.port}/")
-    monkeypatch.setenv(connection_env_var("nairi_proxy"), connection_json(proxied, nairi_emulator.api_key))
+    cutting = start_proxy(nairi_emulator, monkeypatch)
     yield cutting
     cutting.close()
+
+
+@pytest.fixture
+def corrupting_proxy(nairi_emulator, monkeypatch):
+    corrupting = start_proxy(nairi_emulator, monkeypatch, corrupt=True)
+    yield corrupting
+    corrupting.close()
 
 
 def test_a_download_cut_mid_file_resumes_with_range_and_is_verified(nairi_emulator, proxy, tmp_path, ti):
@@ -115,3 +132,20 @@ def test_a_download_cut_mid_file_resumes_with_range_and_is_verified(nairi_emulat
     assert 0 < offset <= CUT_AFTER  # the second request asked only for what was missing
     with open(written, "rb") as file:
         assert hashlib.sha256(file.read()).hexdigest() == artifact["sha256"]
+
+
+def test_corrupted_bytes_fail_the_try_for_a_retry_and_leave_no_file(
+    nairi_emulator, corrupting_proxy, tmp_path, ti
+):
+    source = tmp_path / "small.txt"
+    source.write_bytes(b"exact bytes matter")
+    artifact = NairiHook().upload_artifact(source, name="small.txt")
+    out = tmp_path / "out"
+    op = NairiDownloadArtifactsOperator(
+        task_id="dl", artifact_ids=[artifact["id"]], destination=str(out), conn_id="nairi_proxy"
+    )
+    with pytest.raises(AirflowException) as error:
+        op.execute({"ti": ti})
+    assert not isinstance(error.value, AirflowFailException)  # Airflow's retries apply
+    assert "sha256" in str(error.value)
+    assert list(out.iterdir()) == []
