@@ -211,6 +211,8 @@ class NairiApp:
             raise ApiError(429, "rate_limited", "Too many requests for this key; see Retry-After.")
         if route is None:
             raise ApiError(404, "not_found", f"No endpoint {request.method} {path}.")
+        if not key["scopes"]:
+            raise ApiError(403, "forbidden", "This key has no scopes: it is denied this workspace.")
         if route.scope not in key["scopes"]:
             raise ApiError(
                 403, "insufficient_scope", f"This call needs a key with the '{route.scope}' scope."
@@ -240,7 +242,6 @@ class NairiApp:
         if isinstance(reply, Response):
             reply.headers.update(headers)
             return reply
-        headers.update(reply.headers)
         if reply.status == 204:
             return Answer(204, headers=headers)
         body_out = reply.body()

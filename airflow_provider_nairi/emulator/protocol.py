@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pydantic
@@ -76,7 +76,6 @@ class Reply:
     data: Any = None
     status: int = 200
     pagination: dict[str, Any] | None = None
-    headers: dict[str, str] = field(default_factory=dict)
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"success": True, "data": self.data}

@@ -84,10 +84,6 @@ class Store:
             if table in self.tables:
                 self.tables[table][record_id] = json.loads(body)
 
-    @property
-    def persistent(self) -> bool:
-        return self._db is not None
-
     def get(self, table: str, record_id: str) -> Record | None:
         return self.tables[table].get(record_id)
 

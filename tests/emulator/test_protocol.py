@@ -73,6 +73,8 @@ def test_read_key_cannot_write_but_can_search(emulator):
         assert_error(reader.put("/env-vars/NAME", json={"value": "v"}), 403, "insufficient_scope")
     with client_for(emulator, emulator.admin.create_key(scopes=("write",))) as writer:
         assert_error(writer.get("/agents"), 403, "insufficient_scope")
+    with client_for(emulator, emulator.admin.create_key(scopes=())) as nothing:
+        assert_error(nothing.get("/me"), 403, "forbidden")
 
 
 def test_revocation_is_immediate_even_in_flight():
