@@ -182,3 +182,25 @@ def test_a_replayed_create_of_a_deleted_resource_is_created_again(nairi_emulator
     assert len(posts) == 3 and posts[0]["idempotency_key"] == posts[1]["idempotency_key"]  # the replay
     assert again["action"] == "created" and again["id"] != first["id"]
     assert NairiHook().get_agent(again["id"])["instructions"] == "v1"
+
+
+def test_every_page_is_read_and_an_unchanged_org_costs_only_reads(nairi_emulator, context):
+    hook = NairiHook()
+    for number in range(400):  # two full pages of 200 before the managed agent
+        hook.create_agent(f"other-{number}", "x")
+    apply_org(context)
+    nairi_emulator.admin.clear_log()
+
+    plans = apply_org(context)
+
+    assert [plan["action"] for plan in plans] == ["unchanged"] * 4
+    calls = [(r["method"], r["path"]) for r in nairi_emulator.admin.requests_log()]
+    agent_pages = [r for r in nairi_emulator.admin.requests_log() if r["path"] == "/agents"]
+    assert len(agent_pages) == 2 * 3  # the agent and the job's agent_name: 3 pages each (401 agents)
+    writes = [call for call in calls if call[0] != "GET"]
+    # Only the write-only secret values are re-sent: 2 vault secrets and 1 secret env var.
+    assert sorted(writes) == [
+        ("PUT", "/env-vars/CRM_TOKEN"),
+        ("PUT", f"/vaults/{plans[0]['id']}/secrets/CRM_TOKEN"),
+        ("PUT", f"/vaults/{plans[0]['id']}/secrets/DB_PASSWORD"),
+    ]
