@@ -34,13 +34,16 @@ def open_source(source: Any) -> Iterator[IO[bytes]]:
     A ``str`` / ``os.PathLike`` is opened (and closed); an object with ``read`` is used as is from its current
     position (the caller keeps it open); an object with ``open`` (``ObjectStoragePath``) is opened ``"rb"``.
     """
-    if isinstance(source, (str, os.PathLike)):
+    if isinstance(source, str):
         with open(source, "rb") as file:
             yield file
     elif hasattr(source, "read"):
         yield source
-    elif hasattr(source, "open"):
+    elif hasattr(source, "open"):  # pathlib.Path; ObjectStoragePath (also os.PathLike on Airflow 2)
         with source.open("rb") as file:
+            yield file
+    elif isinstance(source, os.PathLike):
+        with open(source, "rb") as file:
             yield file
     else:
         raise NairiConfigurationError(
