@@ -1,12 +1,15 @@
 """1,000 concurrent async waits on conversations: ``AsyncNairiClient`` against bare ``aiohttp``.
 
+Every waiter polls a conversation that stays running until it has polled ``--polls`` times (a wait that ends
+by its time-out): the same number of requests for both contenders, whatever the machine's load.
+
 The shape of a triggerer: 1,000 coroutines in one event loop each poll ``GET /conversations/{id}`` until the
 conversation ends. Ours builds one ``AsyncNairiClient`` per waiter (as each trigger does; they share the
 loop's session); the baseline is bare ``aiohttp`` with one shared ``ClientSession`` and no retries or checks.
 Each runs in a fresh child process that reports CPU seconds and peak RSS; the ratios client/bare (goal: at
 most 1.2) come from the best of the alternated rounds.
 
-.venv/bin/python bench/poll.py [--waits 1000] [--turn 6] [--interval 1] [--rounds 2]
+    .venv/bin/python bench/poll.py [--waits 1000] [--polls 5] [--interval 1] [--rounds 3]
 """
 
 # ruff: noqa: PLC0415 - imports sit inside the contenders: each child process loads only its own.
@@ -21,7 +24,9 @@ from _common import best_of, emulator_process, measure_in_child
 ENDED = ("completed", "failed", "cancelled")
 
 
-def wait_with_client(base_url: str, api_key: str, ids: list[str], interval: float) -> dict[str, Any]:
+def wait_with_client(
+    base_url: str, api_key: str, ids: list[str], polls: int, interval: float
+) -> dict[str, Any]:
     from airflow_provider_nairi.client import ClientConfig
     from airflow_provider_nairi.client.aio import AsyncNairiClient
 
@@ -30,11 +35,13 @@ def wait_with_client(base_url: str, api_key: str, ids: list[str], interval: floa
     async def wait(conversation_id: str) -> int:
         client = AsyncNairiClient(config)
         try:
-            for polls in range(1, 1000):
+            done = 0
+            while done < polls:
+                done += 1
                 if (await client.get_conversation(conversation_id))["status"] in ENDED:
-                    return polls
+                    break
                 await asyncio.sleep(interval)
-            raise RuntimeError("never ended")
+            return done
         finally:
             await client.close()
 
@@ -44,16 +51,20 @@ def wait_with_client(base_url: str, api_key: str, ids: list[str], interval: floa
     return {"polls": sum(asyncio.run(run()))}
 
 
-def wait_with_aiohttp(base_url: str, api_key: str, ids: list[str], interval: float) -> dict[str, Any]:
+def wait_with_aiohttp(
+    base_url: str, api_key: str, ids: list[str], polls: int, interval: float
+) -> dict[str, Any]:
     import aiohttp
 
     async def wait(session: aiohttp.ClientSession, conversation_id: str) -> int:
-        for polls in range(1, 1000):
+        done = 0
+        while done < polls:
+            done += 1
             async with session.get(f"{base_url}/conversations/{conversation_id}") as answer:
                 if (await answer.json())["data"]["status"] in ENDED:
-                    return polls
+                    break
             await asyncio.sleep(interval)
-        raise RuntimeError("never ended")
+        return done
 
     async def run() -> list[int]:
         async with aiohttp.ClientSession(headers={"X-API-Key": api_key}) as session:
@@ -63,7 +74,7 @@ def wait_with_aiohttp(base_url: str, api_key: str, ids: list[str], interval: flo
 
 
 def start_conversations(base_url: str, api_key: str, agent_id: str, count: int, turn: float) -> list[str]:
-    """Start ``count`` conversations that each take ``turn`` seconds (concurrently, so all start together)."""
+    """Start ``count`` conversations whose turn takes ``turn`` seconds."""
     from airflow_provider_nairi.client import ClientConfig
     from airflow_provider_nairi.client.aio import AsyncNairiClient
 
@@ -81,9 +92,9 @@ def start_conversations(base_url: str, api_key: str, agent_id: str, count: int, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--waits", type=int, default=1000)
-    parser.add_argument("--turn", type=float, default=6.0)
+    parser.add_argument("--polls", type=int, default=5)
     parser.add_argument("--interval", type=float, default=1.0)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     from airflow_provider_nairi.client import ClientConfig, NairiClient
 
@@ -91,10 +102,10 @@ def main() -> None:
         base_url, api_key = emu["base_url"], emu["api_key"]
         with NairiClient(ClientConfig(api_key=api_key, base_url=base_url)) as client:
             agent_id = client.create_agent("bench", "wait")["id"]
+        ids = start_conversations(base_url, api_key, agent_id, args.waits, 3600)
 
         def contender(target: str) -> dict[str, Any]:
-            ids = start_conversations(base_url, api_key, agent_id, args.waits, args.turn)
-            return measure_in_child(target, base_url, api_key, ids, args.interval)
+            return measure_in_child(target, base_url, api_key, ids, args.polls, args.interval)
 
         best = best_of(
             args.rounds,
@@ -105,7 +116,7 @@ def main() -> None:
             key="cpu_s",
             lower=True,
         )
-    print(f"{args.waits:,} concurrent waits, turn {args.turn:g} s, poll every {args.interval:g} s")
+    print(f"{args.waits:,} concurrent waits, {args.polls} polls each, every {args.interval:g} s")
     for name, result in best.items():
         print(
             f"  {name:26s} CPU {result['cpu_s']:6.2f} s  peak RSS {result['peak_rss_mib']:6.1f} MiB"

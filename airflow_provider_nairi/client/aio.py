@@ -22,7 +22,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
-from tenacity import AsyncRetrying
 
 from airflow_provider_nairi.client.config import ClientConfig
 from airflow_provider_nairi.client.protocol import (
@@ -30,12 +29,12 @@ from airflow_provider_nairi.client.protocol import (
     Envelope,
     PageCursor,
     RateLimit,
+    acall_with_retries,
     api_url,
     log_answer,
     parse_response,
     rate_limit_wait,
     request_headers,
-    retry_kwargs,
     segment,
     transport_error,
 )
@@ -160,10 +159,9 @@ class AsyncNairiClient:
         idempotency_key: str | None = None,
     ) -> Envelope:
         headers = request_headers(self.config, method, idempotency_key)
-        async for attempt in AsyncRetrying(**retry_kwargs(self.config, sleep=self._sleep)):
-            with attempt:
-                return await self._exchange(method, path, headers, params=params, json=json)
-        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+        return await acall_with_retries(
+            self.config, lambda: self._exchange(method, path, headers, params=params, json=json), self._sleep
+        )
 
     async def _exchange(
         self,

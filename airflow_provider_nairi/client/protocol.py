@@ -14,14 +14,16 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urljoin, urlsplit
 
 from tenacity import (
+    AsyncRetrying,
     RetryCallState,
+    Retrying,
     retry_if_exception,
     stop_after_attempt,
     stop_before_delay,
@@ -43,6 +45,7 @@ from airflow_provider_nairi.exceptions import (
 )
 
 log = logging.getLogger("airflow_provider_nairi.client")
+T = TypeVar("T")
 
 MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 200
@@ -342,19 +345,59 @@ def _log_retry(state: RetryCallState) -> None:
     log.warning("Nairi call failed (%s); retry %d in %.1f s.", error, state.attempt_number, wait)
 
 
-def retry_kwargs(config: ClientConfig, sleep: Callable[[float], Any] | None = None) -> dict[str, Any]:
+def retry_kwargs(config: ClientConfig, sleep: Callable[[float], Any]) -> dict[str, Any]:
     """Keyword arguments for ``tenacity.Retrying`` and ``AsyncRetrying``: bounded in tries (``max_retries`` +
     1) and in time (``retry_total_timeout``, counting the coming wait); the last error is raised as is."""
-    kwargs: dict[str, Any] = {
+    return {
         "retry": retry_if_exception(lambda e: should_retry(e, config)),
         "wait": RetryWait(config),
         "stop": stop_after_attempt(config.max_retries + 1) | stop_before_delay(config.retry_total_timeout),
         "reraise": True,
         "before_sleep": _log_retry,
+        "sleep": sleep,
     }
-    if sleep is not None:
-        kwargs["sleep"] = sleep
-    return kwargs
+
+
+def call_with_retries(config: ClientConfig, attempt: Callable[[], T], sleep: Callable[[float], Any]) -> T:
+    """Run ``attempt`` under the retry rules of :func:`retry_kwargs`.
+
+    The first try runs directly (tenacity's bookkeeping costs about as much CPU as parsing the answer, and
+    most calls succeed at once); after a retryable failure tenacity takes over and replays that failure as
+    its attempt 1, so the count of tries, the waits and the stop rules are the same. The time budget
+    starts at that first failure.
+    """
+    try:
+        return attempt()
+    except NairiError as error:
+        if not should_retry(error, config):
+            raise
+        first: NairiError | None = error
+    for state in Retrying(**retry_kwargs(config, sleep)):
+        with state:
+            if first is not None:
+                failed, first = first, None
+                raise failed
+            return attempt()
+    raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+
+async def acall_with_retries(
+    config: ClientConfig, attempt: Callable[[], Awaitable[T]], sleep: Callable[[float], Awaitable[Any]]
+) -> T:
+    """:func:`call_with_retries` for coroutines (``AsyncRetrying``, awaited sleeps)."""
+    try:
+        return await attempt()
+    except NairiError as error:
+        if not should_retry(error, config):
+            raise
+        first: NairiError | None = error
+    async for state in AsyncRetrying(**retry_kwargs(config, sleep)):
+        with state:
+            if first is not None:
+                failed, first = first, None
+                raise failed
+            return await attempt()
+    raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
 
 # -- pagination ----------------------------------------------------------------------------------------------

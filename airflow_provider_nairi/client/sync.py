@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
-from tenacity import Retrying
 
 from airflow_provider_nairi.client.api import Destination, NairiApi, Source
 from airflow_provider_nairi.client.config import ClientConfig
@@ -35,11 +34,11 @@ from airflow_provider_nairi.client.protocol import (
     PageCursor,
     RateLimit,
     api_url,
+    call_with_retries,
     log_answer,
     parse_response,
     rate_limit_wait,
     request_headers,
-    retry_kwargs,
     transport_error,
 )
 from airflow_provider_nairi.client.transfer import (
@@ -163,18 +162,19 @@ class NairiClient(NairiApi):
         idempotency_key: str | None = None,
     ) -> Envelope:
         headers = {**request_headers(self.config, method, idempotency_key), **(extra_headers or {})}
-        for attempt in Retrying(**retry_kwargs(self.config, sleep=self._sleep)):
-            with attempt:
-                response = self._exchange(method, path, headers, params=params, json=json, data=data)
-                return parse_response(
-                    self.config,
-                    response.status_code,
-                    response.headers,
-                    response.content,
-                    method=method,
-                    path=path,
-                )
-        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+        def attempt() -> Envelope:
+            response = self._exchange(method, path, headers, params=params, json=json, data=data)
+            return parse_response(
+                self.config,
+                response.status_code,
+                response.headers,
+                response.content,
+                method=method,
+                path=path,
+            )
+
+        return call_with_retries(self.config, attempt, self._sleep)
 
     def _exchange(
         self,
@@ -224,9 +224,9 @@ class NairiClient(NairiApi):
         state = _Progress()
         headers = request_headers(self.config, "GET", None)
         headers["Accept"] = "*/*"
-        for attempt in Retrying(**retry_kwargs(self.config, sleep=self._sleep)):
-            with attempt:
-                self._download_once(path, file, start, headers, state)
+        call_with_retries(
+            self.config, lambda: self._download_once(path, file, start, headers, state), self._sleep
+        )
         verify_sha256(state.digest, [state.etag, expected_sha256], method="GET", path=path)
         return state.written
 
