@@ -25,7 +25,7 @@ from starlette.responses import Response
 from airflow_provider_nairi.emulator import admin, openapi, resources, routing
 from airflow_provider_nairi.emulator.core import Core
 from airflow_provider_nairi.emulator.faults import BAD_GATEWAY_HTML, reset_connection
-from airflow_provider_nairi.emulator.protocol import ApiError, Reply, parse_json, validate
+from airflow_provider_nairi.emulator.protocol import ApiError, Reply, parse_json, read_json_body, validate
 
 API_PREFIX = "/api/public/v1"
 ADMIN_PREFIX = "/_admin"
@@ -220,7 +220,7 @@ class NairiApp:
         body: Any = None
         fingerprint = ""
         if route.body is not None:
-            decoded = parse_json(await request.body(), optional=route.body_optional)
+            decoded = parse_json(await read_json_body(request), optional=route.body_optional)
             body = validate(route.body, decoded)
             fingerprint = hashlib.sha256(json.dumps(decoded, sort_keys=True).encode()).hexdigest()
         query_string = request.scope["query_string"].decode("latin-1")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pydantic
+from starlette.requests import Request
 
 #: The contract's error codes by status (the first is the generic one).
 ERROR_CODES: dict[int, tuple[str, ...]] = {
@@ -86,8 +87,6 @@ class Reply:
 
 def parse_json(raw: bytes, *, optional: bool = False) -> Any:
     """Decode a JSON body; malformed JSON is a 400 ``bad_request``. An empty body is ``{}`` when optional."""
-    if len(raw) > MAX_JSON_BODY:
-        raise ApiError(413, "payload_too_large", f"JSON bodies are limited to {MAX_JSON_BODY} bytes.")
     if not raw.strip():
         if optional:
             return {}
@@ -96,6 +95,20 @@ def parse_json(raw: bytes, *, optional: bool = False) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
         raise ApiError(400, "bad_request", f"Malformed JSON: {error}") from None
+
+
+async def read_json_body(request: Request) -> bytes:
+    """The body of a JSON request, refused with 413 past :data:`MAX_JSON_BODY` without reading it all."""
+    too_large = ApiError(413, "payload_too_large", f"JSON bodies are limited to {MAX_JSON_BODY} bytes.")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_JSON_BODY:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_JSON_BODY:
+            raise too_large
+    return bytes(body)
 
 
 def validate(model: type[Model], body: Any) -> Model:

@@ -5,9 +5,11 @@ They also feed the OpenAPI document (``GET /api/public/v1/openapi.json``).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from airflow_provider_nairi.emulator.protocol import invalid
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"\S")]
@@ -18,6 +20,14 @@ Limit = Annotated[int, Field(ge=1, le=50)]
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    def changes(self) -> dict[str, Any]:
+        """The fields a PATCH gave; ``null`` is refused (``{field: None}`` raises a 422 naming the field)."""
+        given = self.model_dump(exclude_unset=True)
+        for name, value in given.items():
+            if value is None:
+                raise invalid(name, "cannot be null")
+        return given
 
 
 class AgentCreate(Body):

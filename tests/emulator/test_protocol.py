@@ -164,6 +164,13 @@ def test_bad_bodies_get_contract_errors(api, content, status, code):
     assert_error(response, status, code)
 
 
+def test_json_bodies_over_1_mib_are_413(api):
+    big = b'{"name": "' + b"x" * (1024 * 1024) + b'", "instructions": "i"}'
+    assert_error(api.post("/agents", content=big), 413, "payload_too_large")
+    streamed = api.post("/agents", content=iter([big[:1000], big[1000:]]))  # chunked: no Content-Length
+    assert_error(streamed, 413, "payload_too_large")
+
+
 def test_unknown_field_is_named(api):
     error = assert_error(api.post("/vaults", json={"name": "v", "colour": "red"}), 422, "validation_error")
     assert error["details"] == [{"field": "colour", "message": "Extra inputs are not permitted"}]

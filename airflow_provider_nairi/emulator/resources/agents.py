@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from airflow_provider_nairi.emulator import schemas
-from airflow_provider_nairi.emulator.protocol import Reply, invalid, page
+from airflow_provider_nairi.emulator.protocol import Reply, page
 from airflow_provider_nairi.emulator.routing import Context, route
 from airflow_provider_nairi.emulator.state import public
 
@@ -57,14 +57,8 @@ async def get_agent(ctx: Context) -> Reply:
 async def update_agent(ctx: Context) -> Reply:
     """Change an agent's fields (only those given)."""
     agent = ctx.core.find("agents", ctx.params["agent_id"], "agent")
-    changes = ctx.body.model_dump(exclude_unset=True)
-    if changes.get("model", "") is None:
-        changes["model"] = DEFAULT_MODEL
-    if "vault_ids" in changes:
-        changes["vault_ids"] = changes["vault_ids"] or []
-        check_vaults(ctx, changes["vault_ids"])
-    if changes.get("name", "") is None or changes.get("instructions", "") is None:
-        raise invalid("name" if changes.get("name", "") is None else "instructions", "cannot be null")
+    changes = ctx.body.changes()
+    check_vaults(ctx, changes.get("vault_ids"))
     return Reply(public(ctx.core.update_record("agents", agent, changes)))
 
 

@@ -74,10 +74,7 @@ async def get_job(ctx: Context) -> Reply:
 async def update_job(ctx: Context) -> Reply:
     """Change a job's fields (only those given)."""
     job = find_job(ctx)
-    changes = ctx.body.model_dump(exclude_unset=True)
-    for name, value in changes.items():
-        if value is None:
-            raise invalid(name, "cannot be null")
+    changes = ctx.body.changes()
     if "agent_id" in changes:
         ctx.core.find("agents", changes["agent_id"], "agent", "agent_id")
     fields = checked(
