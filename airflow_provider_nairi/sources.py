@@ -92,7 +92,7 @@ def _local_source(path: Path, location: str) -> Source:
     stat = resolved.stat()
     return Source(
         location=location,
-        name=resolved.name,
+        name=path.name,  # as given: a symlink keeps its own name
         size=stat.st_size,
         identity=f"{resolved}|{stat.st_size}|{stat.st_mtime_ns}",
         path=resolved,
@@ -183,7 +183,9 @@ def resolve_sources(sources: SourceItem | Iterable[SourceItem]) -> list[Source]:
     :raises NairiConfigurationError: no source given, a source is missing or a directory, or a glob matches no
         file. The message names the source and says how to fix it.
     """
-    items: list[Any] = list(sources) if isinstance(sources, (list, tuple)) else [sources]
+    items: list[Any] = [sources]
+    if isinstance(sources, Iterable) and not isinstance(sources, (str, os.PathLike, ObjectStoragePath)):
+        items = list(sources)
     if not items or items == [None]:
         raise NairiConfigurationError("sources: give at least one path, glob or URI to upload.")
     resolved: dict[str, Source] = {}

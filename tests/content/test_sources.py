@@ -152,3 +152,9 @@ def test_a_bad_source_anywhere_uploads_nothing(files: Path, hook, ti):
     with pytest.raises(NairiConfigurationError, match=r"missing\.txt"):
         upload_sources(hook, [str(files / "a.txt"), str(files / "missing.txt")], ti)
     assert hook.calls == []
+
+
+def test_a_symlink_keeps_its_name_and_any_iterable_of_sources_works(files: Path):
+    (files / "latest.txt").symlink_to(files / "b.txt")
+    (source,) = resolve_sources(iter([files / "latest.txt"]))
+    assert (source.name, source.path) == ("latest.txt", (files / "b.txt").resolve())
