@@ -57,5 +57,9 @@ def get_provider_info() -> dict[str, Any]:
         ),
         "sensors": _modules("sensors.content", "sensors.conversation"),
         "triggers": _modules("triggers.conversation", "triggers.polling", "triggers.video"),
-        "extra-links": [f"{PACKAGE}.links.NairiConversationLink", f"{PACKAGE}.links.NairiVideoLink"],
+        "extra-links": [
+            f"{PACKAGE}.links.NairiConversationLink",
+            f"{PACKAGE}.links.NairiVideoLink",
+            f"{PACKAGE}.links.NairiAgentLink",
+        ],
     }

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 XCOM_CONVERSATION_URL = "conversation_url"
 #: XCom key of the dashboard URL of the (first) video a task handled, read by :class:`NairiVideoLink`.
 XCOM_VIDEO_URL = "video_url"
+#: XCom key of the dashboard URL of the agent a task declared, read by :class:`NairiAgentLink`.
+XCOM_AGENT_URL = "agent_url"
 
 
 class NairiXComLink(BaseOperatorLink):
@@ -42,3 +44,10 @@ class NairiVideoLink(NairiXComLink):
 
     name = "Nairi video"
     xcom_key = XCOM_VIDEO_URL
+
+
+class NairiAgentLink(NairiXComLink):
+    """The page of the agent a task declared ("Nairi agent")."""
+
+    name = "Nairi agent"
+    xcom_key = XCOM_AGENT_URL

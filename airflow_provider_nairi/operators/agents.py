@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_nairi.links import XCOM_AGENT_URL, NairiAgentLink
 from airflow_provider_nairi.operators.admin import NairiAdminOperator
 from airflow_provider_nairi.validation import check_label
 
@@ -27,7 +28,8 @@ class NairiAgentOperator(NairiAdminOperator):
           from the task instance, so a lost answer is replayed instead of creating a second agent.
 
     Returns (XCom) ``{"kind": "agent", "id", "name", "action", "fields"}``: ``action`` is ``created``,
-    ``updated`` (``fields`` lists the patched field names) or ``unchanged``.
+    ``updated`` (``fields`` lists the patched field names) or ``unchanged``. The agent's dashboard page is
+    pushed under ``agent_url`` and shown as the task's "Nairi agent" link.
 
     :param name: the agent's name (templated).
     :param instructions: its system instructions (templated).
@@ -38,6 +40,7 @@ class NairiAgentOperator(NairiAdminOperator):
     """
 
     template_fields: Sequence[str] = ("name", "instructions", "model", "vault_ids")
+    operator_extra_links = (NairiAgentLink(),)
 
     def __init__(
         self,
@@ -73,4 +76,5 @@ class NairiAgentOperator(NairiAdminOperator):
             create=hook.create_agent,
             update=hook.update_agent,
         )
+        context["ti"].xcom_push(key=XCOM_AGENT_URL, value=hook.dashboard_url("agents", plan["id"]))
         return plan

@@ -40,6 +40,10 @@ class FakeOrg:
             raise NairiNotFoundError("no such resource", status=404, code="not_found")
         return table[item_id]
 
+    @staticmethod
+    def dashboard_url(kind, object_id):
+        return f"https://app.example/{kind}/{object_id}"
+
     def list_agents(self):
         return iter([dict(a) for a in self.agents.values()])
 

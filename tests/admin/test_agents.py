@@ -35,7 +35,9 @@ def test_absent_agent_is_created_with_an_idempotency_key(run, hook, org, context
         ),
     )
     assert org.agents["agt_1"]["vault_ids"] == ["vlt_9"]
-    assert context["ti"].xcom == {"id": "agt_1"}  # so that a DAG can pass agent_task.output["id"] on
+    # The id, so that a DAG can pass agent_task.output["id"] on; the URL, for the "Nairi agent" link.
+    assert context["ti"].xcom == {"id": "agt_1", "agent_url": "https://app.example/agents/agt_1"}
+    assert [link.name for link in NairiAgentOperator.operator_extra_links] == ["Nairi agent"]
 
 
 def test_matching_agent_is_unchanged_and_nothing_is_written(run, hook):
