@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import logging
 import time
 import zlib
 
@@ -273,3 +274,23 @@ def test_async_client_shares_one_session_and_survives_faults(client, emu, config
     assert [m["role"] for m in messages] == ["user", "assistant"]
     assert cancelled["status"] == "completed"  # already ended: unchanged
     assert not SESSIONS._sessions  # the last close() closed the loop's session
+
+
+def test_key_never_in_debug_logs_over_real_http(client, emu, config, caplog, faults):
+    """Every logger at DEBUG (urllib3, aiohttp, ours) through retries, errors and both clients."""
+
+    async def async_calls():
+        async with AsyncNairiClient(config) as nairi:
+            await nairi.request("GET", "/me")
+            with pytest.raises(NairiNotFoundError):
+                await nairi.get_video("vid_missing")
+
+    with caplog.at_level(logging.DEBUG):
+        client.get_me()
+        with pytest.raises(NairiNotFoundError) as info:
+            client.get_agent("agt_missing")
+        asyncio.run(async_calls())
+    assert "GET /me -> 200" in caplog.text
+    assert any(record.name.startswith("urllib3") for record in caplog.records)  # DEBUG really captured
+    assert emu.api_key not in caplog.text
+    assert emu.api_key not in str(info.value)
