@@ -408,7 +408,8 @@ class PageCursor:
     end.
 
     Pages advance ``offset`` by the items received; a page with ``has_more`` false ends the walk without
-    another request; ``has_more`` with an empty page is a NairiServerError (it would loop for ever).
+    another request; ``has_more`` with an empty page, or with a page of items all received before (a server
+    that ignores ``offset``), is a NairiServerError (it would loop for ever).
     """
 
     def __init__(self, params: Mapping[str, Any] | None, page_size: int) -> None:
@@ -450,6 +451,13 @@ class PageCursor:
                     continue
                 self._seen.add(item_id)
             fresh.append(item)
+        if has_more and not fresh:
+            raise NairiServerError(
+                f"the server repeats items already received (page at offset {self.offset - len(items)}) "
+                "and claims more: it ignores offset; stopping instead of looping for ever.",
+                code="malformed_pagination",
+                **context,
+            )
         return fresh
 
 
