@@ -9,12 +9,13 @@ UV := $(PYTHON) -m uv
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: help venv test unit lint demo bench clean test-compat package
+.PHONY: help venv test unit lint demo bench chaos clean test-compat package
 
 help:
 	@echo "make demo   - set up, start the local emulator, run the example DAG end to end, show the reply"
 	@echo "make test   - set up, run linters and the whole test suite"
 	@echo "make bench  - run the benchmarks in bench/ (prints ratios)"
+	@echo "make chaos  - 200 conversations with attachments and downloads under 20% injected faults (prints counts)"
 
 $(VENV)/.installed: pyproject.toml Makefile
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
@@ -58,6 +59,9 @@ demo: venv
 
 bench: venv
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+chaos: venv
+	$(BIN)/python bench/chaos.py
 
 clean:
 	rm -rf $(VENV) .venv-* .airflow dist build .pytest_cache .mypy_cache .ruff_cache
