@@ -199,7 +199,8 @@ class NairiAsyncHook(_NairiConnectionHook):
                 from asgiref.sync import sync_to_async  # noqa: PLC0415
 
                 connection = await sync_to_async(self.get_connection)(self.nairi_conn_id)
-            self._client = AsyncNairiClient(config_from_connection(connection, self.overrides))
+            if self._client is None:  # another coroutine of this hook may have built it meanwhile
+                self._client = AsyncNairiClient(config_from_connection(connection, self.overrides))
         return self._client
 
     async def request(self, method: str, path: str, **kwargs: Any) -> Any:
