@@ -40,10 +40,12 @@ from airflow.sdk.definitions.dag import _run_task
 from airflow.utils.session import create_session
 from airflow.utils.state import TaskInstanceState
 
-dag_id, task_id = sys.argv[1:3]
+dag_id, task_id, run_id = sys.argv[1:4]
 dag = DagBag().get_dag(dag_id)
 with create_session() as session:
-    query = select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.task_id == task_id)
+    query = select(TaskInstance).where(
+        TaskInstance.dag_id == dag_id, TaskInstance.task_id == task_id, TaskInstance.run_id == run_id
+    )
     ti = session.scalar(query)
     ti.try_number += 1
     ti.state = TaskInstanceState.SCHEDULED
@@ -114,19 +116,29 @@ def test_mapped_prompts_example_runs_green(airflow_env):
     assert emulator.admin.counts()["conversations"] == before + 3
 
 
-def stored_conversation(home):
-    """The conversation the `ask` task stored in task_state_store, once it has (read from the SQLite DB)."""
+def latest_run_id(home):
+    """Row id of the newest ``nairi_conversation`` run in the SQLite metadata DB (0 when none)."""
+    with sqlite3.connect(Path(home) / "airflow.db", timeout=10) as db:
+        row = db.execute("SELECT MAX(id) FROM dag_run WHERE dag_id = 'nairi_conversation'").fetchone()
+    return row[0] or 0
+
+
+def stored_conversation(home, after_run):
+    """``(run_id, value)`` once the `ask` task of a run newer than ``after_run`` stored its conversation."""
     with sqlite3.connect(Path(home) / "airflow.db", timeout=10) as db:
         row = db.execute(
-            "SELECT value FROM task_state_store WHERE task_id = 'ask' AND key = 'nairi_conversation'"
+            "SELECT run_id, value FROM task_state_store WHERE dag_id = 'nairi_conversation'"
+            " AND task_id = 'ask' AND key = 'nairi_conversation' AND dag_run_id > ?",
+            (after_run,),
         ).fetchone()
-    return json.loads(row[0]) if row else None
+    return (row[0], json.loads(row[1])) if row else None
 
 
 def test_killed_worker_retry_reattaches_without_a_second_conversation(airflow_env, monkeypatch):
     env, emulator = airflow_env
     env = {**env, "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "False"}
     before = emulator.admin.counts()["conversations"]
+    earlier_run = latest_run_id(env["AIRFLOW_HOME"])
     worker = subprocess.Popen(
         [
             str(BIN / "airflow"),
@@ -143,13 +155,14 @@ def test_killed_worker_retry_reattaches_without_a_second_conversation(airflow_en
     )
     try:
         deadline = time.monotonic() + 120
-        while (stored := stored_conversation(env["AIRFLOW_HOME"])) is None:
+        while (stored := stored_conversation(env["AIRFLOW_HOME"], earlier_run)) is None:
             assert worker.poll() is None and time.monotonic() < deadline, "the ask task never stored its id"
             time.sleep(0.2)
     finally:
         os.killpg(worker.pid, signal.SIGKILL)  # the worker dies mid-wait
         worker.wait(timeout=30)
-    conversation_id = stored["conversation_id"]
+    run_id, value = stored
+    conversation_id = value["conversation_id"]
     from airflow_provider_nairi.hooks.nairi import NairiHook  # noqa: PLC0415
 
     monkeypatch.setenv(connection_env_var("nairi_default"), env[connection_env_var("nairi_default")])
@@ -157,7 +170,7 @@ def test_killed_worker_retry_reattaches_without_a_second_conversation(airflow_en
     assert hook.get_conversation(conversation_id)["status"] in {"queued", "running"}
 
     retry = subprocess.run(
-        [sys.executable, "-c", RETRY, "nairi_conversation", "ask"],
+        [sys.executable, "-c", RETRY, "nairi_conversation", "ask", run_id],
         env=env,
         capture_output=True,
         text=True,
