@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -29,8 +30,9 @@ def chaos():
 
 @pytest.fixture
 def context(chaos):
-    """What a worker gives ``execute``: a task instance (try 1) and an empty ``task_state_store``."""
+    """What a worker gives ``execute``: a task instance (try 1, a run of its own, so that idempotency keys of
+    two tests never meet in the session emulator) and an empty ``task_state_store``."""
     return {
-        "ti": chaos.TaskInstance(dag_id="reliability", task_id="task", run_id="manual__1"),
+        "ti": chaos.TaskInstance(dag_id="reliability", task_id="task", run_id=f"manual__{uuid.uuid4().hex}"),
         "task_state_store": chaos.StateStore(),
     }
