@@ -170,3 +170,16 @@ def test_the_key_reaches_no_trigger_kwargs_event_xcom_error_or_log(agent_id, con
         capsys.readouterr().out,
     ]
     assert not [text for text in seen if key in text]
+
+
+def test_attachments_are_uploaded_first_and_attached(agent_id, context, tmp_path, nairi_emulator):
+    brief = tmp_path / "brief.md"
+    brief.write_text("# Brief\nRefunds rose.")
+    operator = start(agent_id, message="Summarise the brief", attachments=[brief], artifact_ids=None)
+    result = operator.execute(context)
+    assert "Attachments: brief.md" in result["reply"]
+    again = start(agent_id, message="Summarise the brief", attachments=[brief]).execute(
+        {**context, "task_state_store": None}
+    )
+    assert "Attachments: brief.md" in again["reply"]
+    assert nairi_emulator.admin.counts()["artifacts"] == 1  # the retry replayed the upload
