@@ -225,3 +225,20 @@ async def test_bearer_header(config, server):
         await nairi.get_video("vid_1")
     assert server.requests[0].headers["Authorization"] == f"Bearer {KEY}"
     assert "X-API-Key" not in server.requests[0].headers
+
+
+def test_tls_and_proxy_settings_travel_with_each_request():
+    import ssl
+
+    import certifi
+
+    bundle = ClientConfig(api_key=KEY, base_url="https://api.nairi.test/v1", verify=certifi.where())
+    assert isinstance(AsyncNairiClient(bundle)._ssl, ssl.SSLContext)
+    unverified = ClientConfig(api_key=KEY, base_url="https://api.nairi.test/v1", verify=False)
+    assert AsyncNairiClient(unverified)._ssl is False
+    proxied = ClientConfig(
+        api_key=KEY,
+        base_url="https://api.nairi.test/v1",
+        proxies={"http": "http://a:1", "https": "http://b:2"},
+    )
+    assert AsyncNairiClient(proxied)._proxy == "http://b:2"

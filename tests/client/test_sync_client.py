@@ -6,17 +6,22 @@ import hashlib
 import io
 import json
 import logging
+import math
 from email.utils import formatdate
 
 import pytest
 import requests
+import requests_mock
 from client_helpers import BASE, KEY, envelope, error_body, page
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from urllib3.exceptions import ProtocolError
 
 from airflow_provider_nairi.client import ClientConfig, NairiClient
 from airflow_provider_nairi.exceptions import (
     NairiAuthError,
     NairiChecksumError,
+    NairiConfigurationError,
     NairiConnectionError,
     NairiError,
     NairiRateLimitError,
@@ -511,3 +516,45 @@ def test_run_scheduled_job_returns_the_conversation(client, api):
 def test_delete_returns_none_on_204(client, api):
     api.delete(f"{BASE}/agents/agt_1", status_code=204)
     assert client.delete_agent("agt_1") is None
+
+
+# -- properties and settings ---------------------------------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(total=st.integers(min_value=0, max_value=900), size=st.integers(min_value=1, max_value=200))
+def test_any_list_costs_ceil_n_over_page_size_requests(client, total, size):
+    """Whatever N and page size, every item comes once, in order, in max(1, ceil(N/size)) requests."""
+
+    def answer(request, context):
+        offset, limit = int(request.qs["offset"][0]), int(request.qs["limit"][0])
+        chunk = [{"id": f"agt_{i}"} for i in range(offset, min(total, offset + limit))]
+        return json.dumps(page(chunk, offset + len(chunk) < total))
+
+    with requests_mock.Mocker() as api:
+        api.get(f"{BASE}/agents", text=answer)
+        ids = [a["id"] for a in client.paginate("/agents", page_size=size)]
+        assert ids == [f"agt_{i}" for i in range(total)]
+        assert api.call_count == max(1, math.ceil(total / size))
+
+
+def test_tls_and_proxy_settings_reach_the_session():
+    config = ClientConfig(
+        api_key=KEY, base_url=BASE, verify="/etc/ssl/corp.pem", proxies={"https": "http://p:1"}
+    )
+    session = NairiClient(config).session
+    assert session.verify == "/etc/ssl/corp.pem"
+    assert session.proxies["https"] == "http://p:1"
+
+
+def test_an_unseekable_source_is_refused_before_sending(client, api):
+    class Pipe(io.RawIOBase):
+        def readable(self):
+            return True
+
+        def seekable(self):
+            return False
+
+    with pytest.raises(NairiConfigurationError, match="not seekable"):
+        client.upload_artifact(Pipe())
+    assert not api.called
