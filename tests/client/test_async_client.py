@@ -10,7 +10,9 @@ import asyncio
 import collections
 import json
 import logging
+import ssl
 
+import certifi
 import pytest
 from aiohttp import web
 from client_helpers import KEY, envelope, error_body, page
@@ -228,10 +230,6 @@ async def test_bearer_header(config, server):
 
 
 def test_tls_and_proxy_settings_travel_with_each_request():
-    import ssl
-
-    import certifi
-
     bundle = ClientConfig(api_key=KEY, base_url="https://api.nairi.test/v1", verify=certifi.where())
     assert isinstance(AsyncNairiClient(bundle)._ssl, ssl.SSLContext)
     unverified = ClientConfig(api_key=KEY, base_url="https://api.nairi.test/v1", verify=False)
