@@ -1,8 +1,9 @@
-"""The conversation example DAGs run green under ``airflow dags test`` against the emulator (issue 4).
+"""The example DAGs run green under ``airflow dags test`` against the emulator.
 
 One Airflow home and one ``airflow db migrate`` for the module; one emulator for the module (its admin API
-counts what the DAGs created). Each ``airflow dags test`` costs about 16 s here, so the module runs four:
-the thread example deferrable and not, the mapped example, and the killed worker.
+counts what the DAGs created). Each ``airflow dags test`` costs about 16 s or more here, so each example runs
+once, except the conversation thread (deferrable and on the worker, issue 4), plus the killed worker whose
+retry reattaches (issue 4), org as code twice (issue 6) and content (issue 5).
 """
 
 from __future__ import annotations
