@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http import h11_impl, httptools_impl
 
 from airflow_provider_nairi.emulator.admin import AdminClient
 from airflow_provider_nairi.emulator.app import ADMIN_PREFIX, API_PREFIX, NairiApp
@@ -22,10 +23,27 @@ from airflow_provider_nairi.emulator.settings import EmulatorSettings
 START_TIMEOUT = 15.0
 
 
+#: Bytes uvicorn buffers from a request body before it stops reading the socket (its default is 64 KiB).
+READ_AHEAD = 4 * 1024 * 1024
+
+
+def raise_read_ahead() -> None:
+    """Let uvicorn read up to :data:`READ_AHEAD` of a body ahead of the app.
+
+    With the default 64 KiB, reading pauses after every socket read until the app asks for the next chunk, so
+    network and disk never overlap; measured here, a bare ASGI drain went from 170-210 to 255-305 MiB/s. The
+    limit is a module constant of uvicorn's HTTP protocols (no setting exists), so this changes it for every
+    uvicorn server of the process.
+    """
+    for module in (httptools_impl, h11_impl):
+        module.HIGH_WATER_LIMIT = max(module.HIGH_WATER_LIMIT, READ_AHEAD)  # type: ignore[attr-defined]
+
+
 def uvicorn_config(
     app: NairiApp, host: str, port: int | None = None, sock: socket.socket | None = None
 ) -> uvicorn.Config:
     """uvicorn settings: the fastest HTTP parser and loop installed, no access log, our own lifespan."""
+    raise_read_ahead()
     return uvicorn.Config(
         app,
         host=host,

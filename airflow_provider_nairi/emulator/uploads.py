@@ -47,8 +47,9 @@ class Upload:
 class FileSink:
     """Writes and hashes a file's bytes in two worker threads, 4 MiB at a time, while the next bytes arrive.
 
-    ``write`` only collects; ``drain`` hands a full block to the threads (after the previous block is done,
-    so order is kept and at most two blocks are in memory); ``finish`` flushes and returns the sha256.
+    ``write`` only collects pieces (read-only buffers it may keep: no copy); ``drain`` hands a full block to
+    the threads (after the previous block is done, so order is kept and at most two blocks are in memory);
+    ``finish`` flushes and returns the sha256.
     """
 
     BLOCK = 4 * 1024 * 1024
@@ -57,21 +58,24 @@ class FileSink:
     def __init__(self, path: Path) -> None:
         self.file = path.open("wb")
         self.hasher = hashlib.sha256()
-        self.pending = bytearray()
+        self.pending: list[bytes | memoryview] = []
+        self.pending_size = 0
         self.running: list[concurrent.futures.Future[Any]] = []
 
-    def write(self, data: memoryview) -> None:
-        self.pending += data
+    def write(self, data: bytes | memoryview) -> None:
+        self.pending.append(data)
+        self.pending_size += len(data)
+
+    def _hash(self, block: list[bytes | memoryview]) -> None:
+        for piece in block:
+            self.hasher.update(piece)
 
     async def drain(self, *, force: bool = False) -> None:
-        if len(self.pending) < self.BLOCK and not (force and self.pending):
+        if self.pending_size < self.BLOCK and not (force and self.pending):
             return
         await self.wait()
-        block, self.pending = self.pending, bytearray()
-        self.running = [
-            self._pool.submit(self.file.write, block),
-            self._pool.submit(self.hasher.update, block),
-        ]
+        block, self.pending, self.pending_size = self.pending, [], 0
+        self.running = [self._pool.submit(self.file.writelines, block), self._pool.submit(self._hash, block)]
 
     async def wait(self) -> None:
         running, self.running = self.running, []
@@ -122,9 +126,26 @@ class _Parser:
         self.field_value = bytearray()
 
     def feed(self, chunk: bytes) -> None:
+        keep = len(self.delimiter) - 1
+        if self.state == "body" and self.sink is not None and len(chunk) > keep:
+            # Fast path inside a file: no delimiter in the carried tail + chunk, so the chunk itself goes to
+            # the sink as a view (bytes are immutable: no copy) and only its last few bytes are carried over.
+            joint = bytes(self.buffer) + chunk[:keep]
+            if self.delimiter not in joint and chunk.find(self.delimiter) < 0:
+                self._to_file(joint[: len(self.buffer)])
+                self._to_file(memoryview(chunk)[: len(chunk) - keep])
+                self.buffer = bytearray(chunk[len(chunk) - keep :])
+                return
         self.buffer += chunk
         while self._step():
             pass
+
+    def _to_file(self, data: bytes | memoryview) -> None:
+        assert self.sink is not None
+        self.upload.size += len(data)
+        if self.upload.size > self.limit:
+            raise ApiError(413, "payload_too_large", f"Uploads are limited to {self.limit} bytes.")
+        self.sink.write(data)
 
     def _step(self) -> bool:
         buffer = self.buffer
@@ -195,18 +216,12 @@ class _Parser:
         self.field_value.clear()
 
     def _emit(self, end: int) -> None:
-        with memoryview(self.buffer) as view:
-            data = view[:end]
-            if self.sink is not None:
-                self.upload.size += end
-                if self.upload.size > self.limit:
-                    raise ApiError(413, "payload_too_large", f"Uploads are limited to {self.limit} bytes.")
-                self.sink.write(data)
-            else:
-                if len(self.field_value) + end > MAX_FIELD:
-                    raise invalid(self.field_name, f"longer than {MAX_FIELD} bytes")
-                self.field_value += data
-            data.release()
+        if self.sink is not None:
+            self._to_file(bytes(self.buffer[:end]))
+        else:
+            if len(self.field_value) + end > MAX_FIELD:
+                raise invalid(self.field_name, f"longer than {MAX_FIELD} bytes")
+            self.field_value += self.buffer[:end]
         del self.buffer[:end]
 
     def _close_part(self) -> None:
