@@ -131,6 +131,8 @@ def test_video_processing_rule(api):
         "g.txt": ("failed", None),
     }
     assert final["e.bin"]["error"]["code"] == "unreadable_file"
+    listed = {v["id"]: v for v in api.get("/videos", params={"limit": 200}).json()["data"]}
+    assert all(listed[v["id"]] == v for v in final.values())
     assert final["a.srt"]["title"] == "T a.srt"
     assert final["a.srt"]["size_bytes"] == len(SRT)
     reprocessed = api.post(f"/videos/{final['a.srt']['id']}/reprocess")

@@ -71,6 +71,7 @@ def test_scheduled_jobs(api, agent):
     assert (job["timezone"], job["enabled"], job["last_run"]) == ("UTC", True, None)
     assert job["next_run_at"].endswith(":02:00:00Z") or "T02:00:00Z" in job["next_run_at"]
     assert api.get(f"/scheduled-jobs/{job['id']}").json()["data"] == job
+    assert job in api.get("/scheduled-jobs", params={"limit": 200}).json()["data"]
     disabled = api.patch(f"/scheduled-jobs/{job['id']}", json={"enabled": False}).json()["data"]
     assert disabled["next_run_at"] is None
     run = api.post(f"/scheduled-jobs/{job['id']}/run")
