@@ -21,7 +21,7 @@ What the fixture does, per test:
 
 Emulator settings and another connection id go in a marker::
 
-    @pytest.mark.nairi_emulator(conn_id="my_nairi", latency=0.01)
+    @pytest.mark.nairi_emulator(conn_id="my_nairi", turn_latency=0.01)
     def test_with_fast_agents(nairi_emulator): ...
 
 ``conn_id`` (default ``nairi_default``) names the connection to set; every other keyword goes to
