@@ -1,4 +1,6 @@
-"""Uploading 1 GiB with ``NairiClient.upload_artifact`` against ``httpx`` ``files=``, on the same emulator.
+"""Uploading 1 GiB with ``NairiClient.upload_artifact`` against ``httpx`` ``files=``, on the same emulator,
+and through ``NairiUploadArtifactsOperator`` against ``NairiHook.upload_artifact`` (both with Airflow loaded;
+goal: the operator at least 0.9 of the hook's throughput, RSS growth during the upload at most 64 MiB).
 
 Each upload runs in a fresh child process, which reports its peak RSS (goal for the client: at most 64 MiB)
 and its throughput in MiB/s; best of the alternated rounds; the ratio client/httpx (goal: at least 0.9).
@@ -57,6 +59,8 @@ def main() -> None:
         contenders = {
             "httpx files=": "upload:upload_with_httpx",
             "NairiClient.upload_artifact": "upload:upload_with_client",
+            "NairiHook.upload_artifact": "upload:upload_with_hook",
+            "NairiUploadArtifactsOperator": "upload:upload_with_operator",
         }
         best = best_of(
             args.rounds,
@@ -78,6 +82,74 @@ def main() -> None:
     ours, theirs = best["NairiClient.upload_artifact"], best["httpx files="]
     print(f"  ratio client/httpx MiB/s: {theirs['seconds'] / ours['seconds']:.2f} (goal >= 0.9)")
     print(f"  client peak RSS <= 64 MiB: {ours['peak_rss_mib'] <= 64}")
+    hook, operator = best["NairiHook.upload_artifact"], best["NairiUploadArtifactsOperator"]
+    print(f"  ratio operator/hook MiB/s: {hook['seconds'] / operator['seconds']:.2f} (goal >= 0.9)")
+    print(
+        f"  RSS growth during the upload: hook {hook['rss_growth_mib']:.1f} MiB, operator "
+        f"{operator['rss_growth_mib']:.1f} MiB (goal <= 64; their peak RSS includes Airflow itself)"
+    )
+
+
+def _airflow_connection(base_url: str, api_key: str) -> str:
+    """Point the Airflow connection ``nairi_bench`` at the emulator (environment variable); return its id."""
+    import json
+
+    extra = json.dumps({"read_timeout": 600})
+    os.environ["AIRFLOW_CONN_NAIRI_BENCH"] = json.dumps(
+        {"conn_type": "nairi", "host": base_url, "password": api_key, "extra": extra}
+    )
+    return "nairi_bench"
+
+
+def _rss_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        return int(next(line.split()[1] for line in status if line.startswith(field + ":")))
+
+
+def _timed(upload: Any) -> dict[str, Any]:
+    """Run ``upload()`` (returns the artifact); seconds, size, id, and ``rss_growth_mib``: the peak RSS during
+    the upload over the RSS before it (peak reset through ``/proc/self/clear_refs``), since importing Airflow
+    alone takes about 118 MiB."""
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+    before = _rss_kib("VmRSS")
+    start = time.perf_counter()
+    artifact = upload()
+    elapsed = time.perf_counter() - start
+    growth = (_rss_kib("VmHWM") - before) / 1024
+    return {
+        "seconds": elapsed,
+        "size": artifact["size_bytes"],
+        "id": artifact["id"],
+        "rss_growth_mib": growth,
+    }
+
+
+def upload_with_hook(base_url: str, api_key: str, path: str) -> dict[str, Any]:
+    """``NairiHook.upload_artifact`` in a process with Airflow loaded: the baseline of the operator's leg."""
+    from airflow_provider_nairi.hooks.nairi import NairiHook
+
+    hook = NairiHook(_airflow_connection(base_url, api_key))
+    hook.get_me()  # the connection and session exist before measuring
+    result = _timed(lambda: hook.upload_artifact(path, idempotency_key=f"bench-{time.time_ns()}"))
+    hook.delete_artifact(result.pop("id"))
+    return result
+
+
+def upload_with_operator(base_url: str, api_key: str, path: str) -> dict[str, Any]:
+    """The content operator's leg (issue 5): ``NairiUploadArtifactsOperator.execute``."""
+    from types import SimpleNamespace
+
+    from airflow_provider_nairi.operators.content import NairiUploadArtifactsOperator
+
+    operator = NairiUploadArtifactsOperator(
+        task_id="upload", sources=path, conn_id=_airflow_connection(base_url, api_key)
+    )
+    operator.hook.get_me()
+    ti = SimpleNamespace(dag_id="bench", task_id="upload", run_id=f"bench-{time.time_ns()}", map_index=-1)
+    result = _timed(lambda: operator.execute({"ti": ti})[0])
+    operator.hook.delete_artifact(result.pop("id"))
+    return result
 
 
 if __name__ == "__main__":
