@@ -17,6 +17,15 @@ from airflow.providers.common.compat.sdk import (
 )
 from conversation_fakes import conversation, with_hook
 
+try:
+    from airflow.sdk.exceptions import AirflowRescheduleException
+
+    AIRFLOW_3 = True
+except ImportError:  # Airflow 2
+    from airflow.exceptions import AirflowRescheduleException
+
+    AIRFLOW_3 = False
+
 from airflow_provider_nairi import exceptions as nx
 from airflow_provider_nairi.links import NairiConversationLink
 from airflow_provider_nairi.operators.conversation import NairiStartConversationOperator
@@ -47,6 +56,16 @@ def test_poke_waits_while_running_then_returns_the_xcom_dict(hook, context):
     assert isinstance(done, PokeReturnValue) and done.is_done
     assert done.xcom_value["reply"] == "the answer"
     assert context["ti"].xcom["conversation_url"] == "https://dash.example/conversations/conv_1"
+
+
+@pytest.mark.skipif(not AIRFLOW_3, reason="Airflow 2 reads reschedules from the metadata DB")
+def test_reschedule_mode_gives_the_slot_back_between_pokes(hook, context):
+    context["ti"].get_first_reschedule_date = lambda _context: None
+    hook.get_conversation.return_value = conversation("running", last_message=None)
+    with pytest.raises(AirflowRescheduleException):
+        sensor(hook, mode="reschedule").execute(context)
+    hook.get_conversation.return_value = conversation("completed")
+    assert sensor(hook, mode="reschedule").execute(context)["reply"] == "the answer"
 
 
 def test_deferrable_sensor_returns_at_once_when_already_done(hook, context):
