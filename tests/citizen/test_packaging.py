@@ -43,6 +43,10 @@ def uv() -> list[str]:
     return [sys.executable, "-m", "uv"]
 
 
+def uv_install(python: Path, *requirements: str | Path) -> None:
+    run(*uv(), "pip", "install", "--quiet", "--python", python, *requirements)
+
+
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")
@@ -62,16 +66,7 @@ def clean_venv(tmp_path_factory, wheel) -> Path:
     venv = tmp_path_factory.mktemp("venv")
     run(*uv(), "venv", "--quiet", "--python", sys.executable, venv)
     python = venv / "bin" / "python"
-    run(
-        *uv(),
-        "pip",
-        "install",
-        "--quiet",
-        "--python",
-        python,
-        wheel,
-        f"apache-airflow=={airflow.__version__}",
-    )
+    uv_install(python, wheel, f"apache-airflow=={airflow.__version__}")
     return venv
 
 
@@ -132,15 +127,7 @@ def test_wheel_installs_with_runtime_dependencies_only_and_every_registered_modu
 
 def test_the_test_extra_brings_the_emulator_and_the_fixture_to_a_users_session(clean_venv, wheel, tmp_path):
     python = clean_venv / "bin" / "python"
-    run(
-        *uv(),
-        "pip",
-        "install",
-        "--quiet",
-        "--python",
-        python,
-        f"airflow-provider-nairi[test] @ {wheel.as_uri()}",
-    )
+    uv_install(python, f"airflow-provider-nairi[test] @ {wheel.as_uri()}")
     (tmp_path / "test_offline.py").write_text(
         textwrap.dedent(
             """
