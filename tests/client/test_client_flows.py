@@ -93,7 +93,7 @@ def test_conversations_and_messages(client, emu, faults):
     agent = client.create_agent("talker", "Answer.")
     before = emu.admin.counts()["conversations"]
     conversation = client.create_conversation(
-        agent["id"], "hello there [[delay:0.5]]", title="t", metadata={"k": "v"}
+        agent["id"], "hello there [[delay:1.5]]", title="t", metadata={"k": "v"}
     )
     assert conversation["status"] == "queued"
     assert emu.admin.counts()["conversations"] == before + 1  # retried POSTs created it once
