@@ -202,6 +202,8 @@ class NairiClient(NairiApi):
                 data=data,
                 headers=headers,
                 timeout=(self.config.connect_timeout, self.config.read_timeout),
+                # Per request too: requests lets REQUESTS_CA_BUNDLE override a session's verify=False.
+                verify=self.config.verify,
                 allow_redirects=False,
                 stream=stream,
             )

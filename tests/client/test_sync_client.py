@@ -547,6 +547,13 @@ def test_tls_and_proxy_settings_reach_the_session():
     assert session.proxies["https"] == "http://p:1"
 
 
+def test_verify_false_wins_over_a_ca_bundle_in_the_environment(api, monkeypatch, sleeps):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/other.pem")
+    api.get(f"{BASE}/me", json=envelope(ME))
+    NairiClient(ClientConfig(api_key=KEY, base_url=BASE, verify=False), sleep=sleeps).get_me()
+    assert api.last_request.verify is False
+
+
 def test_an_unseekable_source_is_refused_before_sending(client, api):
     class Pipe(io.RawIOBase):
         def readable(self):
