@@ -202,8 +202,10 @@ class NairiClient(NairiApi):
                 data=data,
                 headers=headers,
                 timeout=(self.config.connect_timeout, self.config.read_timeout),
-                # Per request too: requests lets REQUESTS_CA_BUNDLE override a session's verify=False.
+                # Per request, not only on the session: requests lets REQUESTS_CA_BUNDLE and HTTPS_PROXY from
+                # the environment override a session's settings.
                 verify=self.config.verify,
+                proxies=self.config.proxies,
                 allow_redirects=False,
                 stream=stream,
             )

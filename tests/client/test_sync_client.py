@@ -554,6 +554,14 @@ def test_verify_false_wins_over_a_ca_bundle_in_the_environment(api, monkeypatch,
     assert api.last_request.verify is False
 
 
+def test_configured_proxies_win_over_the_environment(api, monkeypatch, sleeps):
+    monkeypatch.setenv("HTTPS_PROXY", "http://env-proxy:3128")
+    api.get(f"{BASE}/me", json=envelope(ME))
+    config = ClientConfig(api_key=KEY, base_url=BASE, proxies={"https": "http://corp-proxy:8080"})
+    NairiClient(config, sleep=sleeps).get_me()
+    assert api.last_request.proxies["https"] == "http://corp-proxy:8080"
+
+
 def test_an_unseekable_source_is_refused_before_sending(client, api):
     class Pipe(io.RawIOBase):
         def readable(self):
