@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
+from airflow.providers.common.compat.sdk import AirflowException, BaseOperator, ResumableJobMixin, conf
 
 from airflow_provider_nairi.exceptions import NairiConflictError, NairiError, NairiNotFoundError
 from airflow_provider_nairi.idempotency import task_idempotency_key
@@ -47,6 +47,8 @@ XCOM_CONVERSATION_ID = "conversation_id"
 #: ``task_state_store`` key of the submission number whose create/send may have been sent (see
 #: :meth:`NairiConversationSubmitOperator.submission_number`).
 SUBMISSION_KEY = "nairi_submission"
+#: ``next_method`` of a task Airflow resumes only to fail it (trigger timeout or crash).
+TRIGGER_FAIL = "__fail__"
 
 
 def latest_reply(hook: NairiHook, conversation: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -97,7 +99,8 @@ class NairiConversationOperator(BaseOperator):
         - **``timeout``** bounds the wait (seconds, from the moment waiting starts; ``None``: no bound). When
           it passes, the conversation is cancelled (unless ``keep_on_timeout``) and the task fails saying how
           long it waited; Airflow retries apply. **``execution_timeout``** is Airflow's bound on the whole
-          task; when it hits a waiting worker, :meth:`on_kill` cancels the conversation.
+          task; when it hits a waiting worker, :meth:`on_kill` cancels the conversation, and when it fails a
+          deferred wait, :meth:`resume_execution` cancels it (unless ``keep_on_timeout``).
         - **Kill.** Marking the task failed or success, or clearing it, cancels the running turn: on the
           worker through :meth:`on_kill`, in the triggerer through the trigger's ``on_kill`` (Airflow 3.3+).
           Cancel errors are logged, never raised.
@@ -240,6 +243,24 @@ class NairiConversationOperator(BaseOperator):
         """Cancel the conversation this worker is waiting for (errors logged)."""
         if self.wait_for_reply:
             self.cancel_quietly()
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        """Resume after deferral.
+
+        When Airflow fails the deferred wait itself (``execution_timeout`` reached the trigger, or the trigger
+        crashed: ``next_method == "__fail__"``), the trigger's ``on_kill`` does not run, so the conversation
+        pushed as XCom is cancelled here (unless ``keep_on_timeout``) before the failure.
+        """
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except AirflowException:
+            if next_method == TRIGGER_FAIL and not self.keep_on_timeout:
+                ti = context["ti"]
+                self.current_conversation_id = ti.xcom_pull(
+                    task_ids=ti.task_id, key=XCOM_CONVERSATION_ID, map_indexes=ti.map_index
+                )
+                self.cancel_quietly()
+            raise
 
 
 class NairiConversationSubmitOperator(ResumableJobMixin, NairiConversationOperator):

@@ -37,6 +37,10 @@ class FakeTaskInstance:
     def xcom_push(self, key, value):
         self.xcom[key] = json.loads(json.dumps(value))
 
+    def xcom_pull(self, task_ids, key, map_indexes=None):
+        assert (task_ids, map_indexes) == (self.task_id, self.map_index)
+        return self.xcom.get(key)
+
 
 @pytest.fixture
 def ti():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from unittest import mock
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, TaskDeferred
@@ -314,6 +315,29 @@ def test_on_kill_cancels_the_waited_conversation_and_swallows_errors(hook, conte
     hook.cancel_conversation.side_effect = nx.NairiServerError("down", status=503)
     operator.on_kill()
     hook.cancel_conversation.assert_called_once_with("conv_1")
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_airflow_failing_the_deferred_wait_cancels_the_conversation(hook, context, keep):
+    context["ti"].xcom_push("conversation_id", "conv_7")  # pushed before deferring; kept across the deferral
+    operator = start(hook, deferrable=True, keep_on_timeout=keep)
+    with pytest.raises(AirflowException, match="Trigger timeout"):
+        operator.resume_execution("__fail__", {"error": "Trigger timeout"}, context)
+    assert hook.cancel_conversation.call_args_list == ([] if keep else [mock.call("conv_7")])
+
+
+def test_resuming_normally_does_not_cancel(hook, context):
+    event = {
+        "status": "success",
+        "kind": "conversation",
+        "id": "conv_1",
+        "message": "",
+        "resource": conversation("completed"),
+    }
+    assert (
+        start(hook).resume_execution("execute_complete", {"event": event}, context)["reply"] == "the answer"
+    )
+    hook.cancel_conversation.assert_not_called()
 
 
 # -- send message ------------------------------------------------------------------------------------------
