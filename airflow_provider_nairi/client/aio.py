@@ -17,9 +17,11 @@ import asyncio
 import functools
 import ssl
 import time
+import urllib.request
 import weakref
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -83,6 +85,18 @@ def _ssl_setting(verify: bool | str) -> bool | ssl.SSLContext:
     return bool(verify)
 
 
+def _proxy_for(config: ClientConfig) -> str | None:
+    """The configured proxy for the base URL's scheme; without one, ``HTTPS_PROXY`` / ``HTTP_PROXY`` unless
+    ``NO_PROXY`` covers the host (what requests does for the sync client; aiohttp's own ``trust_env``
+    would also read ``.netrc`` in a thread on every request)."""
+    parts = urlsplit(config.base_url)
+    if config.proxies:
+        return config.proxies.get(parts.scheme)
+    if urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
+
+
 class AsyncNairiClient:
     """What triggers need, asynchronously: ``request``, ``get_conversation``, ``list_messages`` (all pages),
     ``cancel_conversation``, ``get_video``, ``close``. Use one per trigger and close it in ``finally``."""
@@ -96,8 +110,7 @@ class AsyncNairiClient:
             sock_connect=config.connect_timeout, sock_read=config.read_timeout
         )
         self._ssl = _ssl_setting(config.verify)
-        scheme = "https" if config.base_url.startswith("https:") else "http"
-        self._proxy = (config.proxies or {}).get(scheme)
+        self._proxy = _proxy_for(config)
 
     @property
     def rate_limit(self) -> RateLimit | None:

@@ -240,3 +240,15 @@ def test_tls_and_proxy_settings_travel_with_each_request():
         proxies={"http": "http://a:1", "https": "http://b:2"},
     )
     assert AsyncNairiClient(proxied)._proxy == "http://b:2"
+
+
+def test_proxy_from_the_environment_unless_configured_or_bypassed(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://env-proxy:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    base = "https://api.nairi.test/v1"
+    assert AsyncNairiClient(ClientConfig(api_key=KEY, base_url=base))._proxy == "http://env-proxy:3128"
+    configured = ClientConfig(api_key=KEY, base_url=base, proxies={"https": "http://corp:8080"})
+    assert AsyncNairiClient(configured)._proxy == "http://corp:8080"
+    monkeypatch.setenv("NO_PROXY", "api.nairi.test")
+    assert AsyncNairiClient(ClientConfig(api_key=KEY, base_url=base))._proxy is None
