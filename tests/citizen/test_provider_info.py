@@ -101,3 +101,16 @@ def test_calling_it_imports_no_airflow_and_no_http_library():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_airflow_builds_the_connection_form_with_every_extra():
+    """3.2+ reads ``conn-fields`` and ``ui-field-behaviour``, 2.11 the hook's form methods: same fields."""
+    from airflow.providers_manager import ProvidersManager  # noqa: PLC0415 (initialises every provider)
+
+    manager = ProvidersManager()
+    widgets = {name for name in manager.connection_form_widgets if name.startswith("extra__nairi__")}
+    (conn,) = INFO["connection-types"]
+    assert widgets == {f"extra__nairi__{field}" for field in conn["conn-fields"]}
+    behaviour = manager.field_behaviours["nairi"]
+    assert behaviour["hidden_fields"] == conn["ui-field-behaviour"]["hidden-fields"]
+    assert behaviour["relabeling"] == conn["ui-field-behaviour"]["relabeling"]
