@@ -20,7 +20,3 @@ def api(emulator):
 def agent(api):
     """A fresh agent with plain instructions."""
     return api.post("/agents", json={"name": "helper", "instructions": "Answer briefly."}).json()["data"]
-
-
-def client_for(emulator, key: str) -> httpx.Client:
-    return httpx.Client(base_url=emulator.base_url, headers={"X-API-Key": key}, timeout=10)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 
-from helpers import wait_for
-from test_protocol import assert_error
+from emulator_helpers import assert_error, wait_for
 
 
 def start(api, agent, message, **extra):

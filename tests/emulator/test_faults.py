@@ -7,8 +7,7 @@ import urllib.error
 
 import httpx
 import pytest
-from conftest import client_for
-from test_protocol import assert_error
+from emulator_helpers import assert_error, client_for
 
 from airflow_provider_nairi.emulator import AdminClient, run_emulator
 

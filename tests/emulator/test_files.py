@@ -6,9 +6,7 @@ import hashlib
 
 import httpx
 import pytest
-from conftest import client_for
-from helpers import wait_for
-from test_protocol import assert_error
+from emulator_helpers import assert_error, client_for, wait_for
 
 from airflow_provider_nairi.emulator import run_emulator
 

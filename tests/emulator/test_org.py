@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from test_protocol import assert_error
+from emulator_helpers import assert_error
 
 
 def test_agent_crud(api):

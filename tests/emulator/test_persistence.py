@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import client_for
-from helpers import wait_for
+from emulator_helpers import client_for, wait_for
 
 from airflow_provider_nairi.emulator import run_emulator
 

@@ -8,19 +8,9 @@ import time
 
 import httpx
 import pytest
-from conftest import client_for
+from emulator_helpers import assert_error, client_for
 
 from airflow_provider_nairi.emulator import run_emulator
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["success"] is False
-    assert body["error"]["code"] == code
-    assert body["error"]["status"] == status
-    assert body["meta"]["request_id"] == response.headers["X-Request-Id"]
-    return body["error"]
 
 
 def test_success_envelope_carries_request_id_and_rate_headers(api):

@@ -7,8 +7,7 @@ import socket
 import time
 from urllib.parse import urlsplit
 
-from conftest import client_for
-from test_protocol import assert_error
+from emulator_helpers import assert_error, client_for
 
 from airflow_provider_nairi.emulator import run_emulator
 
