@@ -82,8 +82,8 @@ def test_start_deferred_then_continue_the_thread_deferred(agent_id, context):
     assert second["turn"] == 2 and second["reply"].startswith("Reply to turn 2: And 3+3?")
 
 
-def test_send_waits_for_a_busy_conversation(agent_id, context):
-    started = start(agent_id, message="slow [[delay:0.4]]", wait_for_reply=False).execute(context)
+def test_send_waits_for_a_busy_conversation(agent_id, context, nairi_emulator):
+    started = start(agent_id, message="slow [[delay:1.5]]", wait_for_reply=False).execute(context)
     reply = NairiSendMessageOperator(
         task_id="follow_up",
         conversation_id=started["conversation_id"],
@@ -93,6 +93,8 @@ def test_send_waits_for_a_busy_conversation(agent_id, context):
         timeout=20,
     ).execute({**context, "task_state_store": None})
     assert reply["turn"] == 2 and reply["reply"].startswith("Reply to turn 2: next")
+    sends = [r["status"] for r in nairi_emulator.admin.requests_log() if r["path"].endswith("/messages")]
+    assert 409 in sends and sends[-1] == 201  # it was busy, waited, then sent once
 
 
 def test_agent_failure_carries_the_agents_error(agent_id, context):
