@@ -1,8 +1,9 @@
 """Provider registration read by Airflow's providers manager (entry point ``apache_airflow_provider``).
 
-Pure data: Airflow calls this at every ``airflow`` command, so it imports nothing but the package version and,
-for the connection form, :func:`airflow_provider_nairi.client.config.connection_form` (the one description of
-the connection's fields, standard library only; the hook's Airflow 2.11 form methods read the same table).
+Pure data: Airflow 3.3 calls this at every ``import airflow``, in every process (it loads the providers'
+configuration at import), so it imports nothing but the package version and, for the connection form,
+:func:`airflow_provider_nairi.client.config.connection_form` (the one description of the connection's fields,
+standard library only; the hook's Airflow 2.11 form methods read the same table).
 Each module and class named here must import (``tests/citizen/test_provider_info.py`` checks it against the
 installed Airflow's ``provider_info.schema.json`` and imports every name): a name that does not import breaks
 ``airflow providers`` commands for every provider.
