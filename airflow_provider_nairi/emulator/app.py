@@ -106,7 +106,10 @@ class NairiApp:
             return
         else:
             error = ApiError(404, "not_found", "Nothing here; the API lives under /api/public/v1.")
-            response = self._error_response(error, new_request_id(), time.perf_counter(), {})
+            request_id = new_request_id()
+            response = self._error_response(
+                error, request_id, time.perf_counter(), {"X-Request-Id": request_id}
+            )
         await response(scope, receive, send)
 
     async def _lifespan(self, receive: Any, send: Any) -> None:

@@ -170,6 +170,7 @@ def test_unknown_resources_and_endpoints_are_404(api):
     assert_error(api.get("/agents/agt_missing"), 404, "not_found")
     assert_error(api.get("/nothing-here"), 404, "not_found")
     assert_error(api.put("/agents"), 404, "not_found")
+    assert_error(httpx.get(api.base_url.join("/elsewhere")), 404, "not_found")
     error = assert_error(
         api.post("/conversations", json={"agent_id": "agt_x", "message": "m"}), 404, "not_found"
     )
