@@ -56,11 +56,11 @@ async def list_artifacts(ctx: Context) -> Reply:
     """List artifacts, oldest first; filter by ``conversation_id``."""
     conversation_id = ctx.query.get("conversation_id")
     items = [
-        public(a)
+        a
         for a in ctx.core.store.tables["artifacts"].values()
         if conversation_id is None or a["conversation_id"] == conversation_id
     ]
-    return page(items, ctx.query)
+    return page(items, ctx.query, view=public)
 
 
 @route("POST", "/artifacts", "write", kind="multipart", status=201)

@@ -121,11 +121,11 @@ async def list_conversations(ctx: Context) -> Reply:
     if status is not None and status not in STATUSES:
         raise invalid("status", f"must be one of {', '.join(STATUSES)}")
     items = [
-        view(c)
+        c
         for c in ctx.core.store.tables["conversations"].values()
         if (agent_id is None or c["agent_id"] == agent_id) and (status is None or c["status"] == status)
     ]
-    return page(items, ctx.query)
+    return page(items, ctx.query, view=view)
 
 
 def create(

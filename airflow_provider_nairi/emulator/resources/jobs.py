@@ -45,7 +45,7 @@ def checked(fields: dict[str, Any]) -> dict[str, Any]:
 @route("GET", "/scheduled-jobs", "read")
 async def list_jobs(ctx: Context) -> Reply:
     """List scheduled jobs."""
-    return page([public(j) for j in ctx.core.store.tables["scheduled_jobs"].values()], ctx.query)
+    return page(list(ctx.core.store.tables["scheduled_jobs"].values()), ctx.query, view=public)
 
 
 @route("POST", "/scheduled-jobs", "write", body=schemas.JobCreate, status=201)

@@ -19,7 +19,7 @@ def checked_name(ctx: Context) -> str:
 @route("GET", "/vaults", "read")
 async def list_vaults(ctx: Context) -> Reply:
     """List vaults (secret names only, never values)."""
-    return page([public(v) for v in ctx.core.store.tables["vaults"].values()], ctx.query)
+    return page(list(ctx.core.store.tables["vaults"].values()), ctx.query, view=public)
 
 
 @route("POST", "/vaults", "write", body=schemas.VaultCreate, status=201)
@@ -82,7 +82,7 @@ def env_view(record: Record) -> Record:
 @route("GET", "/env-vars", "read")
 async def list_env_vars(ctx: Context) -> Reply:
     """List env vars (values of secret ones are null)."""
-    return page([env_view(e) for e in ctx.core.store.tables["env_vars"].values()], ctx.query)
+    return page(list(ctx.core.store.tables["env_vars"].values()), ctx.query, view=env_view)
 
 
 @route("PUT", "/env-vars/{name}", "write", body=schemas.EnvVarPut)

@@ -76,7 +76,7 @@ def resume(core: Core) -> None:
 @route("GET", "/videos", "read")
 async def list_videos(ctx: Context) -> Reply:
     """List videos."""
-    return page([public(v) for v in ctx.core.store.tables["videos"].values()], ctx.query)
+    return page(list(ctx.core.store.tables["videos"].values()), ctx.query, view=public)
 
 
 @route("POST", "/videos", "write", kind="multipart", status=202)
