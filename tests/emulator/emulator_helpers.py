@@ -25,6 +25,20 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict:
     return body["error"]
 
 
+def wait_until_received(emulator, idempotency_key: str | None = None, path: str | None = None, timeout=5.0):
+    """Block until the emulator's request log shows a request still in flight (status None) matching."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for entry in emulator.admin.requests_log():
+            wanted = (idempotency_key is None or entry["idempotency_key"] == idempotency_key) and (
+                path is None or entry["path"] == path
+            )
+            if wanted and entry["status"] is None:
+                return entry
+        time.sleep(0.01)
+    raise AssertionError("the request never reached the emulator")
+
+
 def wait_for(api, path: str, statuses=ENDED, timeout: float = 5.0) -> dict:
     """GET ``path`` until ``data.status`` is one of ``statuses``; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

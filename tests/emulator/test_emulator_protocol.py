@@ -8,7 +8,7 @@ import time
 
 import httpx
 import pytest
-from emulator_helpers import assert_error, client_for
+from emulator_helpers import assert_error, client_for, wait_until_received
 
 from airflow_provider_nairi.emulator import run_emulator
 
@@ -68,14 +68,14 @@ def test_read_key_cannot_write_but_can_search(emulator):
 
 
 def test_revocation_is_immediate_even_in_flight():
-    with run_emulator(slow_seconds=0.5) as emu:
+    with run_emulator(slow_seconds=1.0) as emu:
         key = emu.admin.create_key(scopes=("read", "write"))
         with client_for(emu, key) as client:
             assert client.get("/me").status_code == 200
             emu.admin.set_faults(sequence=["slow"])
             with concurrent.futures.ThreadPoolExecutor(1) as pool:
                 in_flight = pool.submit(client.get, "/me")
-                time.sleep(0.2)
+                wait_until_received(emu, path="/me")
                 assert emu.admin.revoke_key(key) is True
                 assert_error(in_flight.result(), 401, "unauthorized")
             assert_error(client.get("/me"), 401, "unauthorized")

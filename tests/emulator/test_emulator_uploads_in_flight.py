@@ -4,10 +4,9 @@ nothing. The body is sent in two halves over a raw socket so the test controls w
 from __future__ import annotations
 
 import socket
-import time
 from urllib.parse import urlsplit
 
-from emulator_helpers import assert_error, client_for
+from emulator_helpers import assert_error, client_for, wait_until_received
 
 from airflow_provider_nairi.emulator import run_emulator
 
@@ -27,7 +26,7 @@ def start_upload(emu, key: str, idempotency_key: str) -> socket.socket:
     ).encode()
     sock = socket.create_connection((url.hostname, url.port), timeout=10)
     sock.sendall(request + HEAD + PAYLOAD[:50_000])
-    time.sleep(0.2)  # the server is now reading the body
+    wait_until_received(emu, idempotency_key)  # logged and in flight: the server is reading the body
     return sock
 
 
