@@ -3,8 +3,8 @@
 Every failure the client sees becomes one of these classes, in one place (the client core). Operators, sensors
 and triggers translate them into Airflow outcomes in one other place (:mod:`airflow_provider_nairi.outcomes`).
 
-``str(error)`` starts with the request id (when the server gave one), names the call, and never contains the API
-key: the client redacts it from everything it puts into an error.
+``str(error)`` starts with the request id (when the server gave one), names the call, and never contains the
+API key: the client redacts it from everything it puts into an error.
 
 This module imports nothing from Airflow.
 """
@@ -86,7 +86,7 @@ def _rebuild(cls: type[NairiError], message: str, state: dict[str, Any]) -> Nair
 
 
 class NairiConfigurationError(NairiError):
-    """The connection or a parameter is wrong before any request is sent (missing key, agent key, bad URL...)."""
+    """The connection or a parameter is wrong before any request is sent (no key, agent key, bad URL...)."""
 
 
 class NairiAuthError(NairiError):

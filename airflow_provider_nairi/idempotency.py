@@ -1,9 +1,9 @@
 """Idempotency keys derived from a task instance.
 
-A key made here is stable across retries of the same task instance (same dag id, task id, run id and map index),
-so a worker that dies between sending a POST and recording its answer replays the first answer on retry instead
-of creating a second conversation, artifact or job. Callers add their own ``parts`` (a submission number, a
-file's identity) to tell apart distinct logical calls of one task instance.
+A key made here is stable across retries of the same task instance (same dag id, task id, run id and
+map index), so a worker that dies between sending a POST and recording its answer replays the first answer
+on retry instead of creating a second conversation, artifact or job. Callers add their own ``parts`` (a
+submission number, a file's identity) to tell apart distinct logical calls of one task instance.
 
 Pure: takes anything with ``dag_id``, ``task_id``, ``run_id`` and ``map_index`` attributes (a TaskInstance).
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-#: Prefix of every derived key, so they are recognisable in the API's logs. The contract allows 1 to 255 chars.
+#: Prefix of every derived key, so they are recognisable in the API's logs (the contract allows 1-255 chars).
 KEY_PREFIX = "airflow-"
 
 
