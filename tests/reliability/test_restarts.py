@@ -1,5 +1,5 @@
 """Restarts: of the triggerer (a trigger re-created from its serialized kwargs mid-wait) and of the Nairi
-service itself (the emulator with ``state_dir``).
+service itself (the emulator with ``state_dir``, stopped cleanly or its process killed with SIGKILL).
 
 The worker killed mid-wait is proven through Airflow's own task runner by ``tests/integration/
 test_example_dags.py::test_killed_worker_retry_reattaches_without_a_second_conversation`` (not repeated here).
@@ -8,14 +8,21 @@ test_example_dags.py::test_killed_worker_retry_reattaches_without_a_second_conve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import importlib
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
 
-from airflow_provider_nairi.emulator import run_emulator
+from airflow_provider_nairi.emulator import AdminClient, run_emulator
+from airflow_provider_nairi.emulator.app import ADMIN_PREFIX, API_PREFIX
 from airflow_provider_nairi.hooks.nairi import NairiHook
 from airflow_provider_nairi.operators.content import (
     NairiDownloadArtifactsOperator,
@@ -25,6 +32,49 @@ from airflow_provider_nairi.operators.conversation import NairiStartConversation
 from airflow_provider_nairi.testing import connection_env_var, connection_json
 
 KEY = "nr_restart_Key0fTheRestartTest"
+
+
+ADMIN_TOKEN = "restart-admin-token"
+
+
+@contextlib.contextmanager
+def in_process(state):
+    """The emulator in this process, stopped cleanly on exit. Yields (base URL, admin client)."""
+    with run_emulator(state_dir=state, keys=[(KEY, ("read", "write"))]) as emu:
+        yield emu.base_url, emu.admin
+
+
+@contextlib.contextmanager
+def killed_process(state):
+    """``nairi-emulator --state-dir`` in its own process, killed with SIGKILL on exit (no clean shutdown:
+    what it acknowledged must already be on disk)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [
+        str(Path(sys.executable).parent / "nairi-emulator"),
+        "--port",
+        str(port),
+        "--state-dir",
+        str(state),
+    ]
+    command += ["--key", f"{KEY}:read,write", "--admin-token", ADMIN_TOKEN]
+    origin = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        admin = AdminClient(origin + ADMIN_PREFIX, ADMIN_TOKEN, timeout=2)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                admin.counts()
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, "the emulator did not start"
+                time.sleep(0.1)
+        yield origin + API_PREFIX, admin
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
 
 
 def rebuilt(trigger):
@@ -70,10 +120,14 @@ def test_a_trigger_rebuilt_from_its_kwargs_mid_wait_finishes_the_same_conversati
     assert emulator.admin.counts()["conversations"] == before + 1
 
 
-def test_what_the_provider_was_told_was_saved_survives_a_service_restart(tmp_path, chaos, monkeypatch):
+@pytest.mark.parametrize("service", [in_process, killed_process], ids=["stopped", "killed"])
+def test_what_the_provider_was_told_was_saved_survives_a_service_restart(
+    service, tmp_path, chaos, monkeypatch
+):
     """Everything an operator returned (XCom) before the restart is there after it, byte for byte, and a task
-    retried after the restart replays its POSTs instead of creating duplicates."""
-    state, keys = tmp_path / "state", [(KEY, ("read", "write"))]
+    retried after the restart replays its POSTs instead of creating duplicates; whether the service stopped
+    cleanly or was killed (SIGKILL) right after its last answer."""
+    state = tmp_path / "state"
     notes = tmp_path / "notes.txt"
     notes.write_bytes(b"quarterly notes\n" * 500)
     ti = {task: chaos.TaskInstance(dag_id="restart", task_id=task, run_id="r1") for task in ("upload", "ask")}
@@ -93,15 +147,15 @@ def test_what_the_provider_was_told_was_saved_survives_a_service_restart(tmp_pat
             deferrable=False,
         )
 
-    with run_emulator(state_dir=state, keys=keys) as emu:
-        monkeypatch.setenv(connection_env_var("nairi_default"), connection_json(emu.base_url, KEY))
+    with service(state) as (base_url, admin):
+        monkeypatch.setenv(connection_env_var("nairi_default"), connection_json(base_url, KEY))
         agent_id = NairiHook().create_agent("persistent", "Answer.")["id"]
         uploaded, _ = chaos.run_task(upload, ti["upload"], 0, tally)
         reply, _ = chaos.run_task(lambda: ask(agent_id, uploaded), ti["ask"], 0, tally)
-        counts = emu.admin.counts()
+        counts = admin.counts()
 
-    with run_emulator(state_dir=state, keys=keys) as emu:  # a new process, a new port, the same state
-        monkeypatch.setenv(connection_env_var("nairi_default"), connection_json(emu.base_url, KEY))
+    with service(state) as (base_url, admin):  # a new server, a new port, the same state
+        monkeypatch.setenv(connection_env_var("nairi_default"), connection_json(base_url, KEY))
         hook = NairiHook()
         assert hook.get_agent(agent_id)["name"] == "persistent"
         conversation = hook.get_conversation(reply["conversation_id"])
@@ -120,5 +174,5 @@ def test_what_the_provider_was_told_was_saved_survives_a_service_restart(tmp_pat
         ti["upload"].try_number = 2  # the upload task retried after the restart: replayed, same artifact
         again, _ = chaos.run_task(upload, ti["upload"], 0, tally)
         assert [a["id"] for a in again] == [a["id"] for a in uploaded]
-        assert emu.admin.counts()["artifacts"] == counts["artifacts"]
-        assert emu.admin.counts()["conversations"] == counts["conversations"] == 1
+        assert admin.counts()["artifacts"] == counts["artifacts"]
+        assert admin.counts()["conversations"] == counts["conversations"] == 1
