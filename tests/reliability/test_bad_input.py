@@ -30,6 +30,7 @@ import requests
 import requests_mock
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, Connection
 
+from airflow_provider_nairi.emulator import EmulatorSettings
 from airflow_provider_nairi.emulator.faults import BAD_GATEWAY_HTML
 from airflow_provider_nairi.exceptions import (
     NairiAuthError,
@@ -162,6 +163,29 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def on_emulator_with(faults=None, connection=None, **settings: Any):
+    """A case against the session emulator with a fault sequence and live settings (undone by ``env``)."""
+
+    def decorate(action: Callable[[Env], Any]):
+        def run(env: Env) -> Any:
+            env.connect(env.emulator.base_url, env.emulator.api_key, **{**FAST, **(connection or {})})
+            if settings:
+                env.emulator.admin.update_settings(**settings)
+            if faults:
+                env.emulator.admin.set_faults(sequence=faults)
+            return action(env)
+
+        return run
+
+    return decorate
+
+
+def deleted_artifact(env: Env) -> Any:
+    artifact = NairiHook(CONN_ID).upload_artifact(write(env, "gone.txt", b"soon gone"))
+    NairiHook(CONN_ID).delete_artifact(artifact["id"])
+    return download(env, artifact_ids=[artifact["id"]])
 
 
 def nowhere(env: Env) -> Any:
@@ -642,6 +666,34 @@ CATALOGUE = [
         r"sha256",
     ),
     Case(
+        "redirect on the wire (emulator)",
+        on_emulator_with(faults=["redirect"])(search),
+        Fail,
+        NairiError,
+        r"redirecting to another host, localhost:.*Point the connection's host at the API itself",
+    ),
+    Case(
+        "answer slower than read_timeout (emulator)",
+        on_emulator_with(faults=["slow"], connection={"read_timeout": 0.2}, slow_seconds=1.0)(search),
+        Retry,
+        NairiConnectionError,
+        r"ReadTimeout",
+    ),
+    Case(
+        "upload over the emulator's limit",
+        on_emulator_with(upload_limit=1000)(lambda env: upload(env, write(env, "big.bin", b"x" * 200_000))),
+        Fail,
+        NairiPayloadTooLargeError,
+        r"413 payload_too_large: Uploads are limited to 1000 bytes",
+    ),
+    Case(
+        "artifact deleted before its download (emulator)",
+        on_emulator(deleted_artifact),
+        Fail,
+        NairiNotFoundError,
+        r"404 not_found",
+    ),
+    Case(
         "upload over the size limit",
         on_fake_host(
             (
@@ -665,6 +717,10 @@ CATALOGUE = [
 def env(monkeypatch, context, tmp_path, emulator):
     with requests_mock.Mocker(real_http=True) as mock:
         yield Env(monkeypatch, mock, context, tmp_path, emulator)
+    emulator.admin.clear_faults()
+    emulator.admin.update_settings(
+        upload_limit=EmulatorSettings.upload_limit, slow_seconds=EmulatorSettings.slow_seconds
+    )
 
 
 def test_the_catalogue_has_at_least_forty_cases():
