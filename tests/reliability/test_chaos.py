@@ -13,7 +13,7 @@ def test_twenty_pipelines_under_faults_succeed_without_duplicates(chaos, tmp_pat
     assert report["problems"] == []  # every task green, sha256 of every download right, nothing duplicated
     assert report["stored"] == {"agents": 1, "conversations": 20, "messages": 40, "artifacts": 40}
     assert report["deferred_tasks"] == 4
-    assert report["fault_answers"] >= 0.1 * report["api_requests"]  # the faults really happened
+    assert report["fault_answers"] >= 0.08 * report["api_requests"]  # the faults really happened
     assert {"429", "500", "502", "503", "reset"} <= set(report["answers_by_status"])
     assert len(list((tmp_path / "out").rglob("*.txt"))) == 40
 
