@@ -95,6 +95,26 @@ def test_section_lists_exactly_the_parameters_with_their_defaults(name):
     assert documented == expected
 
 
+def docstrings(cls: type) -> str:
+    """The class's docstring, its bases' in this package, and those of the classes it refers the reader to."""
+    module = importlib.import_module(cls.__module__)
+    texts = [
+        inspect.getdoc(klass) or "" for klass in cls.__mro__ if klass.__module__.startswith(PACKAGE_DIR.name)
+    ]
+    for referred in re.findall(r":class:`~?(?:[\w.]+\.)?(\w+)`", texts[0]):
+        texts.append(inspect.getdoc(getattr(module, referred, None)) or "")
+    return "\n".join(texts)
+
+
+@pytest.mark.parametrize("name", sorted(CLASSES))
+def test_class_docstring_documents_each_of_its_own_parameters(name):
+    doc = docstrings(CLASSES[name])
+    own = [
+        p for p in inspect.signature(CLASSES[name].__init__).parameters if p not in ("self", "kwargs", "args")
+    ]
+    assert [param for param in own if f":param {param}" not in doc and f"``{param}``" not in doc] == []
+
+
 @pytest.mark.parametrize("name", sorted(CLASSES))
 def test_section_example_builds_in_a_dag(name):
     (example,) = EXAMPLE.findall(SECTIONS[name])
