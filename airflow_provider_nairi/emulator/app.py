@@ -150,9 +150,9 @@ class NairiApp:
             return
         response: Response | Answer
         try:
-            if fault is not None:
+            if fault not in (None, "lost"):
                 response = await self._fault(fault, scope, request_id, headers)
-            if fault in (None, "slow", "reset"):
+            if fault in (None, "slow", "reset", "lost"):
                 response = await self._answer(
                     request=request,
                     received=received,
@@ -167,6 +167,9 @@ class NairiApp:
             log.exception("emulator: unexpected error in %s %s", request.method, path)
             failure = ApiError(500, "internal_error", "The emulator hit an unexpected error.")
             response = self._error_response(failure, request_id, started, headers)
+        if fault == "lost" and reset_connection(send):
+            entry["status"] = "lost"
+            return
         entry["status"] = response.status_code
         await response(scope, receive, send)
 

@@ -4,7 +4,8 @@ A fault is drawn per API request (never for the admin API or the OpenAPI documen
 first from the exact ``sequence`` (one item per request, ``"ok"`` lets one through), then at ``rate`` from
 ``kinds``. ``paths`` (shell patterns relative to ``/api/public/v1``, e.g. ``/conversations/*``) restricts
 both. A fault replaces the request entirely (nothing is created), except ``slow``, which delays a normal
-answer.
+answer, and ``lost``, which does the work and then resets the connection instead of answering (an answer lost
+on its way back: what idempotency keys are for).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from pathlib import Path
 SCOPES = ("read", "write")
 
 #: The fault kinds the emulator can inject (see docs/emulator.md).
-FAULT_KINDS = ("429", "500", "502", "503", "reset", "slow", "redirect")
+FAULT_KINDS = ("429", "500", "502", "503", "reset", "slow", "redirect", "lost")
 
 
 @dataclasses.dataclass
