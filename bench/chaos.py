@@ -9,9 +9,10 @@ triggerer would):
 3. ``NairiDownloadArtifactsOperator`` downloads both artifacts.
 
 Meanwhile the emulator answers a share of all API requests (20 % by default) with a fault: 429 with
-``Retry-After``, 500, 502 HTML, 503, connection resets, slow answers. A task that fails with a retryable
-outcome (``AirflowException``) is run again as Airflow would, up to ``retries`` times, with the next
-``try_number`` and the same task-state store; ``AirflowFailException`` is never retried.
+``Retry-After``, 500, 502 HTML, 503, connection resets, slow answers, and lost answers (the server does the
+work, then resets the connection: only idempotent replays keep a retry from creating a duplicate). A task
+that fails with a retryable outcome (``AirflowException``) is run again as Airflow would, up to ``retries``
+times, with the next ``try_number`` and the same task-state store; ``AirflowFailException`` is never retried.
 
 The client retries each call at most twice here (``max_retries=2``), so some faults outlast the client and
 reach Airflow's retries: both layers are exercised. The run passes when every pipeline succeeds, the emulator
@@ -36,7 +37,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,8 @@ from airflow_provider_nairi.operators.conversation import NairiStartConversation
 from airflow_provider_nairi.testing import connection_env_var
 
 #: Every fault kind but ``redirect`` (a redirect is refused on purpose and fails the task: not a transient).
-CHAOS_FAULTS = ("429", "500", "502", "503", "reset", "slow")
+#: ``lost`` does the work and drops the answer: only idempotent replays keep it from duplicating anything.
+CHAOS_FAULTS = ("429", "500", "502", "503", "reset", "slow", "lost")
 CONN_ID = "nairi_chaos"
 #: Client retries per call: few enough that some faults reach Airflow's retries.
 CLIENT_RETRIES = 2
@@ -237,12 +239,14 @@ class Pipeline:
 
 
 @contextlib.contextmanager
-def chaos_emulator(fault_rate: float, seed: int, slow_seconds: float) -> Iterator[Any]:
+def chaos_emulator(
+    fault_rate: float, seed: int, slow_seconds: float, faults: Sequence[str] = CHAOS_FAULTS
+) -> Iterator[Any]:
     """An emulator with faults on every API path and the ``nairi_chaos`` connection pointing at it."""
     with run_emulator(
         turn_latency=0.05,
         fault_rate=fault_rate,
-        fault_kinds=CHAOS_FAULTS,
+        fault_kinds=faults,
         fault_seed=seed,
         slow_seconds=slow_seconds,
         fault_retry_after=1,
@@ -274,6 +278,7 @@ def run_chaos(
     retries: int = 3,
     deferrable_every: int = 10,
     slow_seconds: float = 0.3,
+    faults: Sequence[str] = CHAOS_FAULTS,
     workdir: Path | None = None,
 ) -> dict[str, Any]:
     """Run the chaos test; return a report (counts, faults injected, retries, problems, seconds)."""
@@ -281,7 +286,7 @@ def run_chaos(
     with contextlib.ExitStack() as stack:
         if workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nairi-chaos-")))
-        emulator = stack.enter_context(chaos_emulator(fault_rate, seed, slow_seconds))
+        emulator = stack.enter_context(chaos_emulator(fault_rate, seed, slow_seconds, faults))
         agent_id = NairiHook(CONN_ID).create_agent("chaos-agent", "Summarise what you are given.")["id"]
         tally = Tally()
         pipelines = [
