@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import BaseOperator
@@ -29,6 +28,7 @@ from airflow_provider_nairi.exceptions import (
     NairiError,
     NairiNotFoundError,
 )
+from airflow_provider_nairi.hook_mixin import NairiHookMixin
 from airflow_provider_nairi.idempotency import task_idempotency_key
 from airflow_provider_nairi.outcomes import raise_for_error
 from airflow_provider_nairi.validation import check_exactly_one, check_label, check_name
@@ -36,7 +36,6 @@ from airflow_provider_nairi.validation import check_exactly_one, check_label, ch
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_nairi.hooks.nairi import NairiHook
 
 #: XCom key of the managed resource's id, pushed besides the plan: ``vault_task.output["id"]`` in a DAG.
 XCOM_ID = "id"
@@ -48,7 +47,7 @@ DELETED = "deleted"
 ALREADY_ABSENT = "already absent"
 
 
-class NairiAdminOperator(BaseOperator):
+class NairiAdminOperator(NairiHookMixin, BaseOperator):
     """Base of the org-as-code operators: one connection, one hook, errors translated in one place.
 
     Subclasses implement :meth:`apply`, which returns the plan (XCom ``return_value``); when the plan names
@@ -64,13 +63,6 @@ class NairiAdminOperator(BaseOperator):
     def __init__(self, *, conn_id: str = "nairi_default", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.conn_id = conn_id
-
-    @cached_property
-    def hook(self) -> NairiHook:
-        """The hook, built on first use at execute time (never while the DAG file is parsed)."""
-        from airflow_provider_nairi.hooks.nairi import NairiHook  # noqa: PLC0415 - not at DAG parse time
-
-        return NairiHook(nairi_conn_id=self.conn_id)
 
     def execute(self, context: Context) -> Any:
         try:

@@ -22,13 +22,13 @@ import json
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import BaseOperator, ObjectStoragePath, conf
 
 from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiError
+from airflow_provider_nairi.hook_mixin import NairiHookMixin
 from airflow_provider_nairi.idempotency import task_idempotency_key
 from airflow_provider_nairi.links import XCOM_VIDEO_URL, NairiVideoLink
 from airflow_provider_nairi.outcomes import TIMEOUT, make_event, raise_for_error, raise_for_event
@@ -71,19 +71,6 @@ def ids_of(values: str | Iterable[str | Mapping[str, Any]] | None, param: str) -
             )
         ids.append(value)
     return ids
-
-
-class NairiHookMixin:
-    """``self.hook``: the :class:`~airflow_provider_nairi.hooks.nairi.NairiHook` of ``self.conn_id``, built on
-    first use at execute time (never while the DAG file is parsed)."""
-
-    conn_id: str
-
-    @cached_property
-    def hook(self) -> NairiHook:
-        from airflow_provider_nairi.hooks.nairi import NairiHook  # noqa: PLC0415 (not at DAG parse)
-
-        return NairiHook(nairi_conn_id=self.conn_id)
 
 
 class NairiContentOperator(NairiHookMixin, BaseOperator):

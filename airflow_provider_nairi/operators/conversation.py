@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import AirflowException, BaseOperator, ResumableJobMixin, conf
 
 from airflow_provider_nairi.exceptions import NairiConflictError, NairiError, NairiNotFoundError
+from airflow_provider_nairi.hook_mixin import NairiHookMixin
 from airflow_provider_nairi.idempotency import task_idempotency_key
 from airflow_provider_nairi.links import XCOM_CONVERSATION_URL, NairiConversationLink
 from airflow_provider_nairi.operators.admin import resolve_id
@@ -83,7 +83,7 @@ def conversation_result(
     }
 
 
-class NairiConversationOperator(BaseOperator):
+class NairiConversationOperator(NairiHookMixin, BaseOperator):
     """Base of the conversation operators: wait for a conversation's latest turn and return its reply.
 
     .. important::
@@ -144,13 +144,6 @@ class NairiConversationOperator(BaseOperator):
         self.max_transient_errors = max_transient_errors
         self.conn_id = conn_id
         self.current_conversation_id: str | None = None
-
-    @cached_property
-    def hook(self) -> NairiHook:
-        """The hook, built on first use at execute time (never while the DAG file is parsed)."""
-        from airflow_provider_nairi.hooks.nairi import NairiHook  # noqa: PLC0415
-
-        return NairiHook(self.conn_id)
 
     def deadline(self) -> float | None:
         """``timeout`` seconds from now, as epoch seconds, or ``None``."""

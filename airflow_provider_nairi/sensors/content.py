@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiError
+from airflow_provider_nairi.hook_mixin import NairiHookMixin
 from airflow_provider_nairi.links import NairiVideoLink
 from airflow_provider_nairi.operators.content import (
-    NairiHookMixin,
     check_videos,
     default_deferrable,
     ids_of,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.providers.common.compat.sdk import (
@@ -17,6 +16,7 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_nairi.exceptions import NairiError
+from airflow_provider_nairi.hook_mixin import NairiHookMixin
 from airflow_provider_nairi.links import XCOM_CONVERSATION_URL, NairiConversationLink
 from airflow_provider_nairi.operators.conversation import (
     XCOM_CONVERSATION_ID,
@@ -29,12 +29,11 @@ from airflow_provider_nairi.triggers.conversation import NairiConversationTrigge
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_nairi.hooks.nairi import NairiHook
 
 T = TypeVar("T")
 
 
-class NairiConversationSensor(BaseSensorOperator):
+class NairiConversationSensor(NairiHookMixin, BaseSensorOperator):
     """Wait until the latest turn of ``conversation_id`` ends; return the same XCom dict as the operators.
 
     .. important::
@@ -74,13 +73,6 @@ class NairiConversationSensor(BaseSensorOperator):
         self.final_on_agent_failure = final_on_agent_failure
         self.max_transient_errors = max_transient_errors
         self.conn_id = conn_id
-
-    @cached_property
-    def hook(self) -> NairiHook:
-        """The hook, built on first use at execute time (never while the DAG file is parsed)."""
-        from airflow_provider_nairi.hooks.nairi import NairiHook  # noqa: PLC0415
-
-        return NairiHook(self.conn_id)
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
