@@ -128,7 +128,14 @@ class NairiRunScheduledJobOperator(NairiConversationSubmitOperator):
     submission_kind = "run-scheduled-job"
 
     def __init__(self, *, job_id: str | None = None, job_name: str | None = None, **kwargs: Any) -> None:
-        # The job sends its own message; there is nothing to write or attach here.
+        # The job sends its own message: a message or attachment given here would be silently dropped.
+        given = sorted(name for name in ("message", "artifact_ids", "attachments") if name in kwargs)
+        if given:
+            raise ValueError(
+                f"NairiRunScheduledJobOperator does not take {', '.join(given)}: the job sends its own "
+                "message. Change the job with NairiScheduledJobOperator, or use "
+                "NairiStartConversationOperator."
+            )
         super().__init__(message="", **kwargs)
         self.job_id = job_id
         self.job_name = job_name

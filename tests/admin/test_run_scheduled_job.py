@@ -100,3 +100,13 @@ def test_unresolvable_job_fails_without_running_anything(job_hook, context, jobs
         run_job(job_hook, **kwargs).execute(context)
     assert text in str(info.value)
     job_hook.run_scheduled_job.assert_not_called()
+
+
+@pytest.mark.parametrize(
+    "extra", [{"message": "hi"}, {"attachments": ["/tmp/a.txt"]}, {"artifact_ids": ["art_1"]}]
+)
+def test_a_message_or_attachment_for_a_job_run_is_refused_not_dropped(extra):
+    with pytest.raises(ValueError, match="the job sends its own message") as caught:
+        NairiRunScheduledJobOperator(task_id="run", job_id="job_1", **extra)
+    assert next(iter(extra)) in str(caught.value)
+    assert "NairiScheduledJobOperator" in str(caught.value)
