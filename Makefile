@@ -15,6 +15,7 @@ help:
 	@echo "make demo   - set up, start the local emulator, run the example DAG end to end, show the reply"
 	@echo "make test   - set up, run linters and the whole test suite"
 	@echo "make bench  - run the benchmarks in bench/ (prints ratios)"
+	@echo "make lint, make unit, make test-compat (unit suite on Airflow 2.11), make package"
 	@echo "make chaos  - 200 conversations with attachments and downloads under 20% injected faults (prints counts)"
 
 $(VENV)/.installed: pyproject.toml Makefile
@@ -58,7 +59,7 @@ demo: venv
 	bash scripts/demo.sh
 
 bench: venv
-	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 chaos: venv
 	$(BIN)/python bench/chaos.py
