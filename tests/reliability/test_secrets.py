@@ -99,6 +99,7 @@ def test_no_example_dag_leaves_the_key_or_a_secret_anywhere(airflow_env, tmp_pat
         kept |= {f"table {table} of {dag_id}": "\n".join(rows(db, table)).encode() for table in TABLES}
         assert rows(db, "xcom") and rows(db, "rendered_task_instance_fields") and rows(db, "serialized_dag")
     assert "new_state=deferred" in "".join(outputs.values())  # triggers were serialized and run
+    assert any(rows(home / "airflow.db", "trigger") for home in homes.values())  # ...and kept in the DB
     hits = [
         f"{name} in {place}"
         for place, data in kept.items()
