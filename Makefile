@@ -35,7 +35,8 @@ lint: venv
 unit: venv
 	$(BIN)/pytest -q
 
-test: lint unit test-compat package
+# The main suite (Airflow 3.3, integration included) runs last, so its summary closes the output.
+test: lint package test-compat unit
 
 # Compatibility: the unit suite (integration and chaos excluded) on Airflow 2.11, in a second venv.
 COMPAT_VENV ?= .venv-2.11
