@@ -114,10 +114,15 @@ class AsyncNairiClient:
 
     @property
     def rate_limit(self) -> RateLimit | None:
+        """``RateLimit(limit, remaining, reset)`` from the latest answer's ``X-RateLimit-*`` headers; None
+        before the first call.
+        """
         return self._rate_limit
 
     async def close(self) -> None:
-        """Give back the loop's shared session (closed when its last client closes). Safe to call twice."""
+        """Give back the loop's shared aiohttp session (closed when its last client closes). Safe to call
+        twice.
+        """
         if self._session is not None:
             session, self._session = self._session, None
             await SESSIONS.release(session)
@@ -137,16 +142,33 @@ class AsyncNairiClient:
         json: Any = None,
         idempotency_key: str | None = None,
     ) -> Any:
-        """Send one call (retried like the sync client's) and return its ``data``."""
+        """Send one call and return the envelope's ``data`` (None for a 204).
+
+        Retried on 429, 5xx and connection errors like the sync client (``docs/errors-and-retries.md``),
+        with non-blocking waits. A POST carries an Idempotency-Key (``idempotency_key`` or a fresh uuid4)
+        reused by all its retries; other methods carry none. Errors are ``NairiError`` subclasses.
+        """
         return (
             await self._call(method, path, params=params, json=json, idempotency_key=idempotency_key)
         ).data
 
     async def get_conversation(self, conversation_id: str) -> dict[str, Any]:
+        """The conversation ``conversation_id`` (``status``: ``queued``, ``running``, ``completed``,
+        ``failed``, ``cancelled``).
+
+        Scope ``read``. Retried on 429, 5xx and connection errors like the sync client
+        (``docs/errors-and-retries.md``), with non-blocking waits. 404 (``NairiNotFoundError``, not
+        retried): no such conversation in this org.
+        """
         return await self.request("GET", f"/conversations/{segment(conversation_id)}")  # type: ignore[no-any-return]
 
     async def list_messages(self, conversation_id: str) -> list[dict[str, Any]]:
-        """Every message, oldest first (all pages, de-duplicated by id)."""
+        """Every message of the conversation, oldest first, as a list (all pages read before returning,
+        de-duplicated by ``id``).
+
+        Scope ``read``; each page is retried on 429, 5xx and connection errors like the sync client
+        (``docs/errors-and-retries.md``), with non-blocking waits. 404: no such conversation.
+        """
         path = f"/conversations/{segment(conversation_id)}/messages"
         cursor = PageCursor(None, DEFAULT_PAGE_SIZE)
         items: list[dict[str, Any]] = []
@@ -157,9 +179,21 @@ class AsyncNairiClient:
         return items
 
     async def cancel_conversation(self, conversation_id: str) -> dict[str, Any]:
+        """Cancel a conversation; return it (``cancelled``, or unchanged if it had already ended).
+
+        Scope ``write``. Retried on 429, 5xx and connection errors like the sync client
+        (``docs/errors-and-retries.md``), with non-blocking waits. The POST carries a fresh Idempotency-Key
+        reused by its retries. 404: no such conversation.
+        """
         return await self.request("POST", f"/conversations/{segment(conversation_id)}/cancel")  # type: ignore[no-any-return]
 
     async def get_video(self, video_id: str) -> dict[str, Any]:
+        """The video ``video_id`` (``status``: ``processing``, ``ready`` or ``failed``).
+
+        Scope ``read``. Retried on 429, 5xx and connection errors like the sync client
+        (``docs/errors-and-retries.md``), with non-blocking waits. 404 (``NairiNotFoundError``, not
+        retried): no such video in this org.
+        """
         return await self.request("GET", f"/videos/{segment(video_id)}")  # type: ignore[no-any-return]
 
     async def _call(

@@ -46,39 +46,74 @@ class NairiApi(ABC):
         json: Any = None,
         idempotency_key: str | None = None,
     ) -> Any:
-        """Send one call (retried as described in ``docs/errors-and-retries.md``) and return its ``data``."""
+        """Send one call and return the envelope's ``data`` (None for a 204).
+
+        Errors are ``NairiError`` subclasses. Retried on 429, 5xx and connection errors
+        (``docs/errors-and-retries.md``). A POST carries an Idempotency-Key (``idempotency_key`` or a fresh
+        uuid4) reused by all its retries; PUT, PATCH, DELETE and GET carry none.
+        """
 
     @abstractmethod
     def paginate(
         self, path: str, params: Mapping[str, Any] | None = None, page_size: int = DEFAULT_PAGE_SIZE
     ) -> Iterator[dict[str, Any]]:
-        """Lazily yield every item of a list endpoint: ceil(N / page_size) requests, de-duplicated by
-        ``id``."""
+        """Lazy iterator over every item of a list endpoint, de-duplicated by ``id``.
+
+        Nothing is sent until the first item is asked for; pages of ``page_size`` (1 to 200) advance
+        ``offset`` by the items received, so N items cost ceil(N / page_size) requests. Each page is
+        retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``). A page claiming
+        ``has_more`` but empty raises ``NairiServerError``.
+        """
 
     @abstractmethod
     def upload(
         self, path: str, source: Source, fields: Mapping[str, str], *, idempotency_key: str | None = None
     ) -> Any:
-        """POST ``source`` as the multipart part ``file`` with ``fields``, streamed, and return ``data``."""
+        """POST ``source`` (path, seekable binary file or ``ObjectStoragePath``) as the multipart part
+        ``file`` with ``fields``; return ``data``.
+
+        Streamed in 1 MiB chunks with a precomputed ``Content-Length`` (constant memory). Retried on 429,
+        5xx and connection errors (``docs/errors-and-retries.md``). Each retry re-reads the source from its
+        start and reuses the same Idempotency-Key (``idempotency_key`` or a fresh one); for uploads the key
+        and path alone decide a replay.
+        """
 
     @abstractmethod
     def download(self, path: str, destination: Destination, *, expected_sha256: str | None = None) -> int:
-        """Stream raw bytes to ``destination``, resuming and verifying; return the number of bytes."""
+        """Stream the raw bytes of ``path`` to ``destination`` (a path or a binary file object); return the
+        number of bytes.
+
+        A path is written to a temporary file beside it, renamed over it only once verified, removed on
+        failure. After a broken connection the rest is asked for with ``Range`` (a 206 continues, a 200
+        restarts). The sha256 of all bytes is checked against ``ETag`` and ``expected_sha256``: a mismatch
+        raises ``NairiChecksumError`` (retryable by Airflow). Retried on 429, 5xx and connection errors
+        (``docs/errors-and-retries.md``).
+        """
 
     @property
     @abstractmethod
     def rate_limit(self) -> RateLimit | None:
-        """The rate-limit headers of the latest answer (None before the first call)."""
+        """``RateLimit(limit, remaining, reset)`` from the latest answer's ``X-RateLimit-*`` headers; None
+        before the first call.
+        """
 
     # -- org -------------------------------------------------------------------------------------------------
 
     def get_me(self) -> dict[str, Any]:
-        """``{org: {id, name}, key: {name, hint, scopes}}`` of the connection's key."""
+        """The org and key of the connection: ``{org: {id, name}, key: {name, hint, scopes}}``.
+
+        Scope ``read``. Retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``). 401
+        (``NairiAuthError``): the key is invalid or revoked.
+        """
         return self.request("GET", "/me")  # type: ignore[no-any-return]
 
     # -- agents ----------------------------------------------------------------------------------------------
 
     def list_agents(self) -> Iterator[dict[str, Any]]:
+        """Lazy iterator over every agent of the org, oldest first: nothing is sent until the first item is
+        asked for, then one request per page of 200, de-duplicated by ``id``. Scope ``read``; each page is
+        retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``).
+        """
         return self.paginate("/agents")
 
     def create_agent(
@@ -90,6 +125,15 @@ class NairiApi(ABC):
         *,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
+        """Create an agent; return it (``id`` ``agt_...``).
+
+        Scope ``write``. Retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``). Every
+        try carries the same Idempotency-Key: ``idempotency_key`` when given (use one stable across task
+        retries, e.g. ``task_idempotency_key``, so a retried task replays the first answer instead of
+        creating a second agent), otherwise a fresh key that only this call's retries reuse. 409
+        ``idempotency_key_reused``: the same key was sent with a different body. 422
+        (``NairiValidationError``): an invalid field, e.g. an unknown vault id.
+        """
         body = _without_none(
             name=name,
             instructions=instructions,
@@ -99,13 +143,30 @@ class NairiApi(ABC):
         return self.request("POST", "/agents", json=body, idempotency_key=idempotency_key)  # type: ignore[no-any-return]
 
     def get_agent(self, agent_id: str) -> dict[str, Any]:
+        """The agent ``agent_id``.
+
+        Scope ``read``. Retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``). 404
+        (``NairiNotFoundError``, not retried): no such agent in this org.
+        """
         return self.request("GET", f"/agents/{segment(agent_id)}")  # type: ignore[no-any-return]
 
     def update_agent(self, agent_id: str, **fields: Any) -> dict[str, Any]:
-        """PATCH the given fields (``name``, ``instructions``, ``model``, ``vault_ids``)."""
+        """PATCH the given fields (``name``, ``instructions``, ``model``, ``vault_ids``); return the updated
+        agent.
+
+        Scope ``write``. Retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``). PATCH
+        carries no Idempotency-Key; a retry re-sends the same fields. 404 (``NairiNotFoundError``): no such
+        agent; 422 (``NairiValidationError``): a field is invalid.
+        """
         return self.request("PATCH", f"/agents/{segment(agent_id)}", json=fields)  # type: ignore[no-any-return]
 
     def delete_agent(self, agent_id: str) -> None:
+        """Delete the agent ``agent_id``.
+
+        Scope ``write``; returns None (204). Retried on 429, 5xx and connection errors
+        (``docs/errors-and-retries.md``). DELETE carries no Idempotency-Key. 404 (``NairiNotFoundError``,
+        not retried): no such agent in this org, also when a retry follows a first try that did delete it.
+        """
         self.request("DELETE", f"/agents/{segment(agent_id)}")
 
     # -- conversations ---------------------------------------------------------------------------------------
@@ -113,6 +174,11 @@ class NairiApi(ABC):
     def list_conversations(
         self, agent_id: str | None = None, status: str | None = None
     ) -> Iterator[dict[str, Any]]:
+        """Lazy iterator over every conversation of the org, filtered by ``agent_id`` and ``status`` when
+        given, oldest first: nothing is sent until the first item is asked for, then one request per page
+        of 200, de-duplicated by ``id``. Scope ``read``; each page is retried on 429, 5xx and connection
+        errors (``docs/errors-and-retries.md``).
+        """
         return self.paginate("/conversations", {"agent_id": agent_id, "status": status})
 
     def create_conversation(
@@ -125,8 +191,16 @@ class NairiApi(ABC):
         *,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """Start a conversation; it comes back ``queued``: poll ``get_conversation`` until it is not
-        running."""
+        """Start a conversation; it comes back ``queued``: poll ``get_conversation`` until its status is
+        neither ``queued`` nor ``running``.
+
+        Scope ``write``. Retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``). Every
+        try carries the same Idempotency-Key: ``idempotency_key`` when given (use one stable across task
+        retries, e.g. ``task_idempotency_key``, so a retried task replays the first answer instead of
+        creating a second conversation), otherwise a fresh key that only this call's retries reuse. 409
+        ``idempotency_key_reused``: the same key was sent with a different body. 422
+        (``NairiValidationError``): e.g. an unknown ``agent_id``.
+        """
         body = _without_none(
             agent_id=agent_id,
             message=message,
@@ -137,10 +211,20 @@ class NairiApi(ABC):
         return self.request("POST", "/conversations", json=body, idempotency_key=idempotency_key)  # type: ignore[no-any-return]
 
     def get_conversation(self, conversation_id: str) -> dict[str, Any]:
+        """The conversation ``conversation_id``: ``status`` (``queued``, ``running``, ``completed``,
+        ``failed`` with ``error``, ``cancelled``), ``turns``, ``last_message``.
+
+        Scope ``read``. Retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``). 404
+        (``NairiNotFoundError``, not retried): no such conversation in this org.
+        """
         return self.request("GET", f"/conversations/{segment(conversation_id)}")  # type: ignore[no-any-return]
 
     def list_messages(self, conversation_id: str) -> Iterator[dict[str, Any]]:
-        """Messages oldest first."""
+        """Lazy iterator over the conversation's messages, oldest first (every page, de-duplicated by ``id``).
+
+        Scope ``read``; each page is retried on 429, 5xx and connection errors
+        (``docs/errors-and-retries.md``). 404 (``NairiNotFoundError``): no such conversation.
+        """
         return self.paginate(f"/conversations/{segment(conversation_id)}/messages")
 
     def send_message(
@@ -151,8 +235,16 @@ class NairiApi(ABC):
         *,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """Add a turn; NairiConflictError (``conversation_busy``) while the conversation is queued or
-        running."""
+        """Add a user turn to a conversation; return the new message.
+
+        Scope ``write``. Retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``). Every
+        try carries the same Idempotency-Key: ``idempotency_key`` when given (use one stable across task
+        retries, e.g. ``task_idempotency_key``, so a retried task replays the first answer instead of
+        creating a second message), otherwise a fresh key that only this call's retries reuse. 409
+        ``idempotency_key_reused``: the same key was sent with a different body. 409 ``conversation_busy``
+        (``NairiConflictError``, not retried): the conversation is still ``queued`` or ``running``; wait
+        for it first. 404: no such conversation.
+        """
         body = _without_none(content=content, artifact_ids=list(artifact_ids) if artifact_ids else None)
         return self.request(  # type: ignore[no-any-return]
             "POST",
@@ -162,12 +254,22 @@ class NairiApi(ABC):
         )
 
     def cancel_conversation(self, conversation_id: str) -> dict[str, Any]:
-        """Cancel; a conversation that already ended comes back unchanged."""
+        """Cancel a conversation; return it (``cancelled``, or unchanged if it had already ended).
+
+        Scope ``write``. Retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``). The
+        POST carries a fresh Idempotency-Key reused by its retries; cancelling twice is harmless. 404
+        (``NairiNotFoundError``): no such conversation.
+        """
         return self.request("POST", f"/conversations/{segment(conversation_id)}/cancel")  # type: ignore[no-any-return]
 
     # -- artifacts -------------------------------------------------------------------------------------------
 
     def list_artifacts(self, conversation_id: str | None = None) -> Iterator[dict[str, Any]]:
+        """Lazy iterator over every artifact of the org, or of one conversation when ``conversation_id`` is
+        given, oldest first: nothing is sent until the first item is asked for, then one request per page
+        of 200, de-duplicated by ``id``. Scope ``read``; each page is retried on 429, 5xx and connection
+        errors (``docs/errors-and-retries.md``).
+        """
         return self.paginate("/artifacts", {"conversation_id": conversation_id})
 
     def upload_artifact(
@@ -178,23 +280,51 @@ class NairiApi(ABC):
         *,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """Stream a file (path, binary file object or ``ObjectStoragePath``) in constant memory."""
+        """Upload a file (path, seekable binary file or ``ObjectStoragePath``) as an artifact; return it (with
+        ``sha256``).
+
+        Streamed in 1 MiB chunks in constant memory; each retry re-reads the source from its start. Scope
+        ``write``. Retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``). Every try
+        carries the same Idempotency-Key: ``idempotency_key`` when given (use one stable across task
+        retries, e.g. ``task_idempotency_key``, so a retried task replays the first answer instead of
+        creating a second artifact), otherwise a fresh key that only this call's retries reuse. 409
+        ``idempotency_key_reused``: the same key was sent with a different body. 413
+        (``NairiPayloadTooLargeError``): over 5 GiB.
+        """
         fields = _without_none(name=name, conversation_id=conversation_id)
         return self.upload("/artifacts", source, fields, idempotency_key=idempotency_key)  # type: ignore[no-any-return]
 
     def get_artifact(self, artifact_id: str) -> dict[str, Any]:
+        """The artifact's metadata (``name``, ``content_type``, ``size_bytes``, ``sha256``...); the bytes come
+        from ``download_artifact``.
+
+        Scope ``read``. Retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``). 404
+        (``NairiNotFoundError``, not retried): no such artifact in this org.
+        """
         return self.request("GET", f"/artifacts/{segment(artifact_id)}")  # type: ignore[no-any-return]
 
     def delete_artifact(self, artifact_id: str) -> None:
+        """Delete the artifact ``artifact_id``.
+
+        Scope ``write``; returns None (204). Retried on 429, 5xx and connection errors
+        (``docs/errors-and-retries.md``). DELETE carries no Idempotency-Key. 404 (``NairiNotFoundError``,
+        not retried): no such artifact in this org, also when a retry follows a first try that did delete
+        it.
+        """
         self.request("DELETE", f"/artifacts/{segment(artifact_id)}")
 
     def download_artifact(
         self, artifact_id: str, destination: Destination, *, expected_sha256: str | None = None
     ) -> int:
-        """Stream an artifact's bytes to a path (written to a temporary name, renamed when verified) or a
-        binary file object; resume with ``Range`` after a broken connection; verify the sha256 against
-        ``ETag`` (and ``expected_sha256``), else NairiChecksumError. Returns the number of bytes
-        written."""
+        """Stream an artifact's bytes to ``destination``; return the number of bytes written.
+
+        A path is written to a temporary file beside it and renamed over it only after the sha256 matched
+        (removed on failure: never a partial file); a binary file object is written in place. After a
+        broken connection the rest is asked for with ``Range`` (a 206 continues, a 200 restarts). The
+        sha256 is checked against ``ETag`` and ``expected_sha256``, else ``NairiChecksumError`` (retryable
+        by Airflow). Scope ``read``. Retried on 429, 5xx and connection errors
+        (``docs/errors-and-retries.md``). 404: no such artifact.
+        """
         return self.download(
             f"/artifacts/{segment(artifact_id)}/content", destination, expected_sha256=expected_sha256
         )
@@ -202,40 +332,96 @@ class NairiApi(ABC):
     # -- vaults ----------------------------------------------------------------------------------------------
 
     def list_vaults(self) -> Iterator[dict[str, Any]]:
+        """Lazy iterator over every vault of the org, oldest first: nothing is sent until the first item is
+        asked for, then one request per page of 200, de-duplicated by ``id``. Scope ``read``; each page is
+        retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``).
+        """
         return self.paginate("/vaults")
 
     def create_vault(self, name: str, *, idempotency_key: str | None = None) -> dict[str, Any]:
+        """Create a vault; return it (``id`` ``vlt_...``).
+
+        Scope ``write``. Retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``). Every
+        try carries the same Idempotency-Key: ``idempotency_key`` when given (use one stable across task
+        retries, e.g. ``task_idempotency_key``, so a retried task replays the first answer instead of
+        creating a second vault), otherwise a fresh key that only this call's retries reuse. 409
+        ``idempotency_key_reused``: the same key was sent with a different body.
+        """
         return self.request("POST", "/vaults", json={"name": name}, idempotency_key=idempotency_key)  # type: ignore[no-any-return]
 
     def get_vault(self, vault_id: str) -> dict[str, Any]:
+        """The vault ``vault_id`` (``secret_names``; secret values are never returned).
+
+        Scope ``read``. Retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``). 404
+        (``NairiNotFoundError``, not retried): no such vault in this org.
+        """
         return self.request("GET", f"/vaults/{segment(vault_id)}")  # type: ignore[no-any-return]
 
     def delete_vault(self, vault_id: str) -> None:
+        """Delete the vault ``vault_id``.
+
+        Scope ``write``; returns None (204). Retried on 429, 5xx and connection errors
+        (``docs/errors-and-retries.md``). DELETE carries no Idempotency-Key. 404 (``NairiNotFoundError``,
+        not retried): no such vault in this org, also when a retry follows a first try that did delete it.
+        """
         self.request("DELETE", f"/vaults/{segment(vault_id)}")
 
     def put_vault_secret(self, vault_id: str, name: str, value: str) -> dict[str, Any]:
-        """Write a secret (values are write-only: the answer is ``{name, updated_at}``)."""
+        """Create or overwrite a secret of a vault; return ``{name, updated_at}`` (values are write-only).
+
+        Scope ``write``. Retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``). PUT is
+        idempotent and carries no Idempotency-Key. 404 (``NairiNotFoundError``): no such vault.
+        """
         path = f"/vaults/{segment(vault_id)}/secrets/{segment(name)}"
         return self.request("PUT", path, json={"value": value})  # type: ignore[no-any-return]
 
     def delete_vault_secret(self, vault_id: str, name: str) -> None:
+        """Delete the secret ``name`` of a vault.
+
+        Scope ``write``; returns None (204). Retried on 429, 5xx and connection errors
+        (``docs/errors-and-retries.md``). DELETE carries no Idempotency-Key. 404 (``NairiNotFoundError``,
+        not retried): no such vault or secret in this org, also when a retry follows a first try that did
+        delete it.
+        """
         self.request("DELETE", f"/vaults/{segment(vault_id)}/secrets/{segment(name)}")
 
     # -- env vars --------------------------------------------------------------------------------------------
 
     def list_env_vars(self) -> Iterator[dict[str, Any]]:
+        """Lazy iterator over every env var of the org, oldest first: nothing is sent until the first item is
+        asked for, then one request per page of 200, de-duplicated by ``id``. Scope ``read``; each page is
+        retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``). Secret values come back
+        as None.
+        """
         return self.paginate("/env-vars")
 
     def put_env_var(self, name: str, value: str, secret: bool = False) -> dict[str, Any]:
+        """Create or overwrite the org's env var ``name``; return it (``value`` is None when ``secret``).
+
+        Scope ``write``. Retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``). PUT is
+        idempotent and carries no Idempotency-Key. 422 (``NairiValidationError``): ``name`` does not match
+        ``^[A-Za-z_][A-Za-z0-9_]{0,127}$``.
+        """
         body = {"value": value, "secret": secret}
         return self.request("PUT", f"/env-vars/{segment(name)}", json=body)  # type: ignore[no-any-return]
 
     def delete_env_var(self, name: str) -> None:
+        """Delete the env var ``name``.
+
+        Scope ``write``; returns None (204). Retried on 429, 5xx and connection errors
+        (``docs/errors-and-retries.md``). DELETE carries no Idempotency-Key. 404 (``NairiNotFoundError``,
+        not retried): no such env var in this org, also when a retry follows a first try that did delete
+        it.
+        """
         self.request("DELETE", f"/env-vars/{segment(name)}")
 
     # -- scheduled jobs --------------------------------------------------------------------------------------
 
     def list_scheduled_jobs(self) -> Iterator[dict[str, Any]]:
+        """Lazy iterator over every scheduled job of the org, oldest first: nothing is sent until the first
+        item is asked for, then one request per page of 200, de-duplicated by ``id``. Scope ``read``; each
+        page is retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``).
+        """
         return self.paginate("/scheduled-jobs")
 
     def create_scheduled_job(  # noqa: PLR0917 (the signature of docs/design.md)
@@ -249,43 +435,110 @@ class NairiApi(ABC):
         *,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
+        """Create a job that starts a conversation with ``agent_id`` on ``cron`` (in ``timezone``); return it.
+
+        Scope ``write``. Retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``). Every
+        try carries the same Idempotency-Key: ``idempotency_key`` when given (use one stable across task
+        retries, e.g. ``task_idempotency_key``, so a retried task replays the first answer instead of
+        creating a second job), otherwise a fresh key that only this call's retries reuse. 409
+        ``idempotency_key_reused``: the same key was sent with a different body. 422
+        (``NairiValidationError``): an invalid field, e.g. the cron expression.
+        """
         body = _without_none(
             name=name, agent_id=agent_id, message=message, cron=cron, timezone=timezone, enabled=enabled
         )
         return self.request("POST", "/scheduled-jobs", json=body, idempotency_key=idempotency_key)  # type: ignore[no-any-return]
 
     def get_scheduled_job(self, job_id: str) -> dict[str, Any]:
+        """The scheduled job ``job_id`` (``next_run_at``, ``last_run``...).
+
+        Scope ``read``. Retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``). 404
+        (``NairiNotFoundError``, not retried): no such job in this org.
+        """
         return self.request("GET", f"/scheduled-jobs/{segment(job_id)}")  # type: ignore[no-any-return]
 
     def update_scheduled_job(self, job_id: str, **fields: Any) -> dict[str, Any]:
+        """PATCH the given fields of a scheduled job (``cron``, ``enabled``, ``message``...); return the
+        updated job.
+
+        Scope ``write``. Retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``). PATCH
+        carries no Idempotency-Key; a retry re-sends the same fields. 404 (``NairiNotFoundError``): no such
+        job; 422 (``NairiValidationError``): a field is invalid.
+        """
         return self.request("PATCH", f"/scheduled-jobs/{segment(job_id)}", json=fields)  # type: ignore[no-any-return]
 
     def delete_scheduled_job(self, job_id: str) -> None:
+        """Delete the scheduled job ``job_id``.
+
+        Scope ``write``; returns None (204). Retried on 429, 5xx and connection errors
+        (``docs/errors-and-retries.md``). DELETE carries no Idempotency-Key. 404 (``NairiNotFoundError``,
+        not retried): no such job in this org, also when a retry follows a first try that did delete it.
+        """
         self.request("DELETE", f"/scheduled-jobs/{segment(job_id)}")
 
     def run_scheduled_job(self, job_id: str, *, idempotency_key: str | None = None) -> dict[str, Any]:
-        """Run the job now; returns the conversation it started."""
+        """Run the job now; return the conversation it started (poll it with ``get_conversation``).
+
+        Scope ``write``. Retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``). Every
+        try carries the same Idempotency-Key: ``idempotency_key`` when given (use one stable across task
+        retries, e.g. ``task_idempotency_key``, so a retried task replays the first answer instead of
+        creating a second run), otherwise a fresh key that only this call's retries reuse. 409
+        ``idempotency_key_reused``: the same key was sent with a different body. 404: no such job.
+        """
         data = self.request("POST", f"/scheduled-jobs/{segment(job_id)}/run", idempotency_key=idempotency_key)
         return data["conversation"]  # type: ignore[no-any-return]
 
     # -- videos ----------------------------------------------------------------------------------------------
 
     def list_videos(self) -> Iterator[dict[str, Any]]:
+        """Lazy iterator over every video of the org, oldest first: nothing is sent until the first item is
+        asked for, then one request per page of 200, de-duplicated by ``id``. Scope ``read``; each page is
+        retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``).
+        """
         return self.paginate("/videos")
 
     def upload_video(
         self, source: Source, title: str | None = None, *, idempotency_key: str | None = None
     ) -> dict[str, Any]:
-        """Stream a video; it comes back ``processing``: poll ``get_video`` until ``ready`` or ``failed``."""
+        """Upload a video (path, seekable binary file or ``ObjectStoragePath``); it comes back ``processing``:
+        poll ``get_video`` until ``ready`` or ``failed``.
+
+        Streamed in 1 MiB chunks in constant memory; each retry re-reads the source from its start. Scope
+        ``write``. Retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``). Every try
+        carries the same Idempotency-Key: ``idempotency_key`` when given (use one stable across task
+        retries, e.g. ``task_idempotency_key``, so a retried task replays the first answer instead of
+        creating a second video), otherwise a fresh key that only this call's retries reuse. 409
+        ``idempotency_key_reused``: the same key was sent with a different body. 413
+        (``NairiPayloadTooLargeError``): over 5 GiB.
+        """
         return self.upload("/videos", source, _without_none(title=title), idempotency_key=idempotency_key)  # type: ignore[no-any-return]
 
     def get_video(self, video_id: str) -> dict[str, Any]:
+        """The video ``video_id``: ``status`` is ``processing``, ``ready`` or ``failed`` (see ``error``).
+
+        Scope ``read``. Retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``). 404
+        (``NairiNotFoundError``, not retried): no such video in this org.
+        """
         return self.request("GET", f"/videos/{segment(video_id)}")  # type: ignore[no-any-return]
 
     def delete_video(self, video_id: str) -> None:
+        """Delete the video ``video_id``.
+
+        Scope ``write``; returns None (204). Retried on 429, 5xx and connection errors
+        (``docs/errors-and-retries.md``). DELETE carries no Idempotency-Key. 404 (``NairiNotFoundError``,
+        not retried): no such video in this org, also when a retry follows a first try that did delete it.
+        """
         self.request("DELETE", f"/videos/{segment(video_id)}")
 
     def reprocess_video(self, video_id: str, *, idempotency_key: str | None = None) -> dict[str, Any]:
+        """Process a video again; it comes back ``processing``: poll ``get_video``.
+
+        Scope ``write``. Retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``). Every
+        try carries the same Idempotency-Key: ``idempotency_key`` when given (use one stable across task
+        retries, e.g. ``task_idempotency_key``, so a retried task replays the first answer instead of
+        creating a second processing run), otherwise a fresh key that only this call's retries reuse. 409
+        ``idempotency_key_reused``: the same key was sent with a different body. 404: no such video.
+        """
         path = f"/videos/{segment(video_id)}/reprocess"
         return self.request("POST", path, idempotency_key=idempotency_key)  # type: ignore[no-any-return]
 
@@ -294,17 +547,33 @@ class NairiApi(ABC):
     def search(
         self, query: str, limit: int | None = None, video_ids: Sequence[str] | None = None
     ) -> list[dict[str, Any]]:
-        """Transcript passages: ``[{video_id, start_s, end_s, text, score}]``."""
+        """Transcript passages matching ``query``: ``[{video_id, start_s, end_s, text, score}]`` (a list, not
+        lazy).
+
+        Scope ``read`` (a read-only POST). Retried on 429, 5xx and connection errors
+        (``docs/errors-and-retries.md``). The POST carries a fresh Idempotency-Key reused by its retries.
+        422: ``limit`` over 50.
+        """
         return self._corpus("/search", query, limit, video_ids)
 
     def recall(
         self, query: str, limit: int | None = None, video_ids: Sequence[str] | None = None
     ) -> list[dict[str, Any]]:
-        """Summarised moments: ``[{video_id, start_s, end_s, summary, score}]``."""
+        """Summarised moments matching ``query``: ``[{video_id, start_s, end_s, summary, score}]`` (a list,
+        not lazy).
+
+        Scope ``read`` (a read-only POST). Retried on 429, 5xx and connection errors
+        (``docs/errors-and-retries.md``). The POST carries a fresh Idempotency-Key reused by its retries.
+        422: ``limit`` over 50.
+        """
         return self._corpus("/recall", query, limit, video_ids)
 
     def chat(self, message: str, video_ids: Sequence[str] | None = None) -> dict[str, Any]:
-        """``{answer, citations: [{video_id, start_s, end_s}]}``."""
+        """Ask the video corpus a question: ``{answer, citations: [{video_id, start_s, end_s}]}``.
+
+        Scope ``read`` (a read-only POST). Retried on 429, 5xx and connection errors
+        (``docs/errors-and-retries.md``). The POST carries a fresh Idempotency-Key reused by its retries.
+        """
         body = _without_none(message=message, video_ids=list(video_ids) if video_ids else None)
         return self.request("POST", "/chat", json=body)  # type: ignore[no-any-return]
 

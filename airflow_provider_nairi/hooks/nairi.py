@@ -92,6 +92,9 @@ class NairiHook(_NairiConnectionHook, NairiApi):
         return NairiClient(self.config)
 
     def get_conn(self) -> NairiClient:
+        """The sync :class:`~airflow_provider_nairi.client.sync.NairiClient` (same as ``client``; reads the
+        connection on first use).
+        """
         return self.client
 
     def close(self) -> None:
@@ -204,20 +207,54 @@ class NairiAsyncHook(_NairiConnectionHook):
         return self._client
 
     async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Send one call and return the envelope's ``data`` (None for a 204).
+
+        Retried on 429, 5xx and connection errors like the sync client (``docs/errors-and-retries.md``),
+        with non-blocking waits. A POST carries an Idempotency-Key (``idempotency_key`` or a fresh uuid4)
+        reused by all its retries; other methods carry none. Errors are ``NairiError`` subclasses.
+        """
         return await (await self.get_async_client()).request(method, path, **kwargs)
 
     async def get_conversation(self, conversation_id: str) -> dict[str, Any]:
+        """The conversation ``conversation_id`` (``status``: ``queued``, ``running``, ``completed``,
+        ``failed``, ``cancelled``).
+
+        Scope ``read``. Retried on 429, 5xx and connection errors like the sync client
+        (``docs/errors-and-retries.md``), with non-blocking waits. 404 (``NairiNotFoundError``, not
+        retried): no such conversation in this org.
+        """
         return await (await self.get_async_client()).get_conversation(conversation_id)  # type: ignore[no-any-return]
 
     async def list_messages(self, conversation_id: str) -> list[dict[str, Any]]:
+        """Every message of the conversation, oldest first, as a list (all pages read before returning,
+        de-duplicated by ``id``).
+
+        Scope ``read``; each page is retried on 429, 5xx and connection errors like the sync client
+        (``docs/errors-and-retries.md``), with non-blocking waits. 404: no such conversation.
+        """
         return await (await self.get_async_client()).list_messages(conversation_id)  # type: ignore[no-any-return]
 
     async def cancel_conversation(self, conversation_id: str) -> dict[str, Any]:
+        """Cancel a conversation; return it (``cancelled``, or unchanged if it had already ended).
+
+        Scope ``write``. Retried on 429, 5xx and connection errors like the sync client
+        (``docs/errors-and-retries.md``), with non-blocking waits. The POST carries a fresh Idempotency-Key
+        reused by its retries. 404: no such conversation.
+        """
         return await (await self.get_async_client()).cancel_conversation(conversation_id)  # type: ignore[no-any-return]
 
     async def get_video(self, video_id: str) -> dict[str, Any]:
+        """The video ``video_id`` (``status``: ``processing``, ``ready`` or ``failed``).
+
+        Scope ``read``. Retried on 429, 5xx and connection errors like the sync client
+        (``docs/errors-and-retries.md``), with non-blocking waits. 404 (``NairiNotFoundError``, not
+        retried): no such video in this org.
+        """
         return await (await self.get_async_client()).get_video(video_id)  # type: ignore[no-any-return]
 
     async def close(self) -> None:
+        """Give back the event loop's shared aiohttp session if a client was built; call it in ``finally``.
+        Safe to call twice.
+        """
         if self._client is not None:
             await self._client.close()
