@@ -43,32 +43,56 @@ from airflow_provider_nairi.client.protocol import (
 from airflow_provider_nairi.exceptions import NairiError
 
 
-class _LoopSessions:
-    """One shared ``aiohttp.ClientSession`` per running event loop, counted by the clients that use it."""
+class _LoopShare:
+    """What the clients of one event loop share: the session, how many clients hold it, and the proxy taken
+    from the environment for each base URL (read once while the session lives: ``getproxies`` walks the
+    whole environment, about 0.1 ms, more than a poll's own work)."""
 
     def __init__(self) -> None:
-        self._sessions: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, tuple[aiohttp.ClientSession, int]
-        ] = weakref.WeakKeyDictionary()
+        self.session = aiohttp.ClientSession()
+        self.users = 0
+        self._environment_proxies: dict[str, str | None] = {}
 
-    def acquire(self) -> aiohttp.ClientSession:
+    def proxy_for(self, config: ClientConfig) -> str | None:
+        """The connection's proxy for the base URL's scheme; without one, ``HTTPS_PROXY`` / ``HTTP_PROXY``
+        unless ``NO_PROXY`` covers the host (what requests does for the sync client; aiohttp's own
+        ``trust_env`` would also read ``.netrc`` in a thread on every request)."""
+        if config.proxies:
+            return config.proxies.get(urlsplit(config.base_url).scheme)
+        if config.base_url not in self._environment_proxies:
+            parts = urlsplit(config.base_url)
+            bypass = urllib.request.proxy_bypass(parts.hostname or "")
+            proxy = None if bypass else urllib.request.getproxies().get(parts.scheme)
+            self._environment_proxies[config.base_url] = proxy
+        return self._environment_proxies[config.base_url]
+
+
+class _LoopSessions:
+    """One :class:`_LoopShare` per running event loop, counted by the clients that use it."""
+
+    def __init__(self) -> None:
+        self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopShare] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def acquire(self, config: ClientConfig) -> tuple[aiohttp.ClientSession, str | None]:
+        """The loop's session (opened if needed) and the proxy ``config`` uses through it."""
         loop = asyncio.get_running_loop()
-        session, users = self._sessions.get(loop, (None, 0))
-        if session is None or session.closed:
-            session, users = aiohttp.ClientSession(), 0
-        self._sessions[loop] = (session, users + 1)
-        return session
+        share = self._sessions.get(loop)
+        if share is None or share.session.closed:
+            share = self._sessions[loop] = _LoopShare()
+        share.users += 1
+        return share.session, share.proxy_for(config)
 
     async def release(self, session: aiohttp.ClientSession) -> None:
         loop = asyncio.get_running_loop()
-        current, users = self._sessions.get(loop, (None, 0))
-        if current is not session:
+        share = self._sessions.get(loop)
+        if share is None or share.session is not session:
             return
-        if users <= 1:
+        share.users -= 1
+        if share.users <= 0:
             del self._sessions[loop]
             await session.close()
-        else:
-            self._sessions[loop] = (session, users - 1)
 
 
 SESSIONS = _LoopSessions()
@@ -85,18 +109,6 @@ def _ssl_setting(verify: bool | str) -> bool | ssl.SSLContext:
     return bool(verify)
 
 
-def _proxy_for(config: ClientConfig) -> str | None:
-    """The configured proxy for the base URL's scheme; without one, ``HTTPS_PROXY`` / ``HTTP_PROXY`` unless
-    ``NO_PROXY`` covers the host (what requests does for the sync client; aiohttp's own ``trust_env``
-    would also read ``.netrc`` in a thread on every request)."""
-    parts = urlsplit(config.base_url)
-    if config.proxies:
-        return config.proxies.get(parts.scheme)
-    if urllib.request.proxy_bypass(parts.hostname or ""):
-        return None
-    return urllib.request.getproxies().get(parts.scheme)
-
-
 class AsyncNairiClient:
     """What triggers need, asynchronously: ``request``, ``get_conversation``, ``list_messages`` (all pages),
     ``cancel_conversation``, ``get_video``, ``close``. Use one per trigger and close it in ``finally``."""
@@ -110,7 +122,7 @@ class AsyncNairiClient:
             sock_connect=config.connect_timeout, sock_read=config.read_timeout
         )
         self._ssl = _ssl_setting(config.verify)
-        self._proxy = _proxy_for(config)
+        self._proxy: str | None = None
 
     @property
     def rate_limit(self) -> RateLimit | None:
@@ -223,7 +235,7 @@ class AsyncNairiClient:
         if wait:
             await self._sleep(wait)
         if self._session is None or self._session.closed:
-            self._session = SESSIONS.acquire()
+            self._session, self._proxy = SESSIONS.acquire(self.config)
         started = time.monotonic()
         try:
             async with self._session.request(

@@ -229,26 +229,57 @@ async def test_bearer_header(config, server):
     assert "X-API-Key" not in server.requests[0].headers
 
 
-def test_tls_and_proxy_settings_travel_with_each_request():
+def test_tls_settings_travel_with_each_request():
     bundle = ClientConfig(api_key=KEY, base_url="https://api.nairi.test/v1", verify=certifi.where())
     assert isinstance(AsyncNairiClient(bundle)._ssl, ssl.SSLContext)
     unverified = ClientConfig(api_key=KEY, base_url="https://api.nairi.test/v1", verify=False)
     assert AsyncNairiClient(unverified)._ssl is False
-    proxied = ClientConfig(
-        api_key=KEY,
-        base_url="https://api.nairi.test/v1",
-        proxies={"http": "http://a:1", "https": "http://b:2"},
+
+
+REMOTE = "http://api.nairi.test" + PREFIX  # never resolved: only a proxy can carry a request there
+DEAD_PROXY = "http://127.0.0.1:9"  # nothing listens: a request sent through it fails
+
+
+@pytest.fixture
+def proxy_environment(monkeypatch):
+    """A clean proxy environment; returns a setter (lower-case names win over upper-case ones in urllib)."""
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch.setenv
+
+
+def origin_of(server: ScriptedServer) -> str:
+    return server.base_url.removesuffix(PREFIX)
+
+
+async def test_the_environment_proxy_carries_the_request(server, proxy_environment):
+    proxy_environment("http_proxy", origin_of(server))  # the scripted server plays the proxy
+    server.on("/videos/vid_1", {"json": envelope({"id": "vid_1"})})
+    config = ClientConfig(api_key=KEY, base_url=REMOTE, allow_insecure_http=True, max_retries=0)
+    async with AsyncNairiClient(config) as nairi:
+        assert await nairi.get_video("vid_1") == {"id": "vid_1"}
+    (request,) = server.sent("/videos/vid_1")
+    assert request.host == "api.nairi.test"  # asked of the proxy in absolute form
+
+
+async def test_the_connection_proxy_wins_over_the_environment(server, proxy_environment):
+    proxy_environment("http_proxy", DEAD_PROXY)
+    server.on("/videos/vid_1", {"json": envelope({"id": "vid_1"})})
+    config = ClientConfig(
+        api_key=KEY, base_url=REMOTE, allow_insecure_http=True, proxies={"http": origin_of(server)}
     )
-    assert AsyncNairiClient(proxied)._proxy == "http://b:2"
+    async with AsyncNairiClient(config) as nairi:
+        assert await nairi.get_video("vid_1") == {"id": "vid_1"}
+    assert server.sent("/videos/vid_1")[0].host == "api.nairi.test"
 
 
-def test_proxy_from_the_environment_unless_configured_or_bypassed(monkeypatch):
-    monkeypatch.setenv("HTTPS_PROXY", "http://env-proxy:3128")
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
-    base = "https://api.nairi.test/v1"
-    assert AsyncNairiClient(ClientConfig(api_key=KEY, base_url=base))._proxy == "http://env-proxy:3128"
-    configured = ClientConfig(api_key=KEY, base_url=base, proxies={"https": "http://corp:8080"})
-    assert AsyncNairiClient(configured)._proxy == "http://corp:8080"
-    monkeypatch.setenv("NO_PROXY", "api.nairi.test")
-    assert AsyncNairiClient(ClientConfig(api_key=KEY, base_url=base))._proxy is None
+async def test_no_proxy_sends_the_request_directly(server, proxy_environment):
+    proxy_environment("http_proxy", DEAD_PROXY)
+    server.on("/videos/vid_1", {"json": envelope({"id": "vid_1"})})
+    direct = ClientConfig(api_key=KEY, base_url=server.base_url, max_retries=0)
+    async with AsyncNairiClient(direct) as nairi:
+        with pytest.raises(NairiConnectionError):  # through the dead proxy
+            await nairi.get_video("vid_1")
+    proxy_environment("no_proxy", "127.0.0.1")  # read again by the next loop-wide session
+    async with AsyncNairiClient(direct) as nairi:
+        assert await nairi.get_video("vid_1") == {"id": "vid_1"}
