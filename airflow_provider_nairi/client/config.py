@@ -15,6 +15,7 @@ Pure: imports no Airflow.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import platform
@@ -293,8 +294,10 @@ def origin(url: str) -> tuple[str, str, int | None]:
     return scheme, (parts.hostname or "").lower(), parts.port or {"http": 80, "https": 443}.get(scheme)
 
 
+@functools.lru_cache(maxsize=64)
 def user_agent(airflow_version: str | None, suffix: str = "") -> str:
-    """``airflow-provider-nairi/<v> apache-airflow/<v> python/<v>`` plus the suffix."""
+    """``airflow-provider-nairi/<v> apache-airflow/<v> python/<v>`` plus the suffix (built once per pair:
+    every request sends it)."""
     parts = [f"airflow-provider-nairi/{__version__}"]
     if airflow_version:
         parts.append(f"apache-airflow/{airflow_version}")

@@ -128,24 +128,26 @@ class RateLimit:
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> RateLimit | None:
-        values = [
-            headers.get(f"X-RateLimit-{name}") for name in ("Limit", "Remaining", "Reset")
-        ]  # case-insensitive mappings
-        if all(v is None for v in values):
+        """The ``X-RateLimit-*`` headers (case-insensitive mapping); None when the answer has none of them.
+        An unreadable value counts as absent."""
+        limit, remaining, reset = (_number(headers.get(name)) for name in RATE_LIMIT_HEADERS)
+        if limit is None and remaining is None and reset is None:
             return None
-
-        def number(text: str | None) -> float | None:
-            try:
-                return float(text) if text is not None else None
-            except ValueError:
-                return None
-
-        limit, remaining, reset = (number(v) for v in values)
         return cls(
             limit=int(limit) if limit is not None else None,
             remaining=int(remaining) if remaining is not None else None,
             reset=reset,
         )
+
+
+RATE_LIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
 
 
 def rate_limit_wait(rate_limit: RateLimit | None, config: ClientConfig, now: float | None = None) -> float:
@@ -466,6 +468,8 @@ class PageCursor:
 
 def log_answer(method: str, path: str, status: int, started: float, headers: Mapping[str, str]) -> None:
     """One INFO line per answer: call, status, time, request id. Never a body, never a request header."""
+    if not log.isEnabledFor(logging.INFO):
+        return
     log.info(
         "Nairi %s %s -> %d in %.0f ms [%s]%s",
         method,
