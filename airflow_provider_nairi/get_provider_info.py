@@ -51,6 +51,7 @@ def get_provider_info() -> dict[str, Any]:
         "operators": _modules(
             "operators.admin",
             "operators.agents",
+            "operators.base",
             "operators.content",
             "operators.conversation",
             "operators.scheduled_jobs",

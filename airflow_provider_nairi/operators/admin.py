@@ -1,4 +1,4 @@
-"""What every org-as-code operator shares: the hook, error translation, name look-ups, plans and removal.
+"""What every org-as-code operator shares: the plan's id as XCom, name look-ups, plans and removal.
 
 The declarative operators (:mod:`.agents`, :mod:`.secrets`, :mod:`.scheduled_jobs`) all work the same way:
 
@@ -20,17 +20,13 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.providers.common.compat.sdk import BaseOperator
-
 from airflow_provider_nairi.exceptions import (
     NairiConfigurationError,
     NairiConflictError,
-    NairiError,
     NairiNotFoundError,
 )
-from airflow_provider_nairi.hook_mixin import NairiHookMixin
 from airflow_provider_nairi.idempotency import task_idempotency_key
-from airflow_provider_nairi.outcomes import raise_for_error
+from airflow_provider_nairi.operators.base import NairiBaseOperator
 from airflow_provider_nairi.validation import check_exactly_one, check_label, check_name
 
 if TYPE_CHECKING:
@@ -47,35 +43,23 @@ DELETED = "deleted"
 ALREADY_ABSENT = "already absent"
 
 
-class NairiAdminOperator(NairiHookMixin, BaseOperator):
-    """Base of the org-as-code operators: one connection, one hook, errors translated in one place.
+class NairiAdminOperator(NairiBaseOperator):
+    """Base of the org-as-code operators: what :class:`~.base.NairiBaseOperator` gives (one connection, one
+    hook, errors translated in one place), plus the plan's resource id as an XCom of its own.
 
-    Subclasses implement :meth:`apply`, which returns the plan (XCom ``return_value``); when the plan names
+    Subclasses implement :meth:`run`, which returns the plan (XCom ``return_value``); when the plan names
     a resource id, it is also pushed under the XCom key ``id`` (:data:`XCOM_ID`), so a downstream task can
-    take ``vault_task.output["id"]``. A :class:`~airflow_provider_nairi.exceptions.NairiError` raised there
-    (a parameter check, an API error, a name shared by two resources) goes through
-    :func:`airflow_provider_nairi.outcomes.raise_for_error`: errors that cannot pass by retrying fail the
-    task at once, the others (429, 5xx, network) let Airflow's retries apply.
+    take ``vault_task.output["id"]``. A parameter check that fails, an API error or a name shared by two
+    resources fails the task at once; 429, 5xx and network errors let Airflow's retries apply.
 
     :param conn_id: the Nairi connection.
     """
 
-    def __init__(self, *, conn_id: str = "nairi_default", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.conn_id = conn_id
-
     def execute(self, context: Context) -> Any:
-        try:
-            plan = self.apply(context)
-        except NairiError as error:
-            raise_for_error(error)
+        plan = super().execute(context)
         if isinstance(plan, dict) and plan.get("id"):
             context["ti"].xcom_push(key=XCOM_ID, value=plan["id"])
         return plan
-
-    def apply(self, context: Context) -> Any:
-        """Do the work; return the XCom value."""
-        raise NotImplementedError
 
     def upsert(
         self,
@@ -232,7 +216,7 @@ class NairiDeleteOperator(NairiAdminOperator):
         self.resource_id = resource_id
         self.name = name
 
-    def apply(self, context: Context) -> dict[str, Any]:
+    def run(self, context: Context) -> dict[str, Any]:
         check_exactly_one(resource_id=self.resource_id, name=self.name)
         list_method, delete_method = self.KINDS[self.kind]
         target: str | None

@@ -57,7 +57,7 @@ class NairiAgentOperator(NairiAdminOperator):
         self.model = model
         self.vault_ids = vault_ids
 
-    def apply(self, context: Context) -> dict[str, Any]:
+    def run(self, context: Context) -> dict[str, Any]:
         name = check_label("name", self.name)
         desired: dict[str, Any] = {"instructions": self.instructions}
         if self.model is not None:

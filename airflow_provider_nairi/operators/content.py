@@ -25,13 +25,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.providers.common.compat.sdk import BaseOperator, ObjectStoragePath, conf
+from airflow.providers.common.compat.sdk import ObjectStoragePath, conf
 
-from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiError
-from airflow_provider_nairi.hook_mixin import NairiHookMixin
+from airflow_provider_nairi.exceptions import NairiConfigurationError
 from airflow_provider_nairi.idempotency import task_idempotency_key
 from airflow_provider_nairi.links import XCOM_VIDEO_URL, NairiVideoLink
-from airflow_provider_nairi.outcomes import TIMEOUT, make_event, raise_for_error, raise_for_event
+from airflow_provider_nairi.operators.base import NairiBaseOperator
+from airflow_provider_nairi.outcomes import TIMEOUT, make_event, raise_for_event
 from airflow_provider_nairi.sources import SourceItem, as_path, resolve_sources, upload_sources
 from airflow_provider_nairi.triggers.video import KIND as VIDEO
 from airflow_provider_nairi.triggers.video import NairiVideoTrigger, videos_event
@@ -73,30 +73,7 @@ def ids_of(values: str | Iterable[str | Mapping[str, Any]] | None, param: str) -
     return ids
 
 
-class NairiContentOperator(NairiHookMixin, BaseOperator):
-    """Base of the content operators: one connection, one hook, errors translated in one place.
-
-    Subclasses implement :meth:`run`; its return value is the XCom.
-
-    :param conn_id: the Nairi connection.
-    """
-
-    def __init__(self, *, conn_id: str = "nairi_default", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.conn_id = conn_id
-
-    def execute(self, context: Context) -> Any:
-        try:
-            return self.run(context)
-        except NairiError as error:
-            raise_for_error(error)
-
-    def run(self, context: Context) -> Any:
-        """Do the work; return the XCom value."""
-        raise NotImplementedError
-
-
-class NairiUploadArtifactsOperator(NairiContentOperator):
+class NairiUploadArtifactsOperator(NairiBaseOperator):
     """Upload local files or object-storage objects as Nairi artifacts.
 
     ``sources`` are resolved and checked first (see :func:`airflow_provider_nairi.sources.resolve_sources`):
@@ -155,7 +132,7 @@ def target_names(artifacts: Sequence[Mapping[str, Any]]) -> list[str]:
     ]
 
 
-class NairiDownloadArtifactsOperator(NairiContentOperator):
+class NairiDownloadArtifactsOperator(NairiBaseOperator):
     """Download a conversation's artifacts (or the listed ones) into a folder or object storage.
 
     Give ``conversation_id`` or ``artifact_ids`` (exactly one). Each artifact is written as
@@ -271,7 +248,7 @@ class NairiDownloadArtifactsOperator(NairiContentOperator):
         return written
 
 
-class NairiCorpusOperator(NairiContentOperator):
+class NairiCorpusOperator(NairiBaseOperator):
     """Base of the read-only corpus operators: results to XCom, or to ``output_path`` (the XCom size rule).
 
     :param video_ids: restrict to these videos: ids, or the dicts the video operators returned (templated).
@@ -393,7 +370,7 @@ def default_deferrable() -> bool:
     return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
 
 
-class NairiVideoOperator(NairiContentOperator):
+class NairiVideoOperator(NairiBaseOperator):
     """Base of the operators that start video processing and, by default, wait until it ends.
 
     How completion is detected: every ``poll_interval`` seconds each video is read (``GET /videos/{id}``); the

@@ -62,13 +62,13 @@ class NairiScheduledJobOperator(NairiAdminOperator):
         self.agent_name = agent_name
         self.timezone = timezone
         self.enabled = enabled
-        # Literal values are checked when the DAG is parsed; templated ones after rendering, in apply().
+        # Literal values are checked when the DAG is parsed; templated ones after rendering, in run().
         if "{{" not in str(cron):
             check_cron("cron", cron)
         if "{{" not in str(timezone):
             check_timezone("timezone", timezone)
 
-    def apply(self, context: Context) -> dict[str, Any]:
+    def run(self, context: Context) -> dict[str, Any]:
         name = check_label("name", self.name)
         check_label("message", self.message)
         desired: dict[str, Any] = {

@@ -174,7 +174,7 @@ class NairiVaultSecretsOperator(NairiAdminOperator):
         check_names("secrets", self.secrets)  # keys are not templated: checked when the DAG is parsed
         self.prune = prune
 
-    def apply(self, context: Context) -> dict[str, Any]:
+    def run(self, context: Context) -> dict[str, Any]:
         name = check_label("vault_name", self.vault_name)
         values = {
             key: resolve(self, f"secrets[{key!r}]", source, context, secret=True)
@@ -264,7 +264,7 @@ class NairiEnvVarsOperator(NairiAdminOperator):
             secret = not isinstance(source, str)
         return _EnvVar(resolve(self, param, source, context, secret=secret), secret)
 
-    def apply(self, context: Context) -> dict[str, Any]:
+    def run(self, context: Context) -> dict[str, Any]:
         desired = {name: self._resolve(name, declared, context) for name, declared in self.env_vars.items()}
         current = {item["name"]: item for item in self.hook.list_env_vars()}
 

@@ -29,7 +29,7 @@ REFERENCE = PACKAGE_DIR.parent / "docs" / "operators.md"
 # Shared bases: a DAG never uses them directly; their parameters are documented on each subclass.
 BASES = {
     "NairiAdminOperator",
-    "NairiContentOperator",
+    "NairiBaseOperator",
     "NairiConversationOperator",
     "NairiConversationSubmitOperator",
     "NairiCorpusOperator",
