@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from airflow.providers.common.compat.sdk import AirflowException, BaseOperator, ResumableJobMixin, conf
 
@@ -28,7 +28,7 @@ from airflow_provider_nairi.hook_mixin import NairiHookMixin
 from airflow_provider_nairi.idempotency import task_idempotency_key
 from airflow_provider_nairi.links import XCOM_CONVERSATION_URL, NairiConversationLink
 from airflow_provider_nairi.operators.admin import resolve_id
-from airflow_provider_nairi.outcomes import TIMEOUT, make_event, raise_for_error, raise_for_event
+from airflow_provider_nairi.outcomes import ERROR, TIMEOUT, make_event, raise_for_error, raise_for_event
 from airflow_provider_nairi.sources import upload_sources
 from airflow_provider_nairi.triggers.conversation import (
     ACTIVE_STATES,
@@ -443,9 +443,14 @@ class NairiStartConversationOperator(NairiConversationSubmitOperator):
 class NairiSendMessageOperator(NairiConversationSubmitOperator):
     """Send the next message of a conversation and (by default) wait for the agent's reply to it.
 
-    If the agent is still working on an earlier turn (``409 conversation_busy``), the operator waits on the
-    worker, retrying every ``poll_interval`` seconds within ``timeout``, instead of failing. Returns the XCom
-    dict for the new turn. See :class:`NairiConversationOperator` and
+    If the agent is still working on an earlier turn (``409 conversation_busy``), the operator waits for
+    that turn to end instead of failing, within ``timeout`` (counted from the first busy answer; when it
+    passes, the task fails saying the message was not sent, and Airflow retries apply). On the worker it
+    tries again every ``poll_interval`` seconds. With ``deferrable=True`` it waits in the triggerer instead
+    (a :class:`~airflow_provider_nairi.triggers.conversation.NairiConversationTrigger` on the current turn,
+    which a kill does not cancel: that turn is not this task's) and sends when the turn ends, whatever its
+    outcome. Every attempt carries the same ``Idempotency-Key``, and the attachments are uploaded once.
+    Returns the XCom dict for the new turn. See :class:`NairiConversationOperator` and
     :class:`NairiConversationSubmitOperator`.
 
     :param conversation_id: the conversation to continue (templated), e.g.
@@ -458,13 +463,18 @@ class NairiSendMessageOperator(NairiConversationSubmitOperator):
     def __init__(self, *, conversation_id: str, message: str, **kwargs: Any) -> None:
         super().__init__(message=message, **kwargs)
         self.conversation_id = conversation_id
+        #: Set when resuming after a deferred busy wait: the uploaded artifact ids and the busy deadline.
+        self.resumed_send: dict[str, Any] | None = None
 
     def submit_job(self, context: Context) -> dict[str, Any]:
         conversation_id = check_label("conversation_id", self.conversation_id)
-        artifact_ids = self.all_artifact_ids(context, conversation_id)
+        resumed = self.resumed_send
+        if resumed is not None:
+            artifact_ids, deadline = list(resumed["artifact_ids"]), resumed["deadline"]
+        else:
+            artifact_ids, deadline = self.all_artifact_ids(context, conversation_id), self.deadline()
         number = self.submission_number(context)
         key = self.idempotency_key(context, f"{conversation_id}:{number}")
-        deadline = self.deadline()
         while True:
             try:
                 message = self.hook.send_message(
@@ -475,14 +485,20 @@ class NairiSendMessageOperator(NairiConversationSubmitOperator):
                 if error.code != "conversation_busy":
                     raise
                 if deadline is not None and time.time() >= deadline:
-                    raise_for_event(
-                        make_event(
-                            TIMEOUT,
-                            kind="conversation",
+                    self.fail_busy(conversation_id)
+                if self.deferrable:
+                    self.log.info("Conversation %s is busy; waiting in the triggerer", conversation_id)
+                    self.defer(
+                        trigger=NairiConversationTrigger(
+                            conn_id=self.conn_id,
                             resource_id=conversation_id,
-                            message=f"conversation {conversation_id} stayed busy for timeout="
-                            f"{self.timeout} s; the message was not sent",
-                        )
+                            deadline=deadline,
+                            poll_interval=self.poll_interval,
+                            max_transient_errors=self.max_transient_errors,
+                            cancel_on_kill=False,
+                        ),
+                        method_name="send_when_idle",
+                        kwargs={"artifact_ids": artifact_ids, "deadline": deadline},
                     )
                 self.log.info(
                     "Conversation %s is busy; trying again in %s s", conversation_id, self.poll_interval
@@ -491,3 +507,29 @@ class NairiSendMessageOperator(NairiConversationSubmitOperator):
         self.log.info("Sent turn %s of Nairi conversation %s", message.get("turn"), conversation_id)
         self.publish(context, conversation_id)
         return {"conversation_id": conversation_id, "turn": message.get("turn"), "submission": number}
+
+    def send_when_idle(
+        self, context: Context, event: dict[str, Any], artifact_ids: list[str], deadline: float | None
+    ) -> Any:
+        """Resume after a deferred busy wait: the earlier turn ended (completed, failed or cancelled: the
+        conversation takes messages again), so send now, with the same idempotency key; a ``timeout`` event
+        fails the task (the message was not sent), an ``error`` event fails it as any polling error does."""
+        if event.get("status") == TIMEOUT:
+            self.fail_busy(str(event.get("id")))
+        if event.get("status") == ERROR:
+            raise_for_event(event)
+        self.resumed_send = {"artifact_ids": artifact_ids, "deadline": deadline}
+        return self.execute(context)
+
+    def fail_busy(self, conversation_id: str) -> NoReturn:
+        """Fail the task: the conversation stayed busy past ``timeout`` (Airflow retries apply)."""
+        raise_for_event(
+            make_event(
+                TIMEOUT,
+                kind="conversation",
+                resource_id=conversation_id,
+                message=f"conversation {conversation_id} stayed busy for timeout={self.timeout} s; the "
+                "message was not sent",
+            )
+        )
+        raise AssertionError("unreachable: raise_for_event raises for a timeout")  # pragma: no cover

@@ -32,9 +32,11 @@ class NairiConversationTrigger(NairiPollingTrigger):
     Emits one event (:func:`airflow_provider_nairi.outcomes.make_event`) whose ``resource`` is the last
     conversation snapshot (with ``last_message``, the agent's reply), or a ``timeout`` / ``error``
     event. A kill of the deferred task (Airflow 3.3+) cancels the conversation
-    (``POST /conversations/{id}/cancel``).
+    (``POST /conversations/{id}/cancel``) unless ``cancel_on_kill`` is false.
 
     :param turn: the turn to wait for (see :func:`conversation_event`); ``None``: whatever turn is last.
+    :param cancel_on_kill: cancel the conversation when the deferred task is killed; false when the task
+        waits for a turn that is not its own (a send waiting for a busy conversation).
     :param conn_id, resource_id, deadline, poll_interval, max_transient_errors: see
         :class:`~airflow_provider_nairi.triggers.polling.NairiPollingTrigger` (``resource_id`` is the
         conversation id).
@@ -42,15 +44,19 @@ class NairiConversationTrigger(NairiPollingTrigger):
 
     kind = "conversation"
 
-    def __init__(self, *, turn: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, turn: int | None = None, cancel_on_kill: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.turn = turn
+        self.cancel_on_kill = cancel_on_kill
 
     def extra_kwargs(self) -> dict[str, Any]:
-        return {"turn": self.turn}
+        return {"turn": self.turn, "cancel_on_kill": self.cancel_on_kill}
 
     async def poll(self, hook: NairiAsyncHook) -> dict[str, Any] | None:
         return conversation_event(await hook.get_conversation(self.resource_id), self.turn)
 
-    async def cancel(self, hook: NairiAsyncHook) -> None:
+    async def cancel(self, hook: NairiAsyncHook) -> bool:
+        if not self.cancel_on_kill:
+            return False
         await hook.cancel_conversation(self.resource_id)
+        return True

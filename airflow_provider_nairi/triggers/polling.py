@@ -16,8 +16,8 @@ how to cancel the work (:meth:`~NairiPollingTrigger.cancel`); the base does the 
 - **Events** are JSON dicts from :func:`airflow_provider_nairi.outcomes.make_event`; the task turns them into
   outcomes with :func:`airflow_provider_nairi.outcomes.raise_for_event`.
 - **Kill.** On Airflow 3.3+, when a user kills the deferred task (mark failed/success, clear), the triggerer
-  calls :meth:`on_kill`, which runs the subclass's cancel within :attr:`CANCEL_TIMEOUT` seconds and logs,
-  never raises, its errors. A triggerer restart does not cancel anything.
+  calls :meth:`on_kill`, which runs the subclass's cancel (if it has one) within :attr:`CANCEL_TIMEOUT`
+  seconds and logs, never raises, its errors. A triggerer restart does not cancel anything.
 
 The async hook (and aiohttp) is imported inside :meth:`run`, never when a DAG file is parsed."""
 
@@ -98,8 +98,10 @@ class NairiPollingTrigger(BaseTrigger):
         """One poll: an event (:func:`~airflow_provider_nairi.outcomes.make_event`) to stop, else ``None``."""
         raise NotImplementedError
 
-    async def cancel(self, hook: NairiAsyncHook) -> None:
-        """Cancel the remote work (called by :meth:`on_kill`). The default does nothing."""
+    async def cancel(self, hook: NairiAsyncHook) -> bool:
+        """Cancel the remote work (called by :meth:`on_kill`); return whether there was work to cancel.
+        The default has none."""
+        return False
 
     def make_hook(self) -> NairiAsyncHook:
         """The async hook for ``conn_id``; imported here so that parsing a DAG never loads aiohttp."""
@@ -166,8 +168,12 @@ class NairiPollingTrigger(BaseTrigger):
         """Cancel the remote work when a user kills the deferred task (Airflow 3.3+); log any error."""
         hook = self.make_hook()
         try:
-            await asyncio.wait_for(self.cancel(hook), timeout=self.CANCEL_TIMEOUT)
-            self.log.info("Cancelled %s %s", self.kind, self.resource_id)
+            if await asyncio.wait_for(self.cancel(hook), timeout=self.CANCEL_TIMEOUT):
+                self.log.info("Cancelled %s %s", self.kind, self.resource_id)
+            else:
+                self.log.info(
+                    "Left %s %s running: this task has nothing to cancel", self.kind, self.resource_id
+                )
         except Exception as error:
             self.log.warning("Could not cancel %s %s on kill: %s", self.kind, self.resource_id, error)
         finally:

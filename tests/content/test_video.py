@@ -192,6 +192,9 @@ class FakeAsyncHook:
     async def get_video(self, video_id):
         return self.hook.get_video(video_id)
 
+    async def close(self):
+        pass
+
 
 def collect(trigger, hook):
     trigger.make_hook = lambda: FakeAsyncHook(hook)
@@ -210,6 +213,15 @@ def test_trigger_is_the_shared_polling_trigger_and_round_trips():
     path, kwargs = trigger.serialize()
     again = NairiVideoTrigger(**json.loads(json.dumps(kwargs)))
     assert again.serialize() == (path, kwargs)
+
+
+def test_killing_the_deferred_task_leaves_the_videos_processing(hook, capsys):
+    """Processing cannot be cancelled through the API: on_kill calls nothing and says so."""
+    trigger = NairiVideoTrigger(conn_id="n", video_ids=["vid_1"], deadline=None, poll_interval=1)
+    trigger.make_hook = lambda: FakeAsyncHook(hook)
+    asyncio.run(trigger.on_kill())
+    output = capsys.readouterr().out
+    assert "Left video vid_1 running" in output and "Cancelled" not in output
 
 
 def test_trigger_fires_success_when_all_are_ready(hook):

@@ -51,7 +51,7 @@ def resume(operator, context, deferred):
         raise AssertionError("the trigger ended without an event")
 
     event = asyncio.run(first_event())
-    return getattr(operator, deferred.method_name)(context, event)
+    return getattr(operator, deferred.method_name)(context, event, **(deferred.kwargs or {}))
 
 
 def test_start_and_wait_on_the_worker(agent_id, context, nairi_emulator):
@@ -95,6 +95,28 @@ def test_send_waits_for_a_busy_conversation(agent_id, context, nairi_emulator):
     assert reply["turn"] == 2 and reply["reply"].startswith("Reply to turn 2: next")
     sends = [r["status"] for r in nairi_emulator.admin.requests_log() if r["path"].endswith("/messages")]
     assert 409 in sends and sends[-1] == 201  # it was busy, waited, then sent once
+
+
+def test_deferrable_send_waits_for_a_busy_conversation_in_the_triggerer(agent_id, context, nairi_emulator):
+    started = start(agent_id, message="slow [[delay:1]]", wait_for_reply=False).execute(context)
+    operator = NairiSendMessageOperator(
+        task_id="follow_up",
+        conversation_id=started["conversation_id"],
+        message="next",
+        poll_interval=0.05,
+        deferrable=True,
+        timeout=20,
+    )
+    context = {**context, "task_state_store": None}
+    with pytest.raises(TaskDeferred) as busy:
+        operator.execute(context)
+    assert busy.value.method_name == "send_when_idle"
+    with pytest.raises(TaskDeferred) as sent:
+        resume(operator, context, busy.value)  # the trigger waits out turn 1; then the send goes through
+    reply = resume(operator, context, sent.value)
+    assert reply["turn"] == 2 and reply["reply"].startswith("Reply to turn 2: next")
+    sends = [r["status"] for r in nairi_emulator.admin.requests_log() if r["path"].endswith("/messages")]
+    assert sends == [409, 201]  # busy once, then sent once: no polling of the send on the worker
 
 
 def test_agent_failure_carries_the_agents_error(agent_id, context):

@@ -343,15 +343,94 @@ def test_resuming_normally_does_not_cancel(hook, context):
 # -- send message ------------------------------------------------------------------------------------------
 
 
-def test_send_waits_while_the_conversation_is_busy_then_waits_for_its_turn(hook, context, no_sleep):
-    busy = nx.NairiConflictError("busy", status=409, code="conversation_busy")
-    hook.send_message.side_effect = [busy, busy, {"id": "msg_3", "turn": 3, "role": "user"}]
-    with pytest.raises(TaskDeferred) as deferred:
-        send(hook, deferrable=True, poll_interval=4).execute(context)
-    assert deferred.value.trigger.serialize()[1]["turn"] == 3
+BUSY = nx.NairiConflictError("busy", status=409, code="conversation_busy")
+
+
+def test_send_on_the_worker_waits_while_the_conversation_is_busy_then_for_its_turn(hook, context, no_sleep):
+    hook.send_message.side_effect = [BUSY, BUSY, {"id": "msg_3", "turn": 3, "role": "user"}]
+    hook.get_conversation.return_value = conversation("completed", turns=3, reply="third")
+    result = send(hook, poll_interval=4).execute(context)
+    assert (result["turn"], result["reply"]) == (3, "third")
     assert no_sleep == [4, 4]
     keys = {call.kwargs["idempotency_key"] for call in hook.send_message.call_args_list}
     assert len(keys) == 1
+
+
+def busy_event(status="success", **fields):
+    """What the trigger on the busy conversation's current turn emits."""
+    snapshot = conversation("completed" if status == "success" else status, turns=2)
+    return {
+        "status": status,
+        "kind": "conversation",
+        "id": "conv_1",
+        "message": "",
+        "resource": snapshot,
+        "error": None,
+        **fields,
+    }
+
+
+def test_deferrable_send_waits_for_a_busy_conversation_in_the_triggerer(hook, context, no_sleep):
+    hook.send_message.side_effect = [BUSY, {"id": "msg_3", "turn": 3, "role": "user"}]
+    operator = send(hook, deferrable=True, poll_interval=4, timeout=600)
+    with pytest.raises(TaskDeferred) as busy:
+        operator.execute(context)
+    assert no_sleep == []  # the worker slot is free while the earlier turn runs
+    assert busy.value.method_name == "send_when_idle"
+    trigger_kwargs = busy.value.trigger.serialize()[1]
+    assert trigger_kwargs["turn"] is None  # whatever turn is running now
+    assert trigger_kwargs["cancel_on_kill"] is False  # that turn is not this task's to cancel
+    assert json.loads(json.dumps(busy.value.kwargs)) == busy.value.kwargs
+    assert busy.value.kwargs["deadline"] == trigger_kwargs["deadline"]
+    assert context["ti"].xcom == {}  # nothing sent yet, nothing published
+
+    with pytest.raises(TaskDeferred) as reply:
+        operator.send_when_idle(
+            context, busy_event("failed"), **busy.value.kwargs
+        )  # any end frees the thread
+    assert reply.value.method_name == "execute_complete"
+    assert reply.value.trigger.serialize()[1]["turn"] == 3
+    assert reply.value.trigger.serialize()[1]["cancel_on_kill"] is True
+    keys = {call.kwargs["idempotency_key"] for call in hook.send_message.call_args_list}
+    assert hook.send_message.call_count == 2 and len(keys) == 1
+
+
+def test_deferred_busy_wait_uploads_attachments_once(hook, context, tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    hook.upload_artifact.return_value = {"id": "art_1", "name": "notes.txt", "size_bytes": 1, "sha256": "0"}
+    hook.send_message.side_effect = [BUSY, {"id": "msg_3", "turn": 3, "role": "user"}]
+    operator = send(hook, deferrable=True, wait_for_reply=False, attachments=[str(tmp_path / "notes.txt")])
+    with pytest.raises(TaskDeferred) as busy:
+        operator.execute(context)
+    assert busy.value.kwargs["artifact_ids"] == ["art_1"]
+    operator.send_when_idle(context, busy_event(), **busy.value.kwargs)
+    assert hook.upload_artifact.call_count == 1
+    assert [call.kwargs["artifact_ids"] for call in hook.send_message.call_args_list] == [
+        ["art_1"],
+        ["art_1"],
+    ]
+
+
+def test_deferred_busy_wait_past_the_timeout_fails_without_sending(hook, context):
+    hook.send_message.side_effect = [BUSY]
+    operator = send(hook, deferrable=True, timeout=15)
+    with pytest.raises(TaskDeferred) as busy:
+        operator.execute(context)
+    timeout = busy_event("timeout", resource=None)
+    with pytest.raises(AirflowException, match="stayed busy for timeout=15 s; the message was not sent"):
+        operator.send_when_idle(context, timeout, **busy.value.kwargs)
+    assert hook.send_message.call_count == 1
+
+
+def test_deferred_busy_wait_keeps_its_first_deadline(hook, context, monkeypatch):
+    """Busy again after the wait: the deadline is the first one, not ``timeout`` from the resume."""
+    hook.send_message.side_effect = BUSY
+    operator = send(hook, deferrable=True, timeout=15)
+    with pytest.raises(TaskDeferred) as busy:
+        operator.execute(context)
+    monkeypatch.setattr(time, "time", lambda: busy.value.kwargs["deadline"] + 1)
+    with pytest.raises(AirflowException, match="stayed busy for timeout=15 s"):
+        operator.send_when_idle(context, busy_event(), **busy.value.kwargs)
 
 
 def test_send_gives_up_when_busy_past_the_timeout(hook, context, monkeypatch):

@@ -49,6 +49,7 @@ class ScriptedTrigger(NairiPollingTrigger):
         self.cancelled += 1
         if self.cancel_error:
             raise self.cancel_error
+        return True
 
 
 def trigger(**kwargs):

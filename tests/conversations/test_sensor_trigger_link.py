@@ -144,8 +144,15 @@ def test_trigger_serializes_json_only_without_secrets_and_round_trips():
         "poll_interval",
         "max_transient_errors",
         "turn",
+        "cancel_on_kill",
     }
     assert NairiConversationTrigger(**kwargs).serialize() == (classpath, kwargs)
+
+
+def test_trigger_serialized_before_cancel_on_kill_existed_still_cancels_on_kill():
+    _, kwargs = trigger().serialize()
+    del kwargs["cancel_on_kill"]  # a trigger row written by an earlier version of the provider
+    assert NairiConversationTrigger(**kwargs).cancel_on_kill is True
 
 
 async def test_trigger_waits_for_its_turn_and_emits_the_snapshot():
@@ -171,6 +178,14 @@ async def test_trigger_on_kill_cancels_the_conversation():
     with mock.patch.object(NairiConversationTrigger, "make_hook", return_value=hook):
         await trigger().on_kill()
     hook.cancel_conversation.assert_awaited_once_with("conv_1")
+
+
+async def test_trigger_on_a_turn_not_its_own_leaves_it_running_on_kill(capsys):
+    hook = mock.MagicMock(cancel_conversation=mock.AsyncMock(), close=mock.AsyncMock())
+    with mock.patch.object(NairiConversationTrigger, "make_hook", return_value=hook):
+        await trigger(turn=None, cancel_on_kill=False).on_kill()
+    hook.cancel_conversation.assert_not_awaited()
+    assert "Left conversation conv_1 running" in capsys.readouterr().out
 
 
 # -- link, templating, mapping ------------------------------------------------------------------------------
