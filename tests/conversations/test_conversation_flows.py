@@ -42,6 +42,23 @@ def start(agent_id, **kwargs):
     return NairiStartConversationOperator(**{**settings, **kwargs})
 
 
+def follow_up(conversation_id, **kwargs):
+    settings = {
+        "task_id": "follow_up",
+        "conversation_id": conversation_id,
+        "message": "next",
+        "poll_interval": 0.05,
+        "deferrable": False,
+        "timeout": 20,
+    }
+    return NairiSendMessageOperator(**{**settings, **kwargs})
+
+
+def message_sends(nairi_emulator):
+    """The status of every ``POST /conversations/{id}/messages`` the emulator answered, in order."""
+    return [r["status"] for r in nairi_emulator.admin.requests_log() if r["path"].endswith("/messages")]
+
+
 def resume(operator, context, deferred):
     """Run the trigger the way the triggerer does, then resume the task with its event."""
 
@@ -69,44 +86,24 @@ def test_start_deferred_then_continue_the_thread_deferred(agent_id, context):
     first = resume(operator, context, deferred.value)
     assert first["reply"].startswith("Reply to turn 1")
 
-    follow_up = NairiSendMessageOperator(
-        task_id="follow_up",
-        conversation_id=first["conversation_id"],
-        message="And 3+3?",
-        deferrable=True,
-        poll_interval=0.02,
-    )
+    operator = follow_up(first["conversation_id"], message="And 3+3?", deferrable=True)
     with pytest.raises(TaskDeferred) as deferred:
-        follow_up.execute({**context, "task_state_store": None})
-    second = resume(follow_up, context, deferred.value)
+        operator.execute({**context, "task_state_store": None})
+    second = resume(operator, context, deferred.value)
     assert second["turn"] == 2 and second["reply"].startswith("Reply to turn 2: And 3+3?")
 
 
 def test_send_waits_for_a_busy_conversation(agent_id, context, nairi_emulator):
     started = start(agent_id, message="slow [[delay:1.5]]", wait_for_reply=False).execute(context)
-    reply = NairiSendMessageOperator(
-        task_id="follow_up",
-        conversation_id=started["conversation_id"],
-        message="next",
-        poll_interval=0.05,
-        deferrable=False,
-        timeout=20,
-    ).execute({**context, "task_state_store": None})
+    reply = follow_up(started["conversation_id"]).execute({**context, "task_state_store": None})
     assert reply["turn"] == 2 and reply["reply"].startswith("Reply to turn 2: next")
-    sends = [r["status"] for r in nairi_emulator.admin.requests_log() if r["path"].endswith("/messages")]
+    sends = message_sends(nairi_emulator)
     assert 409 in sends and sends[-1] == 201  # it was busy, waited, then sent once
 
 
 def test_deferrable_send_waits_for_a_busy_conversation_in_the_triggerer(agent_id, context, nairi_emulator):
     started = start(agent_id, message="slow [[delay:1]]", wait_for_reply=False).execute(context)
-    operator = NairiSendMessageOperator(
-        task_id="follow_up",
-        conversation_id=started["conversation_id"],
-        message="next",
-        poll_interval=0.05,
-        deferrable=True,
-        timeout=20,
-    )
+    operator = follow_up(started["conversation_id"], deferrable=True)
     context = {**context, "task_state_store": None}
     with pytest.raises(TaskDeferred) as busy:
         operator.execute(context)
@@ -115,8 +112,10 @@ def test_deferrable_send_waits_for_a_busy_conversation_in_the_triggerer(agent_id
         resume(operator, context, busy.value)  # the trigger waits out turn 1; then the send goes through
     reply = resume(operator, context, sent.value)
     assert reply["turn"] == 2 and reply["reply"].startswith("Reply to turn 2: next")
-    sends = [r["status"] for r in nairi_emulator.admin.requests_log() if r["path"].endswith("/messages")]
-    assert sends == [409, 201]  # busy once, then sent once: no polling of the send on the worker
+    assert message_sends(nairi_emulator) == [
+        409,
+        201,
+    ]  # busy once, then sent once: no polling of the send on the worker
 
 
 def test_agent_failure_carries_the_agents_error(agent_id, context):
