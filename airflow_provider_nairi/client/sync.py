@@ -56,6 +56,18 @@ log = logging.getLogger("airflow_provider_nairi.client")
 _TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 
+class _OwnHeadersOnly(requests.auth.AuthBase):
+    """requests' auth hook, left empty: the key travels in each call's own headers. Passing it with every
+    request keeps requests (``trust_env``) from putting ``~/.netrc`` credentials for the API host into
+    ``Authorization``, over a bearer key or beside an X-API-Key."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        return request
+
+
+_OWN_HEADERS_ONLY = _OwnHeadersOnly()
+
+
 def new_session(config: ClientConfig) -> requests.Session:
     """A session with the config's TLS verification, proxies and User-Agent (the key is added per request)."""
     session = requests.Session()
@@ -201,6 +213,7 @@ class NairiClient(NairiApi):
                 json=json,
                 data=data,
                 headers=headers,
+                auth=_OWN_HEADERS_ONLY,
                 timeout=(self.config.connect_timeout, self.config.read_timeout),
                 # Per request, not only on the session: requests lets REQUESTS_CA_BUNDLE and HTTPS_PROXY from
                 # the environment override a session's settings.

@@ -8,6 +8,7 @@ import json
 import logging
 import math
 from email.utils import formatdate
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -48,6 +49,21 @@ def test_bearer_mode_sends_authorization_only(api, sleeps):
     client.get_me()
     assert api.last_request.headers["Authorization"] == f"Bearer {KEY}"
     assert "X-API-Key" not in api.last_request.headers
+
+
+@pytest.mark.parametrize("auth_header", ["x-api-key", "bearer"])
+def test_a_netrc_entry_for_the_api_host_changes_no_header(api, sleeps, tmp_path, monkeypatch, auth_header):
+    """requests (trust_env) would put ``~/.netrc`` credentials for the host into ``Authorization``, over the
+    bearer key or beside the X-API-Key; the client's own headers must be all that is sent."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text(f"machine {urlsplit(BASE).hostname} login joe password netrc-secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    client = NairiClient(ClientConfig(api_key=KEY, base_url=BASE, auth_header=auth_header), sleep=sleeps)
+    api.get(f"{BASE}/me", json=envelope(ME))
+    client.get_me()
+    sent = api.last_request.headers
+    assert sent.get("Authorization") == (f"Bearer {KEY}" if auth_header == "bearer" else None)
 
 
 def test_create_conversation_body_and_caller_idempotency_key(client, api):
