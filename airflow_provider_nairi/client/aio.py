@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import ssl
 import time
 import urllib.request
@@ -100,10 +101,17 @@ SESSIONS = _LoopSessions()
 
 @functools.lru_cache(maxsize=16)
 def _ca_bundle_context(path: str) -> ssl.SSLContext:
+    if os.path.isdir(path):
+        return ssl.create_default_context(capath=path)
     return ssl.create_default_context(cafile=path)
 
 
 def _ssl_setting(verify: bool | str) -> bool | ssl.SSLContext:
+    """aiohttp's ``ssl=`` for the connection's ``verify``. ``True`` takes ``REQUESTS_CA_BUNDLE``, then
+    ``CURL_CA_BUNDLE``, from the environment when set (a file or a directory of CAs), as requests does for the
+    sync client: a worker and a triggerer trust the same CAs."""
+    if verify is True:
+        verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
     if isinstance(verify, str):
         return _ca_bundle_context(verify)
     return bool(verify)

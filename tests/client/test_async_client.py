@@ -10,9 +10,7 @@ import asyncio
 import collections
 import json
 import logging
-import ssl
 
-import certifi
 import pytest
 from aiohttp import web
 from client_helpers import KEY, envelope, error_body, page
@@ -227,13 +225,6 @@ async def test_bearer_header(config, server):
         await nairi.get_video("vid_1")
     assert server.requests[0].headers["Authorization"] == f"Bearer {KEY}"
     assert "X-API-Key" not in server.requests[0].headers
-
-
-def test_tls_settings_travel_with_each_request():
-    bundle = ClientConfig(api_key=KEY, base_url="https://api.nairi.test/v1", verify=certifi.where())
-    assert isinstance(AsyncNairiClient(bundle)._ssl, ssl.SSLContext)
-    unverified = ClientConfig(api_key=KEY, base_url="https://api.nairi.test/v1", verify=False)
-    assert AsyncNairiClient(unverified)._ssl is False
 
 
 REMOTE = "http://api.nairi.test" + PREFIX  # never resolved: only a proxy can carry a request there
