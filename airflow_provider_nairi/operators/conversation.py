@@ -169,17 +169,24 @@ class NairiConversationOperator(NairiHookMixin, BaseOperator):
             return conversation_result(conversation, None, url)
         if self.deferrable:
             self.defer(
-                trigger=NairiConversationTrigger(
-                    conn_id=self.conn_id,
-                    resource_id=conversation_id,
-                    turn=turn,
-                    deadline=self.deadline(),
-                    poll_interval=self.poll_interval,
-                    max_transient_errors=self.max_transient_errors,
-                ),
+                trigger=self.conversation_trigger(conversation_id, self.deadline(), turn=turn),
                 method_name="execute_complete",
             )
         return self.finish(context, self.poll_here(conversation, turn))
+
+    def conversation_trigger(
+        self, conversation_id: str, deadline: float | None, **options: Any
+    ) -> NairiConversationTrigger:
+        """The trigger that waits in the triggerer for ``conversation_id`` with this operator's polling
+        settings; ``options``: ``turn``, ``cancel_on_kill``."""
+        return NairiConversationTrigger(
+            conn_id=self.conn_id,
+            resource_id=conversation_id,
+            deadline=deadline,
+            poll_interval=self.poll_interval,
+            max_transient_errors=self.max_transient_errors,
+            **options,
+        )
 
     def poll_here(self, conversation: Mapping[str, Any], turn: int | None) -> dict[str, Any]:
         """Poll on the worker until the turn ends or the deadline passes; return the event (as a trigger)."""
@@ -489,14 +496,7 @@ class NairiSendMessageOperator(NairiConversationSubmitOperator):
                 if self.deferrable:
                     self.log.info("Conversation %s is busy; waiting in the triggerer", conversation_id)
                     self.defer(
-                        trigger=NairiConversationTrigger(
-                            conn_id=self.conn_id,
-                            resource_id=conversation_id,
-                            deadline=deadline,
-                            poll_interval=self.poll_interval,
-                            max_transient_errors=self.max_transient_errors,
-                            cancel_on_kill=False,
-                        ),
+                        trigger=self.conversation_trigger(conversation_id, deadline, cancel_on_kill=False),
                         method_name="send_when_idle",
                         kwargs={"artifact_ids": artifact_ids, "deadline": deadline},
                     )
