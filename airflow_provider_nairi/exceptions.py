@@ -89,6 +89,15 @@ class NairiConfigurationError(NairiError):
     """The connection or a parameter is wrong before any request is sent (no key, agent key, bad URL...)."""
 
 
+class NairiParameterError(NairiConfigurationError, ValueError):
+    """An operator, sensor or trigger parameter out of range or of the wrong type (``nan``, ``inf``, zero
+    or negative seconds, a count below 0, a string where a flag is expected), refused when the DAG file is
+    parsed.
+
+    Also a ``ValueError``, which is what these parameters raised before.
+    """
+
+
 class NairiAuthError(NairiError):
     """401 (missing, invalid, revoked or agent key) or 403 (scope or workspace denied)."""
 

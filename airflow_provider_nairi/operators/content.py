@@ -35,6 +35,7 @@ from airflow_provider_nairi.outcomes import TIMEOUT, make_event, raise_for_event
 from airflow_provider_nairi.sources import SourceItem, as_path, resolve_sources, upload_sources
 from airflow_provider_nairi.triggers.video import KIND as VIDEO
 from airflow_provider_nairi.triggers.video import NairiVideoTrigger, videos_event
+from airflow_provider_nairi.validation import check_flag, check_seconds
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -174,6 +175,7 @@ class NairiDownloadArtifactsOperator(NairiBaseOperator):
         super().__init__(**kwargs)
         if created_by not in (None, "agent", "user"):
             raise ValueError(f"created_by: {created_by!r} is not 'agent', 'user' or None.")
+        check_flag("overwrite", overwrite)
         self.destination = destination
         self.conversation_id = conversation_id
         self.artifact_ids = artifact_ids
@@ -401,8 +403,9 @@ class NairiVideoOperator(NairiBaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not poll_interval > 0 or not timeout > 0:
-            raise ValueError(f"poll_interval and timeout must be positive (got {poll_interval}, {timeout}).")
+        check_seconds("poll_interval", poll_interval)
+        check_seconds("timeout", timeout)
+        check_flag("wait_until_ready", wait_until_ready)
         self.wait_until_ready = wait_until_ready
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.poll_interval = poll_interval

@@ -35,7 +35,7 @@ from airflow_provider_nairi.triggers.conversation import (
     NairiConversationTrigger,
     conversation_event,
 )
-from airflow_provider_nairi.validation import check_label
+from airflow_provider_nairi.validation import check_count, check_flag, check_label, check_seconds
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -133,8 +133,16 @@ class NairiConversationOperator(NairiHookMixin, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not poll_interval > 0:
-            raise ValueError(f"poll_interval must be positive, got {poll_interval!r}")
+        check_seconds("poll_interval", poll_interval)
+        check_seconds("timeout", timeout, optional=True)
+        check_count("max_transient_errors", max_transient_errors)
+        for flag, value in (
+            ("wait_for_reply", wait_for_reply),
+            ("deferrable", deferrable),
+            ("keep_on_timeout", keep_on_timeout),
+            ("final_on_agent_failure", final_on_agent_failure),
+        ):
+            check_flag(flag, value)
         self.wait_for_reply = wait_for_reply
         self.deferrable = deferrable
         self.poll_interval = poll_interval

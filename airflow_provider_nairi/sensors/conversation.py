@@ -25,6 +25,7 @@ from airflow_provider_nairi.operators.conversation import (
 )
 from airflow_provider_nairi.outcomes import raise_for_error, raise_for_event
 from airflow_provider_nairi.triggers.conversation import NairiConversationTrigger, conversation_event
+from airflow_provider_nairi.validation import check_count, check_flag, check_sensor_timing
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -67,7 +68,10 @@ class NairiConversationSensor(NairiHookMixin, BaseSensorOperator):
         conn_id: str = "nairi_default",
         **kwargs: Any,
     ) -> None:
+        check_sensor_timing(kwargs)
         super().__init__(**kwargs)
+        check_count("max_transient_errors", max_transient_errors)
+        check_flag("final_on_agent_failure", final_on_agent_failure)
         self.conversation_id = conversation_id
         self.deferrable = deferrable
         self.final_on_agent_failure = final_on_agent_failure

@@ -12,7 +12,9 @@ how to cancel the work (:meth:`~NairiPollingTrigger.cancel`); the base does the 
   left after the client's own retries is logged and the poll tried again after the interval (after
   ``Retry-After`` when longer), up to ``max_transient_errors`` in a row; one more, or any non-retryable error,
   ends the wait with an ``error`` event.
-- **No busy loop.** Every round sleeps ``poll_interval`` (must be positive), cut short only by the deadline.
+- **No busy loop.** Every round sleeps ``poll_interval`` (positive and finite, like ``deadline``: ``nan``,
+  ``inf``, zero or negative raise :class:`~airflow_provider_nairi.exceptions.NairiParameterError`), cut
+  short only by the deadline.
 - **Events** are JSON dicts from :func:`airflow_provider_nairi.outcomes.make_event`; the task turns them into
   outcomes with :func:`airflow_provider_nairi.outcomes.raise_for_event`.
 - **Kill.** On Airflow 3.3+, when a user kills the deferred task (mark failed/success, clear), the triggerer
@@ -32,6 +34,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_nairi.exceptions import NairiError, NairiRateLimitError
 from airflow_provider_nairi.outcomes import TIMEOUT, error_event, make_event
+from airflow_provider_nairi.validation import check_count, check_seconds
 
 if TYPE_CHECKING:
     from airflow_provider_nairi.hooks.nairi import NairiAsyncHook
@@ -67,10 +70,9 @@ class NairiPollingTrigger(BaseTrigger):
         max_transient_errors: int = 5,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
-        if not poll_interval > 0:
-            raise ValueError(f"poll_interval must be positive, got {poll_interval!r}")
-        if max_transient_errors < 0:
-            raise ValueError(f"max_transient_errors must be 0 or more, got {max_transient_errors!r}")
+        check_seconds("poll_interval", poll_interval)
+        check_count("max_transient_errors", max_transient_errors)
+        check_seconds("deadline", deadline, optional=True)  # epoch seconds: nan would never pass
         self.conn_id = conn_id
         self.resource_id = resource_id
         self.deadline = deadline

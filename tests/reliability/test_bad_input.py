@@ -6,8 +6,8 @@ exception the task ends with, the exact error underneath it, and a pattern the m
 
 - ``AirflowFailException``: the task fails at once, no Airflow retry (the same input would fail again);
 - ``AirflowException``: transient, Airflow's retries apply (after the client's own retries, here 0);
-- ``ValueError`` or a bare ``NairiConfigurationError``: refused by the constructor, i.e. while the DAG file is
-  parsed (an import error in the UI; no task runs);
+- ``ValueError``, ``NairiParameterError`` (a ``ValueError`` too) or a bare ``NairiConfigurationError``:
+  refused by the constructor, i.e. while the DAG file is parsed (an import error in the UI; no task runs);
 - anything else (a Jinja syntax error): raised by Airflow itself; Airflow retries it like any exception.
 
 Server answers come from ``requests-mock`` (a fake host, exact bodies), cases that need real behaviour (keys,
@@ -40,6 +40,7 @@ from airflow_provider_nairi.exceptions import (
     NairiConnectionError,
     NairiError,
     NairiNotFoundError,
+    NairiParameterError,
     NairiPayloadTooLargeError,
     NairiRateLimitError,
     NairiServerError,
@@ -394,7 +395,7 @@ CATALOGUE = [
         lambda env: NairiStartConversationOperator(
             task_id="ask", message="hi", agent_id="agt_1", poll_interval=0
         ),
-        ValueError,
+        NairiParameterError,  # a ValueError too
         None,
         r"poll_interval must be positive",
     ),
