@@ -125,8 +125,17 @@ class NairiHook(_NairiConnectionHook, NairiApi):
     ) -> Any:
         return self.client.upload(path, source, fields, idempotency_key=idempotency_key)
 
-    def download(self, path: str, destination: Destination, *, expected_sha256: str | None = None) -> int:
-        return self.client.download(path, destination, expected_sha256=expected_sha256)
+    def download(
+        self,
+        path: str,
+        destination: Destination,
+        *,
+        expected_sha256: str | None = None,
+        expected_size: int | None = None,
+    ) -> int:
+        return self.client.download(
+            path, destination, expected_sha256=expected_sha256, expected_size=expected_size
+        )
 
     @property
     def rate_limit(self) -> RateLimit | None:

@@ -20,14 +20,14 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import ObjectStoragePath, conf
 
-from airflow_provider_nairi.exceptions import NairiConfigurationError
+from airflow_provider_nairi.client.transfer import TEMP_PREFIX, child_path, file_names
+from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiServerError
 from airflow_provider_nairi.idempotency import task_idempotency_key
 from airflow_provider_nairi.links import XCOM_VIDEO_URL, NairiVideoLink
 from airflow_provider_nairi.operators.base import NairiBaseOperator
@@ -117,37 +117,53 @@ def _sha256_of(path: Path | ObjectStoragePath) -> str:
     return digest.hexdigest()
 
 
-def _safe_name(artifact: Mapping[str, Any]) -> str:
-    """The artifact's name reduced to a plain file name (no directories, no ``..``), else its id."""
-    name = PurePosixPath(str(artifact.get("name") or "").replace("\\", "/")).name
-    return name if name not in ("", ".", "..") else str(artifact["id"])
+def _artifact(answer: Any) -> dict[str, Any]:
+    """An artifact the API returned, checked to be an object with a non-empty string ``id``."""
+    if not isinstance(answer, Mapping) or not isinstance(answer.get("id"), str) or not answer["id"]:
+        raise NairiServerError(
+            f"an artifact came back as a {type(answer).__name__} without a string id: it cannot be fetched.",
+            code="malformed_answer",
+        )
+    return dict(answer)
 
 
 def target_names(artifacts: Sequence[Mapping[str, Any]]) -> list[str]:
-    """File names for ``artifacts``: their names, made unique by prefixing ``<id>-`` where two share one."""
-    names = [_safe_name(artifact) for artifact in artifacts]
-    counts = Counter(names)
-    return [
-        f"{artifact['id']}-{name}" if counts[name] > 1 else name
-        for artifact, name in zip(artifacts, names, strict=True)
-    ]
+    """Distinct, safe file names for ``artifacts``, in order (:func:`~.transfer.file_names`): each name
+    reduced to one plain path component, ``<id>-`` prefixed where two share one."""
+    return file_names([(artifact.get("name"), artifact.get("id")) for artifact in artifacts])
+
+
+def _announced_size(artifact: Mapping[str, Any]) -> int | None:
+    """The artifact's ``size_bytes`` when it is a whole number of bytes, ``None`` when absent; anything
+    else is a malformed answer."""
+    size = artifact.get("size_bytes")
+    if size is None or (isinstance(size, int) and not isinstance(size, bool) and size >= 0):
+        return size
+    raise NairiServerError(
+        f"artifact {artifact['id']} announces size_bytes {str(size)[:40]!r}, not a number of bytes.",
+        code="malformed_answer",
+    )
 
 
 class NairiDownloadArtifactsOperator(NairiBaseOperator):
     """Download a conversation's artifacts (or the listed ones) into a folder or object storage.
 
     Give ``conversation_id`` or ``artifact_ids`` (exactly one). Each artifact is written as
-    ``<destination>/<name>``; the name is reduced to a plain file name (an agent cannot write outside the
-    destination), and where two artifacts share a name both are written as ``<id>-<name>``.
+    ``<destination>/<name>``, whatever the server sends: the name is reduced to one plain file name (its
+    last path part; control characters become ``_``; cut to 255 bytes keeping the extension; the artifact
+    id when nothing usable is left, e.g. ``..``), the path is checked to be inside the destination before
+    anything is written, and where two artifacts share a name both are written as ``<id>-<name>`` (the full
+    rule: ``docs/content.md``). So an agent cannot write outside the destination, no two artifacts land on
+    one file, and no name stops the others from downloading.
 
     - Nothing is overwritten unless ``overwrite=True``: before the first byte is downloaded, every target is
       checked; an existing file that already holds the artifact's exact bytes (same sha256) is kept as it is
       (so a retry after a partial run goes on where it stopped); any other existing file fails the task,
       naming it.
-    - Each download is streamed to a temporary name next to the target (``<name>.partial`` in object
-      storage) and renamed when complete and verified, so a target never holds a partial file. The hook
-      resumes a broken transfer with ``Range`` and verifies the sha256 the API announced; a mismatch fails
-      the try and Airflow's retries apply.
+    - Each download is streamed to a temporary name next to the target (``.nairi-...``) and renamed when
+      complete and verified, so a target never holds a partial file. The hook resumes a broken transfer
+      with ``Range`` (checking the ``Content-Range``), checks the byte count against ``size_bytes`` and
+      verifies the sha256 the API announced; a mismatch fails the try and Airflow's retries apply.
 
     Returns (XCom) the written paths (local paths, or URIs for object storage), in the API's order.
 
@@ -189,10 +205,12 @@ class NairiDownloadArtifactsOperator(NairiBaseOperator):
                 "Give exactly one of conversation_id or artifact_ids "
                 f"(got {'both' if ids is not None else 'neither'})."
             )
-        if ids is not None:
-            artifacts = [self.hook.get_artifact(artifact_id) for artifact_id in ids]
+        if ids is not None:  # the id asked for is the one downloaded, whatever the answer says
+            artifacts = [
+                {**_artifact(self.hook.get_artifact(artifact_id)), "id": artifact_id} for artifact_id in ids
+            ]
         else:
-            artifacts = list(self.hook.list_artifacts(conversation_id=self.conversation_id))
+            artifacts = [_artifact(a) for a in self.hook.list_artifacts(conversation_id=self.conversation_id)]
         return [a for a in artifacts if self.created_by in (None, a.get("created_by"))]
 
     def _plan(
@@ -201,10 +219,10 @@ class NairiDownloadArtifactsOperator(NairiBaseOperator):
         """``(artifact, target, download?)`` per artifact; raise if a target exists and must not change."""
         plan, conflicts = [], []
         for artifact, name in zip(artifacts, target_names(artifacts), strict=True):
-            target = folder / name
+            target = child_path(folder, name)
             download = True
-            if target.exists() and not self.overwrite:
-                if target.is_file() and _sha256_of(target) == artifact.get("sha256"):
+            if target.exists() and (not self.overwrite or not target.is_file()):  # a folder is never replaced
+                if target.is_file() and _sha256_of(target) == str(artifact.get("sha256")).lower():
                     download = False
                 else:
                     conflicts.append(str(target))
@@ -217,14 +235,23 @@ class NairiDownloadArtifactsOperator(NairiBaseOperator):
         return plan
 
     def _download(self, artifact: Mapping[str, Any], target: Path | ObjectStoragePath) -> None:
-        expected = artifact.get("sha256")
+        sha256, size = artifact.get("sha256"), _announced_size(artifact)
+
+        def fetch(destination: Any) -> None:
+            self.hook.download_artifact(
+                artifact["id"], destination, expected_sha256=sha256, expected_size=size
+            )
+
         if not isinstance(target, ObjectStoragePath):  # the hook writes a temp file, renamed once verified
-            self.hook.download_artifact(artifact["id"], target, expected_sha256=expected)
+            fetch(target)
             return
-        partial = target.with_name(target.name + ".partial")
+        # A hidden name no artifact can get (file_names never starts one with TEMP_PREFIX), the same for the
+        # same target on a retry (a leftover is overwritten, not piled up).
+        digest = hashlib.sha256(target.name.encode()).hexdigest()[:32]
+        partial = target.with_name(f"{TEMP_PREFIX}{digest}.partial")
         try:
             with partial.open("wb") as file:  # type: ignore[no-untyped-call]
-                self.hook.download_artifact(artifact["id"], file, expected_sha256=expected)
+                fetch(file)
             partial.replace(target)
         except BaseException:
             partial.unlink(missing_ok=True)
