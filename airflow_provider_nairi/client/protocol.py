@@ -95,8 +95,18 @@ def request_headers(config: ClientConfig, method: str, idempotency_key: str | No
 
 
 def segment(value: str) -> str:
-    """One path segment, escaped: an id or a name never changes the shape of the path."""
-    return quote(str(value), safe="")
+    """One path segment, escaped: an id or a name never changes the shape of the path.
+
+    ``""``, ``.`` and ``..`` (also when a server sent them) raise ``NairiConfigurationError``: escaping
+    leaves them as they are, and HTTP libraries resolve them (``/secrets/..`` would address the vault).
+    """
+    text = str(value)
+    if text in ("", ".", ".."):
+        raise NairiConfigurationError(
+            f"{text!r} cannot be an id or a name in an API path: it would address another resource.",
+            code="invalid_path",
+        )
+    return quote(text, safe="")
 
 
 def api_url(config: ClientConfig, path: str) -> str:

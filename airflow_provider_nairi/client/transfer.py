@@ -282,13 +282,14 @@ def body_position(
         match = _CONTENT_RANGE.fullmatch(content_range.strip())
         if not match:
             raise refuse(
-                f"a 206 answer to Range: bytes={asked_from}- came with Content-Range {content_range!r}."
+                f"a 206 answer came with Content-Range {content_range[:80]!r}, not "
+                f"'bytes {asked_from}-<end>/<size>'."
             )
         start, end, size = (int(group) for group in match.groups())
         if start != asked_from or not start <= end < size:
             raise refuse(
-                f"asked for the bytes from {asked_from} on, the server sent {content_range!r} (a resumed "
-                "download must continue exactly where it stopped)."
+                f"asked for the bytes from {asked_from} on, the server sent {content_range[:80]!r} (a "
+                "resumed download must continue exactly where it stopped)."
             )
         announced: int | None = size
     else:
