@@ -339,3 +339,16 @@ def test_the_hook_alone_checks_the_count_a_content_length_announced(serve, tmp_p
         NairiHook(CONN_ID).download_artifact("art_1", tmp_path / "second.bin")
     assert caught.value.retryable  # a broken body: retried, then Airflow's retries
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
+
+
+def test_the_hook_writes_to_any_name_the_file_system_holds_and_refuses_a_folder(serve, tmp_path):
+    content = b"plain bytes"
+    serve(unverifiable(content), {"art_1": content})
+    longest = tmp_path / ("n" * NAME_MAX)  # its temporary name must not be longer than the name itself
+    assert NairiHook(CONN_ID).download_artifact("art_1", longest, expected_size=len(content)) == len(content)
+    assert longest.read_bytes() == content
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    with pytest.raises(NairiConfigurationError, match=r"folder is a folder; give the path of the file"):
+        NairiHook(CONN_ID).download_artifact("art_1", folder)
+    assert all_files(tmp_path) == [longest.name]
