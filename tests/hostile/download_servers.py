@@ -94,6 +94,8 @@ class ArtifactServer:
 
     artifacts: list[dict[str, Any]]
     contents: dict[str, bytes | Script] = field(default_factory=dict)
+    #: What ``GET /artifacts/{id}`` answers as ``data`` for these ids, instead of the listed artifact.
+    lookups: dict[str, Any] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -157,6 +159,8 @@ class ArtifactServer:
             )
         artifact_id = unquote(parts[1]) if len(parts) > 1 else ""
         if len(parts) == 2:
+            if artifact_id in self.lookups:
+                return envelope(self.lookups[artifact_id])
             found = [a for a in self.artifacts if a.get("id") == artifact_id]
             return envelope(found[0]) if found else answer(404, {}, b"")
         script = self.contents.get(artifact_id, b"")

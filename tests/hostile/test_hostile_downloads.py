@@ -44,8 +44,13 @@ def serve(monkeypatch):
     """``serve(artifacts, contents, **extra)``: a hostile server behind the connection ``nairi_hostile``."""
     servers: list[ArtifactServer] = []
 
-    def start(artifacts: list[dict[str, Any]], contents: dict[str, Any] | None = None, **extra: Any) -> Any:
-        server = ArtifactServer(artifacts, contents or {})
+    def start(
+        artifacts: list[dict[str, Any]],
+        contents: dict[str, Any] | None = None,
+        lookups: dict[str, Any] | None = None,
+        **extra: Any,
+    ) -> Any:
+        server = ArtifactServer(artifacts, contents or {}, lookups or {})
         servers.append(server)
         monkeypatch.setenv(connection_env_var(CONN_ID), server.connection_json(**extra))
         return server
@@ -154,6 +159,30 @@ def test_an_id_that_would_change_the_request_path_is_never_sent(serve, tmp_path,
         [],
         ["/v1/artifacts/art_1/content"],
     )
+
+
+def test_an_artifact_answer_cannot_redirect_the_download_to_another_id(serve, tmp_path):
+    contents = {"art_1": b"what was asked for", "art_2": b"what the server would rather send"}
+    lookups = {"art_1": artifact("art_2", "../n.txt", contents["art_1"]), "art_3": "not an artifact"}
+    server = serve([], contents, lookups)
+    (path,) = download(str(tmp_path / "dest"), conversation_id=None, artifact_ids=["art_1"])
+    assert Path(path).read_bytes() == contents["art_1"] and Path(path).name == "n.txt"
+    assert server.content_requests("art_1") == [None] and server.content_requests("art_2") == []
+    _, error = failure(str(tmp_path / "other"), conversation_id=None, artifact_ids=["art_3"])
+    assert isinstance(error, NairiServerError) and error.retryable
+    assert not (tmp_path / "other").exists()
+
+
+def test_an_id_or_name_of_dot_dot_never_reaches_another_endpoint(serve):
+    server = serve([])
+    for call in (
+        lambda hook: hook.delete_vault_secret("vlt_1", ".."),  # would be DELETE /vaults/vlt_1
+        lambda hook: hook.delete_agent("."),  # would be DELETE /agents
+        lambda hook: hook.get_artifact(""),  # would be GET /artifacts, the list
+    ):
+        with pytest.raises(NairiConfigurationError, match="cannot be an id or a name in an API path"):
+            call(NairiHook(CONN_ID))
+    assert server.requests == []
 
 
 def test_clashing_names_never_share_a_file_and_no_bytes_are_lost(serve, tmp_path):
