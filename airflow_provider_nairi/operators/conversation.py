@@ -101,8 +101,10 @@ class NairiConversationOperator(NairiHookMixin, BaseOperator):
           long it waited; Airflow retries apply. **``execution_timeout``** is Airflow's bound on the whole
           task; when it hits a waiting worker, :meth:`on_kill` cancels the conversation, and when it fails a
           deferred wait, :meth:`resume_execution` cancels it (unless ``keep_on_timeout``).
-        - **Kill.** Marking the task failed or success, or clearing it, cancels the running turn: on the
-          worker through :meth:`on_kill`, in the triggerer through the trigger's ``on_kill`` (Airflow 3.3+).
+        - **Kill.** Marking the task failed or success cancels the running turn: on the worker through
+          :meth:`on_kill`, in the triggerer through the trigger's ``on_kill`` (Airflow 3.3+). Clearing a
+          deferred task does not: its next try reattaches to the conversation and returns its reply (clearing
+          a worker-side wait kills that try, which cancels; the next try then starts a new conversation).
           Cancel errors are logged, never raised.
         - **Errors.** API errors are translated by :mod:`airflow_provider_nairi.outcomes`: 401/403/404/413/422
           fail at once with the API's code, message and request id; 429/5xx/network let Airflow retry.

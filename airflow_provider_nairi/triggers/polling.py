@@ -15,9 +15,12 @@ how to cancel the work (:meth:`~NairiPollingTrigger.cancel`); the base does the 
 - **No busy loop.** Every round sleeps ``poll_interval`` (must be positive), cut short only by the deadline.
 - **Events** are JSON dicts from :func:`airflow_provider_nairi.outcomes.make_event`; the task turns them into
   outcomes with :func:`airflow_provider_nairi.outcomes.raise_for_event`.
-- **Kill.** On Airflow 3.3+, when a user kills the deferred task (mark failed/success, clear), the triggerer
-  calls :meth:`on_kill`, which runs the subclass's cancel (if it has one) within :attr:`CANCEL_TIMEOUT`
-  seconds and logs, never raises, its errors. A triggerer restart does not cancel anything.
+- **Kill.** On Airflow 3.3+, when a user acts on the deferred task (mark failed, mark success, clear), the
+  triggerer calls :meth:`on_kill`. It first asks Airflow for the task instance's state *now*: a cleared task
+  (or one up for retry) runs again, and its next try reattaches to the same remote work, so nothing is
+  cancelled. Otherwise (marked failed or success, deleted) it runs the subclass's cancel (if it has one)
+  within :attr:`CANCEL_TIMEOUT` seconds and logs, never raises, its errors. A triggerer restart does not
+  cancel anything.
 
 The async hook (and aiohttp) is imported inside :meth:`run`, never when a DAG file is parsed."""
 
@@ -32,6 +35,12 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_nairi.exceptions import NairiError, NairiRateLimitError
 from airflow_provider_nairi.outcomes import TIMEOUT, error_event, make_event
+
+#: Task instance states in which a task will run (again): a clear sets ``None``, then the scheduler moves the
+#: next try through ``scheduled``, ``queued``, ``running`` (and ``deferred`` once it waits again).
+STATES_THAT_RUN_AGAIN = frozenset(
+    {None, "scheduled", "queued", "running", "deferred", "up_for_retry", "up_for_reschedule", "restarting"}
+)
 
 if TYPE_CHECKING:
     from airflow_provider_nairi.hooks.nairi import NairiAsyncHook
@@ -164,8 +173,47 @@ class NairiPollingTrigger(BaseTrigger):
                 delay = min(delay, left)
             await asyncio.sleep(delay)
 
+    async def task_runs_again(self) -> bool:
+        """Whether Airflow will run this trigger's task instance again (it was cleared or is up for retry).
+
+        Asked from :meth:`on_kill`: the triggerer kills the trigger of a cleared task as it kills that of a
+        task marked failed, and only the task instance's state tells them apart. ``False`` when the trigger
+        has no task instance (not run by a triggerer), when the task instance is gone, or when Airflow cannot
+        be asked (logged): then the work is cancelled, so that no agent keeps working for nobody.
+        """
+        ti = self.task_instance
+        if ti is None:
+            return False
+        try:
+            from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance  # noqa: PLC0415
+
+            states = await asyncio.wait_for(
+                asyncio.to_thread(
+                    RuntimeTaskInstance.get_task_states,
+                    dag_id=ti.dag_id,
+                    map_index=ti.map_index,
+                    task_ids=[ti.task_id],
+                    run_ids=[ti.run_id],
+                ),
+                timeout=self.CANCEL_TIMEOUT / 3,
+            )
+        except Exception as error:
+            self.log.warning("Could not read the state of task %s: %s", ti.task_id, error)
+            return False
+        key = ti.task_id if ti.map_index is None or ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"
+        run_states = states.get(ti.run_id) or {}
+        return key in run_states and run_states[key] in STATES_THAT_RUN_AGAIN
+
     async def on_kill(self) -> None:
-        """Cancel the remote work when a user kills the deferred task (Airflow 3.3+); log any error."""
+        """Cancel the remote work when a user kills the deferred task (Airflow 3.3+), unless the task runs
+        again (cleared): its next try reattaches to that work. Log any error."""
+        if await self.task_runs_again():
+            self.log.info(
+                "Left %s %s running: the task was cleared and its next try takes it over",
+                self.kind,
+                self.resource_id,
+            )
+            return
         hook = self.make_hook()
         try:
             if await asyncio.wait_for(self.cancel(hook), timeout=self.CANCEL_TIMEOUT):
