@@ -178,5 +178,5 @@ def test_connection_form_matches_the_provider_yaml_schema():
     }
     jsonschema.validate(entry, conn_types)
     assert set(form["conn-fields"]) == {spec.name for spec in EXTRA_FIELDS}
-    assert form["conn-fields"]["auth_header"]["schema"]["enum"] == ["x-api-key", "bearer"]
+    assert form["conn-fields"]["key_header"]["schema"]["enum"] == ["x-api-key", "bearer"]
     assert form["ui-field-behaviour"]["relabeling"] == {"host": "Base URL", "password": "API key"}

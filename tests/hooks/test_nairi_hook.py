@@ -50,7 +50,7 @@ def test_connection_becomes_a_validated_config(monkeypatch):
 
 def test_a_wrong_extra_or_override_names_the_field(monkeypatch):
     set_connection(monkeypatch, retries=3)
-    with pytest.raises(NairiConfigurationError, match=r"'retries'.*known extras: auth_header"):
+    with pytest.raises(NairiConfigurationError, match=r"'retries'.*known extras: key_header"):
         NairiHook().get_conn()
     set_connection(monkeypatch)
     with pytest.raises(NairiConfigurationError, match="'read_timeout' is 'x'"):
