@@ -471,7 +471,7 @@ def log_answer(method: str, path: str, status: int, started: float, headers: Map
     if not log.isEnabledFor(logging.INFO):
         return
     log.info(
-        "Nairi %s %s -> %d in %.0f ms [%s]%s",
+        "Nairi %s %s -> %d in %.0f ms (request id %s)%s",
         method,
         path,
         status,

@@ -97,8 +97,20 @@ def test_test_connection_failure_is_a_clear_reason(monkeypatch, requests_mock, c
     with caplog.at_level(logging.DEBUG):
         ok, message = NairiHook().test_connection()
     assert not ok
-    assert message == "[req_bad] GET /me: 401 unauthorized: Invalid API key"
+    assert message == "GET /me: 401 unauthorized: Invalid API key (request id req_bad)"
     assert KEY not in caplog.text
+
+
+def test_the_request_id_survives_the_cli_console(monkeypatch, requests_mock):
+    """``airflow connections test`` prints the failure through rich, which deletes ``[...]`` as markup."""
+    rich_console = pytest.importorskip("rich.console")
+    set_connection(monkeypatch, max_retries=0)
+    body = {"success": False, "error": {"code": "unauthorized", "message": "Invalid API key", "status": 401}}
+    requests_mock.get(f"{BASE}/me", status_code=401, json=body, headers={"X-Request-Id": "req_bad"})
+    _, message = NairiHook().test_connection()
+    console = rich_console.Console(record=True, width=200)
+    console.print(f"[bold][red]\nConnection failed![/bold]\n{message}\n")  # as Airflow 3.3's CLI does
+    assert "(request id req_bad)" in console.export_text()
 
 
 def test_hook_methods_go_through_one_client(monkeypatch, requests_mock):
