@@ -310,15 +310,24 @@ def normalize_base_url(host: str | None, *, allow_insecure_http: bool = False) -
 
     Empty: the default. A bare host (``api.niravi.io``) gets ``https://`` and the default API path; a URL
     with a path keeps it. Plain ``http://`` is refused unless the host is loopback or
-    ``allow_insecure_http`` is set.
+    ``allow_insecure_http`` is set; a loopback host without a scheme (``127.0.0.1:8080/...``) is refused with
+    the ``http://`` fix (the emulator does not speak TLS).
     """
     text = (host or "").strip()
     if not text:
         return DEFAULT_BASE_URL
-    if "://" not in text:
+    schemeless = "://" not in text
+    if schemeless:
         text = "https://" + text
     parts = urlsplit(text)
     scheme = parts.scheme.lower()
+    if schemeless and parts.hostname in LOOPBACK_HOSTS:
+        # https:// to a local plain-http server (the emulator) fails with a bare TLS "wrong version number".
+        raise NairiConfigurationError(
+            f"Connection host {host!r} has no scheme, so https:// would be used, but a loopback host such as "
+            f"the local emulator speaks plain http: write http://{text.removeprefix('https://')}",
+            code="invalid_host",
+        )
     if scheme not in ("http", "https") or not parts.hostname:
         raise NairiConfigurationError(
             f"Connection host {host!r} is not an http(s) URL; expected e.g. {DEFAULT_BASE_URL}.",

@@ -16,7 +16,7 @@ from functools import cached_property
 from typing import Any
 
 import airflow
-from airflow.providers.common.compat.sdk import BaseHook, mask_secret
+from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook, mask_secret
 
 from airflow_provider_nairi.client.api import Destination, NairiApi, Source
 from airflow_provider_nairi.client.config import (
@@ -36,6 +36,20 @@ def _extras(connection: Any) -> dict[str, Any]:
         return dict(connection.extra_dejson)
     except (TypeError, ValueError) as exc:  # pragma: no cover - Airflow already rejects malformed extras
         raise NairiConfigurationError(f"Connection extras are not a JSON object: {exc}") from None
+
+
+def connection_not_found(conn_id: str) -> NairiConfigurationError:
+    """The error for a connection Airflow does not know: what to create, and how to use the emulator."""
+    variable = f"AIRFLOW_CONN_{conn_id.upper()}"
+    return NairiConfigurationError(
+        f"Airflow connection {conn_id!r} is not defined. Create a connection of type 'nairi' with your public "
+        f'API key (nr_...) as password, e.g. {variable}=\'{{"conn_type": "nairi", "password": '
+        f'"nr_..."}}\'. To work offline against the local emulator, start `nairi-emulator` and set '
+        f'{variable}=\'{{"conn_type": "nairi", "host": "http://127.0.0.1:<port>/api/public/v1", '
+        f'"password": "<the key it prints>"}}\'; in pytest, the nairi_emulator fixture sets it for you '
+        "(docs/testing-your-dags.md).",
+        code="connection_not_found",
+    )
 
 
 def config_from_connection(connection: Any, overrides: Mapping[str, Any]) -> ClientConfig:
@@ -84,7 +98,11 @@ class NairiHook(_NairiConnectionHook, NairiApi):
     @cached_property
     def config(self) -> ClientConfig:
         """The validated connection (read on first use)."""
-        return config_from_connection(self.get_connection(self.nairi_conn_id), self.overrides)
+        try:
+            connection = self.get_connection(self.nairi_conn_id)
+        except AirflowNotFoundException:
+            raise connection_not_found(self.nairi_conn_id) from None
+        return config_from_connection(connection, self.overrides)
 
     @cached_property
     def client(self) -> NairiClient:
@@ -196,12 +214,15 @@ class NairiAsyncHook(_NairiConnectionHook):
             from airflow_provider_nairi.client.aio import AsyncNairiClient  # noqa: PLC0415 (not at DAG parse)
 
             aget = getattr(self, "aget_connection", None)
-            if aget is not None:
-                connection = await aget(self.nairi_conn_id)
-            else:  # Airflow 2.11
-                from asgiref.sync import sync_to_async  # noqa: PLC0415
+            try:
+                if aget is not None:
+                    connection = await aget(self.nairi_conn_id)
+                else:  # Airflow 2.11
+                    from asgiref.sync import sync_to_async  # noqa: PLC0415
 
-                connection = await sync_to_async(self.get_connection)(self.nairi_conn_id)
+                    connection = await sync_to_async(self.get_connection)(self.nairi_conn_id)
+            except AirflowNotFoundException:
+                raise connection_not_found(self.nairi_conn_id) from None
             if self._client is None:  # another coroutine of this hook may have built it meanwhile
                 self._client = AsyncNairiClient(config_from_connection(connection, self.overrides))
         return self._client
