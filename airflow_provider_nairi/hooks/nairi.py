@@ -42,8 +42,8 @@ def connection_not_found(conn_id: str) -> NairiConfigurationError:
     """The error for a connection Airflow does not know: what to create, and how to use the emulator."""
     variable = f"AIRFLOW_CONN_{conn_id.upper()}"
     return NairiConfigurationError(
-        f"Airflow connection {conn_id!r} is not defined. Create a connection of type 'nairi' with your public "
-        f'API key (nr_...) as password, e.g. {variable}=\'{{"conn_type": "nairi", "password": '
+        f"Airflow connection {conn_id!r} is not defined. Create a connection of type 'nairi' with your "
+        f'public API key (nr_...) as password, e.g. {variable}=\'{{"conn_type": "nairi", "password": '
         f'"nr_..."}}\'. To work offline against the local emulator, start `nairi-emulator` and set '
         f'{variable}=\'{{"conn_type": "nairi", "host": "http://127.0.0.1:<port>/api/public/v1", '
         f'"password": "<the key it prints>"}}\'; in pytest, the nairi_emulator fixture sets it for you '

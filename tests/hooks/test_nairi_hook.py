@@ -165,7 +165,7 @@ def test_sync_hook_against_the_emulator(emulator_connection):
 def test_a_missing_connection_names_the_type_and_the_emulator(monkeypatch):
     monkeypatch.delenv("AIRFLOW_CONN_NAIRI_DEFAULT", raising=False)
     with pytest.raises(NairiConfigurationError) as info:
-        NairiHook().config
+        NairiHook().get_conn()
     text = str(info.value)
     assert info.value.code == "connection_not_found"
     assert "Airflow connection 'nairi_default' is not defined" in text
@@ -175,5 +175,5 @@ def test_a_missing_connection_names_the_type_and_the_emulator(monkeypatch):
 
 async def test_a_missing_connection_in_the_triggerer_says_the_same(monkeypatch):
     monkeypatch.delenv("AIRFLOW_CONN_NAIRI_X", raising=False)
-    with pytest.raises(NairiConfigurationError, match="'nairi_x' is not defined.*AIRFLOW_CONN_NAIRI_X="):
+    with pytest.raises(NairiConfigurationError, match=r"'nairi_x' is not defined.*AIRFLOW_CONN_NAIRI_X="):
         await NairiAsyncHook("nairi_x").get_async_client()
