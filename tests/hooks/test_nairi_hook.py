@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import subprocess
+import sys
 from unittest import mock
 
 import airflow
@@ -177,3 +180,35 @@ async def test_a_missing_connection_in_the_triggerer_says_the_same(monkeypatch):
     monkeypatch.delenv("AIRFLOW_CONN_NAIRI_X", raising=False)
     with pytest.raises(NairiConfigurationError, match=r"'nairi_x' is not defined.*AIRFLOW_CONN_NAIRI_X="):
         await NairiAsyncHook("nairi_x").get_async_client()
+
+
+def test_the_first_trigger_imports_aiohttp_off_the_event_loop(tmp_path):
+    """A triggerer's event loop runs every trigger: the ~0.25 s import of aiohttp must not stall it."""
+    probe = """
+import asyncio, importlib.abc, json, os, sys, threading
+seen = {}
+class Spy(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "aiohttp":
+            seen["thread"] = threading.current_thread().name
+        return None
+sys.meta_path.insert(0, Spy())
+from airflow_provider_nairi.hooks.nairi import NairiAsyncHook
+assert "aiohttp" not in sys.modules
+async def main():
+    hook = NairiAsyncHook()
+    await hook.get_async_client()
+    await hook.close()
+asyncio.run(main())
+print(json.dumps({"thread": seen.get("thread"), "main": threading.main_thread().name}))
+"""
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW_CONN_NAIRI_DEFAULT": json.dumps({"conn_type": "nairi", "host": BASE, "password": KEY}),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    seen = json.loads(out.strip().splitlines()[-1])
+    assert seen["thread"] is not None and seen["thread"] != seen["main"]
