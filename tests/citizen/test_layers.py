@@ -4,7 +4,8 @@
 import Airflow. Among the features (operators, sensors, triggers, decorators): no sensor imports an operator,
 no trigger an operator or a sensor; a module imports of its own kind only that kind's bases (and the
 org-as-code base :mod:`~airflow_provider_nairi.operators.admin` for the org-as-code operators);
-any feature may defer to any trigger. Lazy and ``TYPE_CHECKING`` imports count too: a dependency is a dependency.
+any feature may defer to any trigger. Lazy and ``TYPE_CHECKING`` imports count too:
+a dependency is a dependency.
 """
 
 from __future__ import annotations
