@@ -20,11 +20,11 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.providers.common.compat.sdk import ObjectStoragePath, conf
+from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_nairi.client.transfer import TEMP_PREFIX, child_path, file_names
 from airflow_provider_nairi.exceptions import (
@@ -34,19 +34,20 @@ from airflow_provider_nairi.exceptions import (
     NairiXComSizeError,
 )
 from airflow_provider_nairi.idempotency import task_idempotency_key
-from airflow_provider_nairi.links import XCOM_VIDEO_URL, NairiVideoLink
+from airflow_provider_nairi.links import NairiVideoLink, publish_video_link
 from airflow_provider_nairi.operators.base import NairiBaseOperator
+from airflow_provider_nairi.options import default_deferrable
 from airflow_provider_nairi.outcomes import TIMEOUT, make_event, raise_for_event
+from airflow_provider_nairi.resources.video import KIND as VIDEO
+from airflow_provider_nairi.resources.video import check_videos
 from airflow_provider_nairi.sources import SourceItem, as_path, resolve_sources, upload_sources
 from airflow_provider_nairi.triggers.polling import WaitLog
-from airflow_provider_nairi.triggers.video import KIND as VIDEO
-from airflow_provider_nairi.triggers.video import NairiVideoTrigger, videos_event
-from airflow_provider_nairi.validation import check_flag, check_seconds
+from airflow_provider_nairi.triggers.video import NairiVideoTrigger
+from airflow_provider_nairi.validation import check_flag, check_seconds, ids_of
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_nairi.hooks.nairi import NairiHook
 
 #: Largest JSON result (in bytes) that search, recall and chat put into XCom; see the module docstring.
 XCOM_MAX_BYTES = 48 * 1024
@@ -55,29 +56,6 @@ XCOM_MAX_BYTES = 48 * 1024
 MAX_CORPUS_LIMIT = 50
 
 _CHUNK = 1 << 20
-
-
-def ids_of(values: str | Iterable[str | Mapping[str, Any]] | None, param: str) -> list[str] | None:
-    """Normalise ids given as one id, a list of ids, or the dicts another Nairi operator returned.
-
-    ``video_ids=upload_videos.output`` and ``artifact_ids=upload.output`` work as they are: every dict
-    contributes its ``"id"``.
-    """
-    if values is None:
-        return None
-    items = (
-        list(values) if isinstance(values, Iterable) and not isinstance(values, (str, Mapping)) else [values]
-    )
-    ids = []
-    for item in items:
-        value = item.get("id") if isinstance(item, Mapping) else item
-        if not isinstance(value, str) or not value:
-            raise NairiConfigurationError(
-                f"{param}: {item!r} is not an id. Give ids such as 'vid_...' / 'art_...', or the list "
-                "another Nairi operator returned (dicts with an 'id')."
-            )
-        ids.append(value)
-    return ids
 
 
 class NairiUploadArtifactsOperator(NairiBaseOperator):
@@ -388,21 +366,6 @@ class NairiChatOperator(NairiCorpusOperator):
         if not isinstance(self.message, str) or not self.message.strip():
             raise NairiConfigurationError(f"message: give a non-empty message (got {self.message!r}).")
         return self.hook.chat(self.message, video_ids=video_ids)
-
-
-def check_videos(hook: NairiHook, video_ids: list[str]) -> dict[str, Any] | None:
-    """Read each video once; return the event they end in (:func:`.videos_event`), else ``None``."""
-    return videos_event(video_ids, [hook.get_video(video_id) for video_id in video_ids])
-
-
-def publish_video_link(hook: NairiHook, context: Context, video_ids: list[str]) -> None:
-    """Push the dashboard URL of the first video as XCom (read by the "Nairi video" extra link)."""
-    context["ti"].xcom_push(key=XCOM_VIDEO_URL, value=hook.dashboard_url("videos", video_ids[0]))
-
-
-def default_deferrable() -> bool:
-    """``[operators] default_deferrable`` of the Airflow configuration (``False`` when unset)."""
-    return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
 
 
 class NairiVideoOperator(NairiBaseOperator):
