@@ -37,11 +37,11 @@ from airflow_provider_nairi.idempotency import task_idempotency_key
 from airflow_provider_nairi.links import NairiVideoLink, publish_video_link
 from airflow_provider_nairi.operators.base import NairiBaseOperator
 from airflow_provider_nairi.options import default_deferrable
-from airflow_provider_nairi.outcomes import TIMEOUT, make_event, raise_for_event
+from airflow_provider_nairi.outcomes import TIMEOUT, raise_for_event
 from airflow_provider_nairi.resources.video import KIND as VIDEO
 from airflow_provider_nairi.resources.video import check_videos
+from airflow_provider_nairi.resources.waiting import Waiter
 from airflow_provider_nairi.sources import SourceItem, as_path, resolve_sources, upload_sources
-from airflow_provider_nairi.triggers.polling import WaitLog
 from airflow_provider_nairi.triggers.video import NairiVideoTrigger
 from airflow_provider_nairi.validation import check_flag, check_seconds, ids_of
 
@@ -427,33 +427,26 @@ class NairiVideoOperator(NairiBaseOperator):
                 ),
                 method_name="execute_complete",
             )
-        deadline = time.monotonic() + self.timeout
-        wait_log = WaitLog(self.log, f"video(s) {', '.join(video_ids)}")
-        wait_log.started("on the worker", self.poll_interval)
-        while (event := self.check_quietly(video_ids)) is None:
-            wait_log.polled("processing")
-            left = deadline - time.monotonic()
-            if left <= 0:
-                event = make_event(
-                    TIMEOUT,
-                    kind=VIDEO,
-                    resource_id=", ".join(video_ids),
-                    message=f"video(s) {', '.join(video_ids)} not ready after {self.timeout:g} s",
-                )
-                break
-            time.sleep(min(self.poll_interval, left))
-        wait_log.ended(event)
-        return self.execute_complete(context, event)
+        waiter = Waiter(
+            VIDEO,
+            ", ".join(video_ids),
+            deadline=time.time() + self.timeout,
+            poll_interval=self.poll_interval,
+            log=self.log,
+            state=lambda: "processing",
+            timeout_message=self.timeout_text(video_ids),
+        )
+        return self.execute_complete(context, waiter.wait(lambda: check_videos(self.hook, video_ids)))
 
-    def check_quietly(self, video_ids: list[str]) -> dict[str, Any] | None:
-        """One poll of the wait (the client's read lines at DEBUG)."""
-        from airflow_provider_nairi.client.protocol import polling  # noqa: PLC0415 (not at DAG parse)
-
-        with polling():
-            return check_videos(self.hook, video_ids)
+    def timeout_text(self, video_ids: list[str]) -> str:
+        """What a timeout says, on the worker and deferred alike."""
+        return f"video(s) {', '.join(video_ids)} not ready after {self.timeout:g} s"
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> list[dict[str, Any]]:
         """Resume after the wait: the ready videos, or the outcome of a failure, timeout or polling error."""
+        if isinstance(event, dict) and event.get("status") == TIMEOUT:
+            video_ids = [str(video_id) for video_id in str(event.get("id")).split(", ")]
+            event = {**event, "message": self.timeout_text(video_ids)}
         ready: list[dict[str, Any]] = raise_for_event(event, final_on_failure=self.final_on_failure)[
             "resource"
         ]["videos"]

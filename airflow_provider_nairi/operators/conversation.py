@@ -35,9 +35,9 @@ from airflow_provider_nairi.resources.conversation import (
     latest_reply,
 )
 from airflow_provider_nairi.resources.lookup import resolve_agent_id
+from airflow_provider_nairi.resources.waiting import Waiter, seconds_left
 from airflow_provider_nairi.sources import upload_sources
 from airflow_provider_nairi.triggers.conversation import NairiConversationTrigger
-from airflow_provider_nairi.triggers.polling import WaitLog
 from airflow_provider_nairi.validation import check_count, check_flag, check_label, check_seconds
 
 if TYPE_CHECKING:
@@ -176,27 +176,28 @@ class NairiConversationOperator(NairiHookMixin, BaseOperator):
         )
 
     def poll_here(self, conversation: Mapping[str, Any], turn: int | None) -> dict[str, Any]:
-        """Poll on the worker until the turn ends or the deadline passes; return the event (as a trigger).
-        Logs as the trigger does (:class:`~airflow_provider_nairi.triggers.polling.WaitLog`)."""
-        from airflow_provider_nairi.client.protocol import polling  # noqa: PLC0415 (not at DAG parse)
-
-        deadline = self.deadline()
+        """Wait on the worker until the turn ends or the deadline passes; return the event (as a trigger's:
+        the same :class:`~airflow_provider_nairi.resources.waiting.Waiter`, transient errors included)."""
         conversation_id = str(conversation["id"])
-        wait_log = WaitLog(self.log, f"conversation {conversation_id}")
-        wait_log.started("on the worker", self.poll_interval)
-        while (event := conversation_event(conversation, turn)) is None:
-            wait_log.polled(str(conversation.get("status")))
-            left = None if deadline is None else deadline - time.time()
-            if left is not None and left <= 0:
-                event = make_event(
-                    TIMEOUT, kind="conversation", resource_id=conversation_id, message="deadline passed"
-                )
-                break
-            time.sleep(self.poll_interval if left is None else min(self.poll_interval, left))
-            with polling():
-                conversation = self.hook.get_conversation(conversation_id)
-        wait_log.ended(event)
-        return event
+        latest = conversation
+
+        def check() -> dict[str, Any] | None:
+            nonlocal latest
+            latest = self.hook.get_conversation(conversation_id)
+            return conversation_event(latest, turn)
+
+        waiter = Waiter(
+            "conversation",
+            conversation_id,
+            deadline=self.deadline(),
+            poll_interval=self.poll_interval,
+            max_transient_errors=self.max_transient_errors,
+            log=self.log,
+            state=lambda: str(latest.get("status")),
+            timeout_message="deadline passed",
+        )
+        first = conversation_event(conversation, turn)
+        return first if first is not None else waiter.wait(check, checked=True)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the trigger: turn its event into the XCom dict or an outcome."""
@@ -480,7 +481,8 @@ class NairiSendMessageOperator(NairiConversationSubmitOperator):
             except NairiConflictError as error:
                 if error.code != "conversation_busy":
                     raise
-                if deadline is not None and time.time() >= deadline:
+                left = seconds_left(deadline)
+                if left is not None and left <= 0:
                     self.fail_busy(conversation_id)
                 if self.deferrable:
                     self.log.info("Conversation %s is busy; waiting in the triggerer", conversation_id)
