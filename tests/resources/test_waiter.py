@@ -65,7 +65,7 @@ def run_both(script, clock, **settings):
             max_transient_errors=options.max_transient_errors,
         )
 
-        def check():
+        def check(answers=answers):
             answer = answers.pop(0)
             if isinstance(answer, Exception):
                 raise answer
