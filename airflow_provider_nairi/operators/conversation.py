@@ -21,13 +21,13 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
-from airflow.providers.common.compat.sdk import AirflowException, BaseOperator, ResumableJobMixin, conf
+from airflow.providers.common.compat.sdk import AirflowException, ResumableJobMixin, conf
 
-from airflow_provider_nairi.exceptions import NairiConflictError, NairiError, NairiNotFoundError
-from airflow_provider_nairi.hook_mixin import NairiHookMixin
+from airflow_provider_nairi.exceptions import NairiConflictError, NairiNotFoundError
 from airflow_provider_nairi.idempotency import task_idempotency_key
 from airflow_provider_nairi.links import XCOM_CONVERSATION_ID, XCOM_CONVERSATION_URL, NairiConversationLink
-from airflow_provider_nairi.outcomes import ERROR, TIMEOUT, make_event, raise_for_error, raise_for_event
+from airflow_provider_nairi.operators.base import NairiBaseOperator
+from airflow_provider_nairi.outcomes import ERROR, TIMEOUT, airflow_outcome, make_event, raise_for_event
 from airflow_provider_nairi.resources.conversation import (
     ACTIVE_STATES,
     conversation_event,
@@ -60,7 +60,7 @@ SUBMISSION_KEY = "nairi_submission"
 TRIGGER_FAIL = "__fail__"
 
 
-class NairiConversationOperator(NairiHookMixin, BaseOperator):
+class NairiConversationOperator(NairiBaseOperator):
     """Base of the conversation operators: wait for a conversation's latest turn and return its reply.
 
     .. important::
@@ -108,7 +108,6 @@ class NairiConversationOperator(NairiHookMixin, BaseOperator):
         keep_on_timeout: bool = False,
         final_on_agent_failure: bool = False,
         max_transient_errors: int = 5,
-        conn_id: str = "nairi_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -129,7 +128,6 @@ class NairiConversationOperator(NairiHookMixin, BaseOperator):
         self.keep_on_timeout = keep_on_timeout
         self.final_on_agent_failure = final_on_agent_failure
         self.max_transient_errors = max_transient_errors
-        self.conn_id = conn_id
         self.current_conversation_id: str | None = None
 
     def deadline(self) -> float | None:
@@ -199,12 +197,10 @@ class NairiConversationOperator(NairiHookMixin, BaseOperator):
         first = conversation_event(conversation, turn)
         return first if first is not None else waiter.wait(check, checked=True)
 
+    @airflow_outcome
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the trigger: turn its event into the XCom dict or an outcome."""
-        try:
-            return self.finish(context, event)
-        except NairiError as error:
-            raise_for_error(error)
+        return self.finish(context, event)
 
     def finish(self, context: Context, event: Any) -> dict[str, Any]:
         """The XCom dict of a ``success`` event; for a timeout, cancel (unless kept) then fail."""
@@ -304,11 +300,8 @@ class NairiConversationSubmitOperator(ResumableJobMixin, NairiConversationOperat
         #: The conversation as :meth:`submit_job` received it, if it did.
         self.snapshot: dict[str, Any] | None = None
 
-    def execute(self, context: Context) -> Any:
-        try:
-            return self.execute_resumable(context)
-        except NairiError as error:
-            raise_for_error(error)
+    def run(self, context: Context) -> Any:
+        return self.execute_resumable(context)
 
     def submission_number(self, context: Context) -> int | str:
         """The number of this submission; stored before the request so that a lost answer is replayed.
@@ -499,6 +492,7 @@ class NairiSendMessageOperator(NairiConversationSubmitOperator):
         self.publish(context, conversation_id)
         return {"conversation_id": conversation_id, "turn": message.get("turn"), "submission": number}
 
+    @airflow_outcome
     def send_when_idle(
         self, context: Context, event: dict[str, Any], artifact_ids: list[str], deadline: float | None
     ) -> Any:
