@@ -21,12 +21,13 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
-from airflow.providers.common.compat.sdk import AirflowException, ResumableJobMixin, conf
+from airflow.providers.common.compat.sdk import AirflowException, ResumableJobMixin
 
 from airflow_provider_nairi.exceptions import NairiConflictError, NairiNotFoundError
 from airflow_provider_nairi.idempotency import task_idempotency_key
 from airflow_provider_nairi.links import XCOM_CONVERSATION_ID, XCOM_CONVERSATION_URL, NairiConversationLink
 from airflow_provider_nairi.operators.base import NairiBaseOperator
+from airflow_provider_nairi.options import CONVERSATION_POLL_INTERVAL, resolve_deferrable
 from airflow_provider_nairi.outcomes import ERROR, TIMEOUT, airflow_outcome, make_event, raise_for_event
 from airflow_provider_nairi.resources.conversation import (
     ACTIVE_STATES,
@@ -35,10 +36,10 @@ from airflow_provider_nairi.resources.conversation import (
     latest_reply,
 )
 from airflow_provider_nairi.resources.lookup import resolve_agent_id
-from airflow_provider_nairi.resources.waiting import Waiter, seconds_left
+from airflow_provider_nairi.resources.waiting import Waiter, WaitOptions, seconds_left
 from airflow_provider_nairi.sources import upload_sources
 from airflow_provider_nairi.triggers.conversation import NairiConversationTrigger
-from airflow_provider_nairi.validation import check_count, check_flag, check_label, check_seconds
+from airflow_provider_nairi.validation import check_flag, check_label
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -102,8 +103,8 @@ class NairiConversationOperator(NairiBaseOperator):
         self,
         *,
         wait_for_reply: bool = True,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        poll_interval: float = 5.0,
+        deferrable: bool | None = None,
+        poll_interval: float = CONVERSATION_POLL_INTERVAL,
         timeout: float | None = None,
         keep_on_timeout: bool = False,
         final_on_agent_failure: bool = False,
@@ -111,18 +112,15 @@ class NairiConversationOperator(NairiBaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        check_seconds("poll_interval", poll_interval)
-        check_seconds("timeout", timeout, optional=True)
-        check_count("max_transient_errors", max_transient_errors)
+        self.wait_options = WaitOptions(poll_interval, timeout, max_transient_errors)
         for flag, value in (
             ("wait_for_reply", wait_for_reply),
-            ("deferrable", deferrable),
             ("keep_on_timeout", keep_on_timeout),
             ("final_on_agent_failure", final_on_agent_failure),
         ):
             check_flag(flag, value)
         self.wait_for_reply = wait_for_reply
-        self.deferrable = deferrable
+        self.deferrable = resolve_deferrable(deferrable)
         self.poll_interval = poll_interval
         self.timeout = timeout
         self.keep_on_timeout = keep_on_timeout
@@ -132,7 +130,7 @@ class NairiConversationOperator(NairiBaseOperator):
 
     def deadline(self) -> float | None:
         """``timeout`` seconds from now, as epoch seconds, or ``None``."""
-        return None if self.timeout is None else time.time() + self.timeout
+        return self.wait_options.deadline()
 
     def publish(self, context: Context, conversation_id: str) -> str:
         """Remember the conversation (for :meth:`on_kill`), push its id and URL as XCom; return the URL."""

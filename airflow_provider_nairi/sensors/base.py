@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_nairi.hook_mixin import NairiHookMixin
-from airflow_provider_nairi.options import default_deferrable
+from airflow_provider_nairi.options import CONVERSATION_POLL_INTERVAL, resolve_deferrable
 from airflow_provider_nairi.outcomes import airflow_outcome, raise_for_event
-from airflow_provider_nairi.validation import check_count, check_flag, check_seconds, check_sensor_timing
+from airflow_provider_nairi.resources.waiting import WaitOptions
+from airflow_provider_nairi.validation import check_seconds, check_sensor_timing
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -31,7 +32,8 @@ class NairiBaseSensor(NairiHookMixin, BaseSensorOperator):
     Subclasses implement :meth:`read_event` (one read: an event, or ``None`` while the work runs),
     :meth:`result` (the XCom value of a ``success`` event) and :meth:`trigger`.
 
-    :param poll_interval: seconds between two reads (Airflow's ``poke_interval``, of which it is an alias).
+    :param poll_interval: seconds between two reads (an alias of Airflow's ``poke_interval``); ``None``: the
+        resource's (:attr:`default_poll_interval`: conversation 5, video 30).
     :param deferrable: wait in the triggerer. Default: ``[operators] default_deferrable``, read when the task
         is built.
     :param max_transient_errors: transient API errors tolerated in a row by the trigger (deferrable only: a
@@ -41,6 +43,8 @@ class NairiBaseSensor(NairiHookMixin, BaseSensorOperator):
 
     #: A ``failed`` remote work fails the task without Airflow retries.
     final_on_failure: bool = False
+    #: ``poll_interval`` when neither it nor ``poke_interval`` is given: the resource's.
+    default_poll_interval: ClassVar[float] = CONVERSATION_POLL_INTERVAL
 
     def __init__(
         self,
@@ -56,10 +60,11 @@ class NairiBaseSensor(NairiHookMixin, BaseSensorOperator):
             if "poke_interval" in kwargs and kwargs["poke_interval"] != poll_interval:
                 raise ValueError("poll_interval is an alias of poke_interval: give one of them.")
             kwargs["poke_interval"] = poll_interval
+        kwargs.setdefault("poke_interval", self.default_poll_interval)
         check_sensor_timing(kwargs)
         super().__init__(**kwargs)
-        check_count("max_transient_errors", max_transient_errors)
-        self.deferrable = default_deferrable() if deferrable is None else check_flag("deferrable", deferrable)
+        WaitOptions(float(self.poke_interval), None, max_transient_errors)
+        self.deferrable = resolve_deferrable(deferrable)
         self.max_transient_errors = max_transient_errors
         self.conn_id = conn_id
 

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_nairi.exceptions import NairiConfigurationError
 from airflow_provider_nairi.links import NairiVideoLink, publish_video_link
+from airflow_provider_nairi.options import VIDEO_POLL_INTERVAL
 from airflow_provider_nairi.resources.video import check_videos
 from airflow_provider_nairi.sensors.base import NairiBaseSensor
 from airflow_provider_nairi.triggers.video import NairiVideoTrigger
@@ -31,15 +32,10 @@ class NairiVideoReadySensor(NairiBaseSensor):
     template_fields = ("video_ids",)
     operator_extra_links = (NairiVideoLink(),)
     final_on_failure = True
+    default_poll_interval = VIDEO_POLL_INTERVAL
 
-    def __init__(
-        self,
-        *,
-        video_ids: str | list[str] | list[dict[str, Any]],
-        poll_interval: float = 60.0,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(poll_interval=poll_interval, **kwargs)
+    def __init__(self, *, video_ids: str | list[str] | list[dict[str, Any]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.video_ids = video_ids
 
     def _video_ids(self) -> list[str]:
