@@ -26,7 +26,7 @@ from airflow_provider_nairi.client.config import (
     RELABELING,
     ClientConfig,
 )
-from airflow_provider_nairi.client.protocol import DEFAULT_PAGE_SIZE, RateLimit
+from airflow_provider_nairi.client.protocol import DEFAULT_PAGE_SIZE, RateLimit, Shape
 from airflow_provider_nairi.client.sync import NairiClient
 from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiError
 
@@ -112,8 +112,11 @@ class NairiHook(_NairiConnectionHook, NairiApi):
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         idempotency_key: str | None = None,
+        expect: Shape | None = None,
     ) -> Any:
-        return self.client.request(method, path, params=params, json=json, idempotency_key=idempotency_key)
+        return self.client.request(
+            method, path, params=params, json=json, idempotency_key=idempotency_key, expect=expect
+        )
 
     def paginate(
         self, path: str, params: Mapping[str, Any] | None = None, page_size: int = DEFAULT_PAGE_SIZE
@@ -251,6 +254,11 @@ class NairiAsyncHook(_NairiConnectionHook):
         retried): no such video in this org.
         """
         return await (await self.get_async_client()).get_video(video_id)  # type: ignore[no-any-return]
+
+    @property
+    def last_answer(self) -> tuple[str, str, str | None] | None:
+        """``(method, path, request id)`` of the latest answer the client read; None before the first."""
+        return self._client.last_answer if self._client is not None else None
 
     async def close(self) -> None:
         """Give back the event loop's shared aiohttp session if a client was built; call it in ``finally``.
