@@ -236,13 +236,17 @@ def request_id_of(config: ClientConfig, headers: Mapping[str, str], body: Any = 
     return echoed(config, headers.get("X-Request-Id"))
 
 
+#: Most bytes one decompression step makes: the cap is checked after each, so inflating never holds much more.
+_INFLATE_STEP = 1 << 20
+
+
 class AnswerBody:
     """The bytes of one JSON answer, decoded (``gzip``, ``deflate``) and counted while they arrive.
 
-    Both clients read the raw (still compressed) body chunk by chunk into :meth:`feed`; decoding inflates at
-    most ``max_answer_bytes`` + 1 bytes at a time, so a small gzip that inflates to gigabytes stops at the
-    cap with :class:`~airflow_provider_nairi.exceptions.NairiAnswerTooLargeError` (so does a
-    ``Content-Length`` above the cap, before any byte is read). Another ``Content-Encoding`` (the clients
+    Both clients read the raw (still compressed) body chunk by chunk into :meth:`feed`; decoding inflates
+    1 MiB at a time (never past ``max_answer_bytes`` + 1), so a small gzip that inflates to gigabytes
+    stops at the cap with :class:`~airflow_provider_nairi.exceptions.NairiAnswerTooLargeError` (so does
+    a ``Content-Length`` above the cap, before any byte is read). Another ``Content-Encoding`` (the clients
     ask for gzip and deflate only) or a corrupt or truncated compressed body is a malformed answer.
     """
 
@@ -304,7 +308,7 @@ class AnswerBody:
             self._decoder = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
         try:
             while data:
-                self._add(self._decoder.decompress(data, self._cap - self.size + 1))
+                self._add(self._decoder.decompress(data, min(self._cap - self.size + 1, _INFLATE_STEP)))
                 data = self._decoder.unconsumed_tail
                 if self._decoder.eof and self._decoder.unused_data:  # another gzip member follows
                     data = self._decoder.unused_data
