@@ -655,8 +655,8 @@ class PageCursor:
             )
         if has_more and items == self._previous:
             raise NairiServerError(
-                f"the server sent the same page again for offset {start} and claims more: it ignores offset; "
-                "stopping instead of looping for ever.",
+                f"the server repeats the previous page for offset {start} and claims more: it ignores "
+                "offset; stopping instead of looping for ever.",
                 code="malformed_pagination",
                 **context,
             )

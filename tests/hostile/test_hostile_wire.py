@@ -256,7 +256,7 @@ async def test_a_page_repeated_without_ids_and_has_more_ends_with_what_the_serve
     stuck = page_script(lambda offset: ([{"text": "same"}] * 3, {"has_more": True}))
     with HostileServer(stuck) as server:
         with pytest.raises(
-            NairiServerError, match=r"sent the same page again for offset 3 .* ignores offset"
+            NairiServerError, match=r"repeats the previous page for offset 3 .* ignores offset"
         ):
             await list_all(flavour, server)
         assert len(server.requests) == 2

@@ -281,7 +281,7 @@ CATALOGUE = [
         with_connection(read_timeout=-1),
         Fail,
         NairiConfigurationError,
-        r"read_timeout.*>= 0",
+        r"read_timeout.*expected a number > 0",
     ),
     Case(
         "unknown auth header",
