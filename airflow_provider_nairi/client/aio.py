@@ -302,9 +302,12 @@ class AsyncNairiClient:
                 answer = AnswerBody(
                     self.config, response.headers, status=response.status, method=method, path=path
                 )
-                while chunk := await response.content.readany():
-                    answer.feed(chunk)
-                body = answer.body()
+                if answer.announced is not None:  # plain, its length known and within the cap
+                    body = await response.read()
+                else:
+                    while chunk := await response.content.readany():
+                        answer.feed(chunk)
+                    body = answer.body()
         except (aiohttp.ClientSSLError, aiohttp.ServerFingerprintMismatch) as exc:
             raise transport_error(self.config, exc, method=method, path=path, tls=True) from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError) as exc:

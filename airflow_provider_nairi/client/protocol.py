@@ -250,7 +250,7 @@ class AnswerBody:
     ask for gzip and deflate only) or a corrupt or truncated compressed body is a malformed answer.
     """
 
-    __slots__ = ("_cap", "_chunks", "_context", "_decoder", "_encoding", "size")
+    __slots__ = ("_cap", "_chunks", "_context", "_decoder", "_encoding", "announced", "size")
 
     def __init__(
         self,
@@ -276,9 +276,13 @@ class AnswerBody:
                 code="malformed_answer",
                 **self._context,
             )
-        announced = _header_number(headers.get("Content-Length"))
-        if self._decoder is None and self._encoding == "identity" and announced is not None:
-            self._check_size(int(announced))
+        #: The size of a plain (not compressed) body that announced its length, checked against the cap: a
+        #: client may read such a body in one go (it cannot grow past what was announced).
+        self.announced: int | None = None
+        length = _header_number(headers.get("Content-Length"))
+        if self._encoding == "identity" and length is not None:
+            self._check_size(int(length))
+            self.announced = int(length)
 
     def _check_size(self, size: int) -> None:
         if size > self._cap:
