@@ -70,6 +70,11 @@ class HostileServer:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def connections(self) -> int:
+        """How many connections clients opened to it so far."""
+        return len(self._connections)
+
+    @property
     def base_url(self) -> str:
         return f"{self.url}/api/public/v1"
 

@@ -350,3 +350,20 @@ async def test_redirect_refusals_say_what_the_redirect_changes(flavour, case):
     assert error.code == "redirect_refused"
     assert words in str(error)
     assert ("another host" in str(error)) is (case == "host")
+
+
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
+async def test_reading_answers_under_the_cap_keeps_the_connection_alive(flavour, encoding):
+    body = gzipped(envelope({"id": "v1"})) if encoding == "gzip" else envelope({"id": "v1"})
+    with HostileServer(answer(200, body, {"Content-Encoding": encoding})) as server:
+        if flavour == "sync":
+            with sync_client(server) as client:
+                results = [client.get_video("v1") for _ in range(5)]
+        else:
+            client = async_client(server)
+            try:
+                results = [await client.get_video("v1") for _ in range(5)]
+            finally:
+                await client.close()
+        connections = server.connections
+    assert results == [{"id": "v1"}] * 5 and connections == 1
