@@ -6,7 +6,8 @@ import json
 from unittest import mock
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, Connection
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+from airflow_connections import connection_env_json
 
 from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiServerError, NairiValidationError
 from airflow_provider_nairi.idempotency import task_idempotency_key
@@ -24,10 +25,8 @@ TEMPLATED = "tpl-secret-0b8d"
 
 @pytest.fixture(autouse=True)
 def airflow_sources(monkeypatch):
-    conn = Connection(
-        conn_id="db", conn_type="postgres", login="etl", password=DB_PASSWORD, extra='{"k": "x-extra"}'
-    )
-    monkeypatch.setenv("AIRFLOW_CONN_DB", conn.as_json())
+    conn = connection_env_json("postgres", login="etl", password=DB_PASSWORD, extra='{"k": "x-extra"}')
+    monkeypatch.setenv("AIRFLOW_CONN_DB", conn)
     monkeypatch.setenv("AIRFLOW_VAR_API_TOKEN", API_TOKEN)
 
 
