@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from unittest import mock
 
 import pytest
+from airflow import __version__ as airflow_version
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 from airflow_connections import connection_env_json
 
@@ -133,7 +135,6 @@ def test_sources_resolve_at_execute_time(run, org, context, source, expected):
 @pytest.mark.parametrize(
     ("secrets", "message"),
     [
-        ({"S": FromVariable("missing")}, r"^Nairi: secrets\['S'\]: Variable 'missing' is not set\.$"),
         ({"S": FromConnection("db", "schema")}, r"^Nairi: secrets\['S'\]: connection 'db' has no schema\.$"),
         ({"S": FromConnection("db", "uri")}, r"^Nairi: secrets\['S'\]: field 'uri' is not one of"),
         ({"S": {"conn": "db"}}, r"^Nairi: secrets\['S'\]: give a string, FromConnection"),
@@ -142,6 +143,33 @@ def test_sources_resolve_at_execute_time(run, org, context, source, expected):
 def test_bad_declarations_fail_before_any_request(run, hook, secrets, message):
     with pytest.raises(AirflowFailException, match=message):
         run(vault_op(secrets))
+    assert hook.mock_calls == []
+
+
+@pytest.fixture
+def task_supervisor(monkeypatch):
+    """On Airflow 3.0 the Task SDK asks the task's supervisor for a Variable no secrets backend has; outside a
+    task (here) there is none. Stand in with what the real one answers for an unknown key (3.1+: no need)."""
+    if not airflow_version.startswith("3.0."):
+        return
+    from airflow.sdk.exceptions import ErrorType  # noqa: PLC0415 (Airflow 3 only)
+    from airflow.sdk.execution_time import task_runner  # noqa: PLC0415
+    from airflow.sdk.execution_time.comms import ErrorResponse  # noqa: PLC0415
+
+    def send(request):
+        return ErrorResponse(error=ErrorType.VARIABLE_NOT_FOUND, detail={"key": request.key})
+
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", SimpleNamespace(send=send), raising=False)
+
+
+@pytest.mark.usefixtures("task_supervisor")
+def test_a_missing_variable_fails_before_any_request(run, hook):
+    """Apart from the other bad declarations: on Airflow 3.0 a task supervisor answers the look-up (and would
+    answer connection look-ups too)."""
+    with pytest.raises(
+        AirflowFailException, match=r"^Nairi: secrets\['S'\]: Variable 'missing' is not set\.$"
+    ):
+        run(vault_op({"S": FromVariable("missing")}))
     assert hook.mock_calls == []
 
 
