@@ -187,10 +187,11 @@ class NairiHook(_NairiConnectionHook, NairiApi):
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """The extras as form fields (Airflow 2.11; Airflow 3.2+ reads ``conn-fields`` from provider info)."""
-        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget  # noqa: PLC0415 (Airflow 2.11 web server only)
-        from flask_babel import lazy_gettext  # noqa: PLC0415 (Airflow 2.11 web server only)
-        from wtforms import BooleanField, StringField  # noqa: PLC0415 (Airflow 2.11 web server only)
+        """The extras as form fields: Airflow 2.11's form, and the UI form of 3.0 (with the FAB provider
+        installed) and 3.1, which run this with stand-ins for FAB. Airflow 3.2+ reads ``conn-fields``."""
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget  # noqa: PLC0415 (building the form only)
+        from flask_babel import lazy_gettext  # noqa: PLC0415 (building the form only)
+        from wtforms import BooleanField, StringField  # noqa: PLC0415 (building the form only)
 
         widgets: dict[str, Any] = {}
         for spec in EXTRA_FIELDS:
@@ -204,7 +205,7 @@ class NairiHook(_NairiConnectionHook, NairiApi):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Hidden, relabelled and placeholder fields of the form (Airflow 2.11)."""
+        """Hidden, relabelled and placeholder fields of the form (Airflow 2.11 to 3.1)."""
         return {"hidden_fields": HIDDEN_FIELDS, "relabeling": RELABELING, "placeholders": PLACEHOLDERS}
 
 
