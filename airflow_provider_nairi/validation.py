@@ -2,23 +2,31 @@
 
 Every check raises :class:`~airflow_provider_nairi.exceptions.NairiConfigurationError` whose text names
 the parameter, shows the rejected value (never a secret value: these checks only ever see names, cron
-expressions and time zones) and says how to fix it. ``outcomes.py`` turns that error into a failed task
-with no retries.
+expressions, time zones, numbers and flags) and says how to fix it. ``outcomes.py`` turns that error into a
+failed task with no retries. The number and flag checks (:func:`check_seconds`, :func:`check_count`,
+:func:`check_flag`) raise its subclass :class:`~airflow_provider_nairi.exceptions.NairiParameterError`
+(also a ``ValueError``): operators, sensors and triggers call them in ``__init__``, so a wrong value is
+refused while the DAG file is parsed.
 
 Pure: imports no Airflow (croniter ships with Airflow but is a plain library).
 """
 
 from __future__ import annotations
 
+import math
 import re
 import zoneinfo
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from typing import TypeVar
 
 from croniter import croniter
 
-from airflow_provider_nairi.exceptions import NairiConfigurationError
+from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiParameterError
 
 #: The contract's pattern for secret and env var names (they appear in URL paths).
+T = TypeVar("T")
+
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
@@ -83,3 +91,47 @@ def check_exactly_one(**params: object) -> str:
         found = f"got {', '.join(given)}" if given else "got neither"
         raise NairiConfigurationError(f"Give exactly one of {names} ({found}).")
     return given[0]
+
+
+def _is_number(value: object) -> bool:
+    """An ``int`` or ``float`` (``bool`` excluded: ``True`` seconds is a mistake, not 1 s) that is finite."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_seconds(param: str, value: T, *, optional: bool = False) -> T:
+    """Return ``value`` if it is a positive, finite number of seconds (or ``None`` when ``optional``).
+
+    Refused: ``0`` and negatives (a poll every 0 s is a busy loop, a 0 s timeout ends before it starts),
+    ``nan`` (every comparison with it is false, so a deadline built from it never passes), ``inf`` (a
+    deadline that never passes, and not JSON for a trigger's kwargs), booleans and strings.
+    """
+    if (optional and value is None) or (_is_number(value) and value > 0):  # type: ignore[operator]
+        return value
+    raise NairiParameterError(
+        f"{param} must be positive and finite: a number of seconds such as 30"
+        f"{' or None' if optional else ''} (got {value!r})."
+    )
+
+
+def check_sensor_timing(kwargs: Mapping[str, object]) -> None:
+    """Check ``poke_interval`` and ``timeout`` among a sensor's keyword arguments, before
+    ``BaseSensorOperator`` sees them (it lets ``nan`` and ``inf`` through or fails on them with a bare
+    ``OverflowError``). A ``timedelta`` is checked by its seconds."""
+    for param in ("poke_interval", "timeout"):
+        if param in kwargs:
+            value = kwargs[param]
+            check_seconds(param, value.total_seconds() if isinstance(value, timedelta) else value)
+
+
+def check_count(param: str, value: object) -> int:
+    """Return ``value`` if it is a whole number, 0 or more (``max_transient_errors``)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise NairiParameterError(f"{param} must be a whole number, 0 or more (got {value!r}).")
+
+
+def check_flag(param: str, value: object) -> bool:
+    """Return ``value`` if it is ``True`` or ``False`` (the string ``"false"`` would count as true)."""
+    if isinstance(value, bool):
+        return value
+    raise NairiParameterError(f"{param} must be True or False (got {value!r}).")

@@ -83,14 +83,25 @@ class NairiApi(ABC):
         """
 
     @abstractmethod
-    def download(self, path: str, destination: Destination, *, expected_sha256: str | None = None) -> int:
+    def download(
+        self,
+        path: str,
+        destination: Destination,
+        *,
+        expected_sha256: str | None = None,
+        expected_size: int | None = None,
+    ) -> int:
         """Stream the raw bytes of ``path`` to ``destination`` (a path or a binary file object); return the
         number of bytes.
 
         A path is written to a temporary file beside it, renamed over it only once verified, removed on
-        failure. After a broken connection the rest is asked for with ``Range`` (a 206 continues, a 200
-        restarts). The sha256 of all bytes is checked against ``ETag`` and ``expected_sha256``: a mismatch
-        raises ``NairiChecksumError`` (retryable by Airflow). Retried on 429, 5xx and connection errors
+        failure. After a broken connection the rest is asked for with ``Range``: a 206 continues only when
+        its ``Content-Range`` starts at the byte asked for and announces the same file size (anything else
+        restarts from zero on the next try); a 200 restarts. The byte count must equal the size announced
+        (``expected_size``, ``Content-Length``, the ``Content-Range`` total): a body that ends early is
+        resumed, a longer one or sizes that disagree raise ``NairiServerError`` (``size_mismatch``). The
+        sha256 of all bytes is checked against ``ETag`` and ``expected_sha256``: a mismatch raises
+        ``NairiChecksumError`` (retryable by Airflow). Retried on 429, 5xx and connection errors
         (``docs/errors-and-retries.md``).
         """
 
@@ -321,19 +332,29 @@ class NairiApi(ABC):
         self.request("DELETE", f"/artifacts/{segment(artifact_id)}")
 
     def download_artifact(
-        self, artifact_id: str, destination: Destination, *, expected_sha256: str | None = None
+        self,
+        artifact_id: str,
+        destination: Destination,
+        *,
+        expected_sha256: str | None = None,
+        expected_size: int | None = None,
     ) -> int:
         """Stream an artifact's bytes to ``destination``; return the number of bytes written.
 
         A path is written to a temporary file beside it and renamed over it only after the sha256 matched
         (removed on failure: never a partial file); a binary file object is written in place. After a
-        broken connection the rest is asked for with ``Range`` (a 206 continues, a 200 restarts). The
-        sha256 is checked against ``ETag`` and ``expected_sha256``, else ``NairiChecksumError`` (retryable
-        by Airflow). Scope ``read``. Retried on 429, 5xx and connection errors
-        (``docs/errors-and-retries.md``). 404: no such artifact.
+        broken connection the rest is asked for with ``Range`` (a 206 continues only from the byte asked
+        for, with the same total; a 200 restarts). The byte count must match ``expected_size`` (the
+        artifact's ``size_bytes``) and what the answer announced, else ``NairiServerError``
+        (``size_mismatch``). The sha256 is checked against ``ETag`` and ``expected_sha256``, else
+        ``NairiChecksumError`` (retryable by Airflow). Scope ``read``. Retried on 429, 5xx and connection
+        errors (``docs/errors-and-retries.md``). 404: no such artifact.
         """
         return self.download(
-            f"/artifacts/{segment(artifact_id)}/content", destination, expected_sha256=expected_sha256
+            f"/artifacts/{segment(artifact_id)}/content",
+            destination,
+            expected_sha256=expected_sha256,
+            expected_size=expected_size,
         )
 
     # -- vaults ----------------------------------------------------------------------------------------------

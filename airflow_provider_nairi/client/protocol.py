@@ -15,7 +15,9 @@ import logging
 import time
 import uuid
 import zlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal, TypeVar
@@ -115,8 +117,18 @@ def request_headers(config: ClientConfig, method: str, idempotency_key: str | No
 
 
 def segment(value: str) -> str:
-    """One path segment, escaped: an id or a name never changes the shape of the path."""
-    return quote(str(value), safe="")
+    """One path segment, escaped: an id or a name never changes the shape of the path.
+
+    ``""``, ``.`` and ``..`` (also when a server sent them) raise ``NairiConfigurationError``: escaping
+    leaves them as they are, and HTTP libraries resolve them (``/secrets/..`` would address the vault).
+    """
+    text = str(value)
+    if text in ("", ".", ".."):
+        raise NairiConfigurationError(
+            f"{text!r} cannot be an id or a name in an API path: it would address another resource.",
+            code="invalid_path",
+        )
+    return quote(text, safe="")
 
 
 def api_url(config: ClientConfig, path: str) -> str:
@@ -696,15 +708,36 @@ class PageCursor:
 # -- logging -------------------------------------------------------------------------------------------------
 
 
+#: Level of the line of a successful read; a wait lowers it to DEBUG while it polls (:func:`polling`).
+_READ_LOG_LEVEL: ContextVar[int] = ContextVar("nairi_read_log_level", default=logging.INFO)
+
+
+@contextmanager
+def polling() -> Iterator[None]:
+    """Within it (this thread or asyncio task only), a successful read logs its answer line at DEBUG: a wait
+    that polls every few seconds would otherwise log hundreds of identical lines an hour; its own lines say
+    what changed (``WaitLog`` in ``triggers/polling.py``)."""
+    token = _READ_LOG_LEVEL.set(logging.DEBUG)
+    try:
+        yield
+    finally:
+        _READ_LOG_LEVEL.reset(token)
+
+
 def log_answer(
     config: ClientConfig, method: str, path: str, status: int, *, started: float, headers: Mapping[str, str]
 ) -> None:
-    """One INFO line per answer: call, status, time, request id (redacted, bounded). Never a body, never a
-    request header."""
-    if not log.isEnabledFor(logging.INFO):
+    """One line per answer: call, status, time, request id (redacted, bounded). Never a body, never a request
+    header.
+
+    INFO, except a successful read (``GET``) inside :func:`polling`: DEBUG."""
+    read = method in ("GET", "HEAD") and status < 400
+    level = _READ_LOG_LEVEL.get() if read else logging.INFO
+    if not log.isEnabledFor(level):
         return
-    log.info(
-        "Nairi %s %s -> %d in %.0f ms [%s]%s",
+    log.log(
+        level,
+        "Nairi %s %s -> %d in %.0f ms (request id %s)%s",
         method,
         path,
         status,

@@ -51,6 +51,7 @@ from airflow_provider_nairi.client.protocol import (
 from airflow_provider_nairi.client.transfer import (
     CHUNK_SIZE,
     MultipartBody,
+    body_position,
     download_target,
     etag_sha256,
     verify_sha256,
@@ -87,11 +88,23 @@ def new_session(config: ClientConfig) -> requests.Session:
 
 @dataclass
 class _Progress:
-    """How far one download got: bytes written, their running sha256, the ETag first announced."""
+    """How far one download got: bytes written, their running sha256, the ETag and file size announced
+    (``expected_size``: what the caller announced, kept across a restart)."""
 
+    expected_size: int | None = None
     written: int = 0
     digest: Any = field(default_factory=hashlib.sha256)
     etag: str | None = None
+    size: int | None = None
+
+    def __post_init__(self) -> None:
+        self.size = self.expected_size
+
+    def restart(self, file: Any, start: int) -> None:
+        """Forget what was written (``file`` back to ``start``): the next try asks for the whole file."""
+        file.seek(start)
+        file.truncate()
+        self.written, self.digest, self.etag, self.size = 0, hashlib.sha256(), None, self.expected_size
 
 
 class NairiClient(NairiApi):
@@ -167,9 +180,16 @@ class NairiClient(NairiApi):
             expect="object",
         ).data
 
-    def download(self, path: str, destination: Destination, *, expected_sha256: str | None = None) -> int:
+    def download(
+        self,
+        path: str,
+        destination: Destination,
+        *,
+        expected_sha256: str | None = None,
+        expected_size: int | None = None,
+    ) -> int:
         with download_target(destination) as file:
-            return self._download_into(path, file, expected_sha256)
+            return self._download_into(path, file, expected_sha256, expected_size)
 
     # -- internals -------------------------------------------------------------------------------------------
 
@@ -289,13 +309,16 @@ class NairiClient(NairiApi):
             response.close()
             raise
 
-    def _download_into(self, path: str, file: Any, expected_sha256: str | None) -> int:
+    def _download_into(
+        self, path: str, file: Any, expected_sha256: str | None, expected_size: int | None
+    ) -> int:
         """Stream into ``file``; after a broken connection, ask for the rest with ``Range`` (retry rules
         apply)."""
         start = file.tell() if file.seekable() else 0
-        state = _Progress()
+        state = _Progress(expected_size)
         headers = request_headers(self.config, "GET", None)
         headers["Accept"] = "*/*"
+        headers["Accept-Encoding"] = "identity"  # byte counts and ranges are those of the file itself
         call_with_retries(
             self.config, lambda: self._download_once(path, file, start, headers, state), self._sleep
         )
@@ -305,8 +328,8 @@ class NairiClient(NairiApi):
     def _download_once(
         self, path: str, file: Any, start: int, headers: dict[str, str], state: _Progress
     ) -> None:
-        written = state.written
-        range_headers = {**headers, "Range": f"bytes={written}-"} if written else headers
+        asked = state.written
+        range_headers = {**headers, "Range": f"bytes={asked}-"} if asked else headers
         response, deadline = self._exchange("GET", path, range_headers)
         with response:
             if response.status_code >= 300:
@@ -318,7 +341,15 @@ class NairiClient(NairiApi):
                     method="GET",
                     path=path,
                 )
-            if written and response.status_code != 206:
+            try:
+                offset, size = body_position(
+                    response.status_code, response.headers, asked, state.size, path=path
+                )
+            except NairiServerError:
+                if file.seekable():  # the next try starts from zero
+                    state.restart(file, start)
+                raise
+            if offset != asked:
                 # The server sent the whole file again: start over.
                 if not file.seekable():
                     raise NairiServerError(
@@ -327,12 +358,20 @@ class NairiClient(NairiApi):
                         method="GET",
                         path=path,
                     )
-                file.seek(start)
-                file.truncate()
-                state.written, state.digest = 0, hashlib.sha256()
+                state.restart(file, start)
+            state.size = size
             state.etag = state.etag or etag_sha256(response.headers.get("ETag"))
             try:
                 for chunk in response.iter_content(CHUNK_SIZE):
+                    if state.size is not None and state.written + len(chunk) > state.size:
+                        if file.seekable():
+                            state.restart(file, start)
+                        raise NairiServerError(
+                            f"the body is longer than the {state.size} bytes announced.",
+                            code="size_mismatch",
+                            method="GET",
+                            path=path,
+                        )
                     file.write(chunk)
                     state.digest.update(chunk)
                     state.written += len(chunk)
@@ -340,3 +379,11 @@ class NairiClient(NairiApi):
                 error: NairiConnectionError = transport_error(self.config, exc, method="GET", path=path)
                 log.warning("Nairi download broke after %d bytes; resuming with Range.", state.written)
                 raise error from None
+            if state.size is not None and state.written < state.size:
+                log.warning("Nairi download ended after %d of %d bytes; resuming.", state.written, state.size)
+                raise NairiServerError(
+                    f"the body ended after {state.written} of the {state.size} bytes announced.",
+                    code="incomplete_body",
+                    method="GET",
+                    path=path,
+                )

@@ -20,21 +20,23 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import ObjectStoragePath, conf
 
-from airflow_provider_nairi.exceptions import NairiConfigurationError
+from airflow_provider_nairi.client.transfer import TEMP_PREFIX, child_path, file_names
+from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiServerError
 from airflow_provider_nairi.idempotency import task_idempotency_key
 from airflow_provider_nairi.links import XCOM_VIDEO_URL, NairiVideoLink
 from airflow_provider_nairi.operators.base import NairiBaseOperator
 from airflow_provider_nairi.outcomes import TIMEOUT, make_event, raise_for_event
 from airflow_provider_nairi.sources import SourceItem, as_path, resolve_sources, upload_sources
+from airflow_provider_nairi.triggers.polling import WaitLog
 from airflow_provider_nairi.triggers.video import KIND as VIDEO
 from airflow_provider_nairi.triggers.video import NairiVideoTrigger, videos_event
+from airflow_provider_nairi.validation import check_flag, check_seconds
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -116,37 +118,53 @@ def _sha256_of(path: Path | ObjectStoragePath) -> str:
     return digest.hexdigest()
 
 
-def _safe_name(artifact: Mapping[str, Any]) -> str:
-    """The artifact's name reduced to a plain file name (no directories, no ``..``), else its id."""
-    name = PurePosixPath(str(artifact.get("name") or "").replace("\\", "/")).name
-    return name if name not in ("", ".", "..") else str(artifact["id"])
+def _artifact(answer: Any) -> dict[str, Any]:
+    """An artifact the API returned, checked to be an object with a non-empty string ``id``."""
+    if not isinstance(answer, Mapping) or not isinstance(answer.get("id"), str) or not answer["id"]:
+        raise NairiServerError(
+            f"an artifact came back as a {type(answer).__name__} without a string id: it cannot be fetched.",
+            code="malformed_answer",
+        )
+    return dict(answer)
 
 
 def target_names(artifacts: Sequence[Mapping[str, Any]]) -> list[str]:
-    """File names for ``artifacts``: their names, made unique by prefixing ``<id>-`` where two share one."""
-    names = [_safe_name(artifact) for artifact in artifacts]
-    counts = Counter(names)
-    return [
-        f"{artifact['id']}-{name}" if counts[name] > 1 else name
-        for artifact, name in zip(artifacts, names, strict=True)
-    ]
+    """Distinct, safe file names for ``artifacts``, in order (:func:`~.transfer.file_names`): each name
+    reduced to one plain path component, ``<id>-`` prefixed where two share one."""
+    return file_names([(artifact.get("name"), artifact.get("id")) for artifact in artifacts])
+
+
+def _announced_size(artifact: Mapping[str, Any]) -> int | None:
+    """The artifact's ``size_bytes`` when it is a whole number of bytes, ``None`` when absent; anything
+    else is a malformed answer."""
+    size = artifact.get("size_bytes")
+    if size is None or (isinstance(size, int) and not isinstance(size, bool) and size >= 0):
+        return size
+    raise NairiServerError(
+        f"artifact {artifact['id']} announces size_bytes {str(size)[:40]!r}, not a number of bytes.",
+        code="malformed_answer",
+    )
 
 
 class NairiDownloadArtifactsOperator(NairiBaseOperator):
     """Download a conversation's artifacts (or the listed ones) into a folder or object storage.
 
     Give ``conversation_id`` or ``artifact_ids`` (exactly one). Each artifact is written as
-    ``<destination>/<name>``; the name is reduced to a plain file name (an agent cannot write outside the
-    destination), and where two artifacts share a name both are written as ``<id>-<name>``.
+    ``<destination>/<name>``, whatever the server sends: the name is reduced to one plain file name (its
+    last path part; control characters become ``_``; cut to 255 bytes keeping the extension; the artifact
+    id when nothing usable is left, e.g. ``..``), the path is checked to be inside the destination before
+    anything is written, and where two artifacts share a name both are written as ``<id>-<name>`` (the full
+    rule: ``docs/content.md``). So an agent cannot write outside the destination, no two artifacts land on
+    one file, and no name stops the others from downloading.
 
     - Nothing is overwritten unless ``overwrite=True``: before the first byte is downloaded, every target is
       checked; an existing file that already holds the artifact's exact bytes (same sha256) is kept as it is
       (so a retry after a partial run goes on where it stopped); any other existing file fails the task,
       naming it.
-    - Each download is streamed to a temporary name next to the target (``<name>.partial`` in object
-      storage) and renamed when complete and verified, so a target never holds a partial file. The hook
-      resumes a broken transfer with ``Range`` and verifies the sha256 the API announced; a mismatch fails
-      the try and Airflow's retries apply.
+    - Each download is streamed to a temporary name next to the target (``.nairi-...``) and renamed when
+      complete and verified, so a target never holds a partial file. The hook resumes a broken transfer
+      with ``Range`` (checking the ``Content-Range``), checks the byte count against ``size_bytes`` and
+      verifies the sha256 the API announced; a mismatch fails the try and Airflow's retries apply.
 
     Returns (XCom) the written paths (local paths, or URIs for object storage), in the API's order.
 
@@ -174,6 +192,7 @@ class NairiDownloadArtifactsOperator(NairiBaseOperator):
         super().__init__(**kwargs)
         if created_by not in (None, "agent", "user"):
             raise ValueError(f"created_by: {created_by!r} is not 'agent', 'user' or None.")
+        check_flag("overwrite", overwrite)
         self.destination = destination
         self.conversation_id = conversation_id
         self.artifact_ids = artifact_ids
@@ -187,10 +206,12 @@ class NairiDownloadArtifactsOperator(NairiBaseOperator):
                 "Give exactly one of conversation_id or artifact_ids "
                 f"(got {'both' if ids is not None else 'neither'})."
             )
-        if ids is not None:
-            artifacts = [self.hook.get_artifact(artifact_id) for artifact_id in ids]
+        if ids is not None:  # the id asked for is the one downloaded, whatever the answer says
+            artifacts = [
+                {**_artifact(self.hook.get_artifact(artifact_id)), "id": artifact_id} for artifact_id in ids
+            ]
         else:
-            artifacts = list(self.hook.list_artifacts(conversation_id=self.conversation_id))
+            artifacts = [_artifact(a) for a in self.hook.list_artifacts(conversation_id=self.conversation_id)]
         return [a for a in artifacts if self.created_by in (None, a.get("created_by"))]
 
     def _plan(
@@ -199,10 +220,10 @@ class NairiDownloadArtifactsOperator(NairiBaseOperator):
         """``(artifact, target, download?)`` per artifact; raise if a target exists and must not change."""
         plan, conflicts = [], []
         for artifact, name in zip(artifacts, target_names(artifacts), strict=True):
-            target = folder / name
+            target = child_path(folder, name)
             download = True
-            if target.exists() and not self.overwrite:
-                if target.is_file() and _sha256_of(target) == artifact.get("sha256"):
+            if target.exists() and (not self.overwrite or not target.is_file()):  # a folder is never replaced
+                if target.is_file() and _sha256_of(target) == str(artifact.get("sha256")).lower():
                     download = False
                 else:
                     conflicts.append(str(target))
@@ -215,14 +236,23 @@ class NairiDownloadArtifactsOperator(NairiBaseOperator):
         return plan
 
     def _download(self, artifact: Mapping[str, Any], target: Path | ObjectStoragePath) -> None:
-        expected = artifact.get("sha256")
+        sha256, size = artifact.get("sha256"), _announced_size(artifact)
+
+        def fetch(destination: Any) -> None:
+            self.hook.download_artifact(
+                artifact["id"], destination, expected_sha256=sha256, expected_size=size
+            )
+
         if not isinstance(target, ObjectStoragePath):  # the hook writes a temp file, renamed once verified
-            self.hook.download_artifact(artifact["id"], target, expected_sha256=expected)
+            fetch(target)
             return
-        partial = target.with_name(target.name + ".partial")
+        # A hidden name no artifact can get (file_names never starts one with TEMP_PREFIX), the same for the
+        # same target on a retry (a leftover is overwritten, not piled up).
+        digest = hashlib.sha256(target.name.encode()).hexdigest()[:32]
+        partial = target.with_name(f"{TEMP_PREFIX}{digest}.partial")
         try:
             with partial.open("wb") as file:  # type: ignore[no-untyped-call]
-                self.hook.download_artifact(artifact["id"], file, expected_sha256=expected)
+                fetch(file)
             partial.replace(target)
         except BaseException:
             partial.unlink(missing_ok=True)
@@ -401,8 +431,9 @@ class NairiVideoOperator(NairiBaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not poll_interval > 0 or not timeout > 0:
-            raise ValueError(f"poll_interval and timeout must be positive (got {poll_interval}, {timeout}).")
+        check_seconds("poll_interval", poll_interval)
+        check_seconds("timeout", timeout)
+        check_flag("wait_until_ready", wait_until_ready)
         self.wait_until_ready = wait_until_ready
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.poll_interval = poll_interval
@@ -429,7 +460,10 @@ class NairiVideoOperator(NairiBaseOperator):
                 method_name="execute_complete",
             )
         deadline = time.monotonic() + self.timeout
-        while (event := check_videos(self.hook, video_ids)) is None:
+        wait_log = WaitLog(self.log, f"video(s) {', '.join(video_ids)}")
+        wait_log.started("on the worker", self.poll_interval)
+        while (event := self.check_quietly(video_ids)) is None:
+            wait_log.polled("processing")
             left = deadline - time.monotonic()
             if left <= 0:
                 event = make_event(
@@ -439,9 +473,16 @@ class NairiVideoOperator(NairiBaseOperator):
                     message=f"video(s) {', '.join(video_ids)} not ready after {self.timeout:g} s",
                 )
                 break
-            self.log.info("Waiting for video(s) %s to be processed", ", ".join(video_ids))
             time.sleep(min(self.poll_interval, left))
+        wait_log.ended(event)
         return self.execute_complete(context, event)
+
+    def check_quietly(self, video_ids: list[str]) -> dict[str, Any] | None:
+        """One poll of the wait (the client's read lines at DEBUG)."""
+        from airflow_provider_nairi.client.protocol import polling  # noqa: PLC0415 (not at DAG parse)
+
+        with polling():
+            return check_videos(self.hook, video_ids)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> list[dict[str, Any]]:
         """Resume after the wait: the ready videos, or the outcome of a failure, timeout or polling error."""

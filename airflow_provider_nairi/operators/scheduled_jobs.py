@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_nairi.operators.admin import NairiAdminOperator, resolve_id
 from airflow_provider_nairi.operators.conversation import NairiConversationSubmitOperator
-from airflow_provider_nairi.validation import check_cron, check_label, check_timezone
+from airflow_provider_nairi.validation import check_cron, check_flag, check_label, check_timezone
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -67,6 +67,7 @@ class NairiScheduledJobOperator(NairiAdminOperator):
             check_cron("cron", cron)
         if "{{" not in str(timezone):
             check_timezone("timezone", timezone)
+        check_flag("enabled", enabled)
 
     def run(self, context: Context) -> dict[str, Any]:
         name = check_label("name", self.name)

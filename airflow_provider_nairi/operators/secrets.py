@@ -47,7 +47,7 @@ from airflow_provider_nairi.operators.admin import (
     changed_fields,
     overall_action,
 )
-from airflow_provider_nairi.validation import check_label, check_names
+from airflow_provider_nairi.validation import check_flag, check_label, check_names
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -172,7 +172,7 @@ class NairiVaultSecretsOperator(NairiAdminOperator):
         self.vault_name = vault_name
         self.secrets = dict(secrets)
         check_names("secrets", self.secrets)  # keys are not templated: checked when the DAG is parsed
-        self.prune = prune
+        self.prune = check_flag("prune", prune)
 
     def run(self, context: Context) -> dict[str, Any]:
         name = check_label("vault_name", self.vault_name)
@@ -250,7 +250,7 @@ class NairiEnvVarsOperator(NairiAdminOperator):
         super().__init__(**kwargs)
         self.env_vars = dict(env_vars)
         check_names("env_vars", self.env_vars)  # keys are not templated: checked when the DAG is parsed
-        self.prune = prune
+        self.prune = check_flag("prune", prune)
 
     def _resolve(self, name: str, declared: Any, context: Context) -> _EnvVar:
         param = f"env_vars[{name!r}]"

@@ -18,6 +18,7 @@ from airflow_provider_nairi.operators.content import (
 )
 from airflow_provider_nairi.outcomes import raise_for_error, raise_for_event
 from airflow_provider_nairi.triggers.video import NairiVideoTrigger
+from airflow_provider_nairi.validation import check_seconds, check_sensor_timing
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -51,6 +52,8 @@ class NairiVideoReadySensor(NairiHookMixin, BaseSensorOperator):
         poll_interval: float = 60.0,
         **kwargs: Any,
     ) -> None:
+        check_seconds("poll_interval", poll_interval)
+        check_sensor_timing(kwargs)
         super().__init__(poke_interval=poll_interval, **kwargs)
         self.video_ids = video_ids
         self.conn_id = conn_id

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowFailException, Connection
+from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow_connections import connection_env_json
 
 from airflow_provider_nairi.hooks.nairi import NairiHook
 from airflow_provider_nairi.operators.admin import NairiDeleteOperator
@@ -27,7 +28,7 @@ CRM_TOKEN = "flow-crm-tok-93aa"
 def airflow_sources(monkeypatch):
     monkeypatch.setenv(
         "AIRFLOW_CONN_SUPPORT_DB",
-        Connection(conn_id="support_db", conn_type="postgres", password=DB_PASSWORD).as_json(),
+        connection_env_json("postgres", password=DB_PASSWORD),
     )
     monkeypatch.setenv("AIRFLOW_VAR_CRM_TOKEN", CRM_TOKEN)
 

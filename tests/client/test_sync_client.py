@@ -411,6 +411,7 @@ def honour_range(request, context):
         return CONTENT
     start = int(wanted.removeprefix("bytes=").rstrip("-"))
     context.status_code = 206
+    context.headers["Content-Range"] = f"bytes {start}-{len(CONTENT) - 1}/{len(CONTENT)}"
     return CONTENT[start:]
 
 
@@ -425,6 +426,7 @@ def test_download_resumes_with_range_after_a_broken_connection(client, api, tmp_
     assert target.read_bytes() == CONTENT
     assert "Range" not in api.request_history[0].headers
     assert api.request_history[1].headers["Range"] == f"bytes={2 << 20}-"
+    assert len(api.request_history) == 2  # the 206 continued the file: no restart
 
 
 def test_download_restarts_when_the_server_ignores_range(client, api):

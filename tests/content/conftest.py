@@ -76,8 +76,14 @@ class FakeContentHook:
         self._record("list_artifacts", conversation_id=conversation_id)
         return iter([dict(a) for a in self.artifacts.values() if a["conversation_id"] == conversation_id])
 
-    def download_artifact(self, artifact_id, destination, *, expected_sha256=None):
-        self._record("download_artifact", artifact_id, destination, expected_sha256=expected_sha256)
+    def download_artifact(self, artifact_id, destination, *, expected_sha256=None, expected_size=None):
+        self._record(
+            "download_artifact",
+            artifact_id,
+            destination,
+            expected_sha256=expected_sha256,
+            expected_size=expected_size,
+        )
         data = self.contents[artifact_id]
         if hasattr(destination, "write"):
             destination.write(data)

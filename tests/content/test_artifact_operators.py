@@ -119,7 +119,7 @@ def test_download_names_cannot_escape_the_destination_and_twins_get_their_id(tmp
 
 
 def test_a_failed_download_leaves_no_partial_object_and_lets_airflow_retry(memory_store, produced, ti):
-    def broken(artifact_id, destination, *, expected_sha256=None):
+    def broken(artifact_id, destination, *, expected_sha256=None, expected_size=None):
         destination.write(b"half")
         raise NairiChecksumError("sha256 mismatch", code="checksum_mismatch")
 

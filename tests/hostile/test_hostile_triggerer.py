@@ -125,7 +125,7 @@ async def test_a_trigger_ends_with_an_error_event_naming_the_call_and_request_id
     assert event["status"] == "error" and polls == 2  # counted as transient once, then given up
     assert "GET /conversations/c1" in event["message"]
     request_id = json.loads(body)["meta"]["request_id"] if body else "req_header"
-    assert f"[{request_id}]" in event["message"]
+    assert f"(request id {request_id})" in event["message"]
     assert event["error"]["retryable"] is True
 
 

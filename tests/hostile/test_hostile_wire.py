@@ -319,7 +319,7 @@ async def test_the_key_never_leaves_through_what_the_server_echoes(flavour, capl
     for error in (refused, proxy_page):
         assert KEY not in str(error) + repr(error.__dict__)
     assert KEY not in caplog.text
-    assert "[req_***]" in caplog.text  # the request id is still logged, redacted
+    assert "(request id req_***)" in caplog.text  # the request id is still logged, redacted
 
 
 # -- redirects -----------------------------------------------------------------------------------------------

@@ -6,8 +6,8 @@ exception the task ends with, the exact error underneath it, and a pattern the m
 
 - ``AirflowFailException``: the task fails at once, no Airflow retry (the same input would fail again);
 - ``AirflowException``: transient, Airflow's retries apply (after the client's own retries, here 0);
-- ``ValueError`` or a bare ``NairiConfigurationError``: refused by the constructor, i.e. while the DAG file is
-  parsed (an import error in the UI; no task runs);
+- ``ValueError``, ``NairiParameterError`` (a ``ValueError`` too) or a bare ``NairiConfigurationError``:
+  refused by the constructor, i.e. while the DAG file is parsed (an import error in the UI; no task runs);
 - anything else (a Jinja syntax error): raised by Airflow itself; Airflow retries it like any exception.
 
 Server answers come from ``requests-mock`` (a fake host, exact bodies), cases that need real behaviour (keys,
@@ -28,7 +28,8 @@ import jinja2
 import pytest
 import requests
 import requests_mock
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, Connection
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+from airflow_connections import connection_env_json
 
 from airflow_provider_nairi.emulator import EmulatorSettings
 from airflow_provider_nairi.emulator.faults import BAD_GATEWAY_HTML
@@ -40,6 +41,7 @@ from airflow_provider_nairi.exceptions import (
     NairiConnectionError,
     NairiError,
     NairiNotFoundError,
+    NairiParameterError,
     NairiPayloadTooLargeError,
     NairiRateLimitError,
     NairiServerError,
@@ -76,10 +78,8 @@ class Env:
     emulator: Any
 
     def connect(self, host: str | None = FAKE, password: str | None = KEY, **extra: Any) -> None:
-        connection = Connection(
-            conn_id=CONN_ID, conn_type="nairi", host=host, password=password, extra=json.dumps(extra)
-        )
-        self.monkeypatch.setenv(connection_env_var(CONN_ID), connection.as_json())
+        connection = connection_env_json("nairi", host=host, password=password, extra=json.dumps(extra))
+        self.monkeypatch.setenv(connection_env_var(CONN_ID), connection)
 
     def to_emulator(self, key: str | None = None) -> None:
         self.connect(self.emulator.base_url, key or self.emulator.api_key, **FAST)
@@ -267,7 +267,7 @@ CATALOGUE = [
         with_connection(timeout=5),
         Fail,
         NairiConfigurationError,
-        r"known extras: auth_header",
+        r"known extras: key_header",
     ),
     Case(
         "extra of the wrong type",
@@ -394,7 +394,7 @@ CATALOGUE = [
         lambda env: NairiStartConversationOperator(
             task_id="ask", message="hi", agent_id="agt_1", poll_interval=0
         ),
-        ValueError,
+        NairiParameterError,  # a ValueError too
         None,
         r"poll_interval must be positive",
     ),
