@@ -12,6 +12,7 @@ Exit status 0 only when every scenario passed. Everything it started is stopped,
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import signal
 import sys
@@ -38,6 +39,7 @@ from stack import (
 )
 
 EXECUTORS = {"local": "LocalExecutor", "celery": "CeleryExecutor"}
+PAUSE_ON_FAILURE = float(os.environ.get("E2E_PAUSE_ON_FAILURE") or 0)
 
 
 class BudgetExceeded(BaseException):
@@ -59,6 +61,7 @@ class Harness:
         self.budget = budget
         self.started = time.monotonic()
         self.results: list[Result] = []
+        self.notes: list[str] = []
 
     def remaining(self) -> float:
         return self.budget - (time.monotonic() - self.started)
@@ -68,13 +71,16 @@ class Harness:
         began = time.monotonic()
         try:
             step()
-        except (E2EError, AssertionError) as exc:
-            self.results.append(Result(scenario, executor, False, time.monotonic() - began, str(exc)))
-            log(f"FAIL {scenario} ({executor}): {exc}")
-            return False
         except Exception as exc:
-            self.results.append(Result(scenario, executor, False, time.monotonic() - began, repr(exc)))
-            log(f"FAIL {scenario} ({executor}):\n{traceback.format_exc()}")
+            detail = str(exc) if isinstance(exc, E2EError) else repr(exc)
+            self.results.append(Result(scenario, executor, False, time.monotonic() - began, detail))
+            log(
+                f"FAIL {scenario} ({executor}): "
+                + (detail if isinstance(exc, E2EError) else traceback.format_exc())
+            )
+            if PAUSE_ON_FAILURE:  # debugging: look at the live deployment before it is stopped
+                log(f"E2E_PAUSE_ON_FAILURE: everything stays up for {PAUSE_ON_FAILURE} s")
+                time.sleep(PAUSE_ON_FAILURE)
             return False
         self.results.append(Result(scenario, executor, True, time.monotonic() - began))
         log(f"ok   {scenario} ({executor}) in {time.monotonic() - began:.1f} s")
@@ -92,6 +98,8 @@ class Harness:
         failures = [f"- {r.scenario} ({r.executor}): {r.detail}" for r in self.results if not r.ok]
         if failures:
             lines += ["", "Failures:", *failures]
+        if self.notes:
+            lines += ["", "Notes (not failures):", *(f"- {note}" for note in self.notes)]
         return "\n".join(lines)
 
 
