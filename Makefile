@@ -80,7 +80,7 @@ $(E2E_VENV)/.installed: pyproject.toml Makefile
 	@touch $@
 
 e2e: $(E2E_VENV)/.installed
-	$(E2E_VENV)/bin/python scripts/e2e/run.py --budget $(E2E_BUDGET)
+	timeout --kill-after=30 $$(( $(E2E_BUDGET) + 180 )) $(E2E_VENV)/bin/python scripts/e2e/run.py --budget $(E2E_BUDGET)
 
 clean:
 	rm -rf $(VENV) .venv-* .airflow dist build .pytest_cache .mypy_cache .ruff_cache e2e-out

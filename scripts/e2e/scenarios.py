@@ -104,6 +104,7 @@ def run_phase(ctx: Context, executor: str, first: bool) -> None:
             ("kill worker mid-wait", lambda: kill_worker(ctx, api, label)),
             ("clear deferred task", lambda: clear_deferred(ctx, api)),
             ("mark deferred task failed", lambda: mark_failed(ctx, api)),
+            ("mark deferred task success", lambda: mark_success(ctx, api)),
         ]
         for name, step in steps:
             if ctx.wanted(name):
@@ -241,13 +242,16 @@ def check_links(api: AirflowApi, dag_id: str, run_id: str) -> list[str]:
 # -- faults -----------------------------------------------------------------------------------------------
 
 
-def start_waiting(ctx: Context, api: AirflowApi, dag_id: str, delay: int, state: str) -> tuple[str, dict]:
-    """Trigger ``dag_id`` with a turn of ``delay`` seconds; return once ``ask`` is in ``state``, its
-    conversation exists in the emulator and, when deferred, the triggerer runs its trigger (what a user sees
-    before acting on a waiting task)."""
-    run_id = api.trigger(dag_id, {"delay": delay})
+def start_waiting(
+    ctx: Context, api: AirflowApi, dag_id: str, conf: dict[str, Any], *, state: str, title: str = "{run_id}"
+) -> tuple[str, dict]:
+    """Trigger ``dag_id``; return once its ``ask`` is in ``state``, its conversation (titled ``title``) exists
+    in the emulator and, when deferred, the triggerer runs its trigger (what a user sees before acting on a
+    waiting task)."""
+    run_id = api.trigger(dag_id, conf)
     ti = api.wait_ti_state(dag_id, run_id, "ask", {state}, timeout=120)
-    wait_until(f"{dag_id} {run_id}: its conversation in the emulator", lambda: ctx.conversations(run_id), 30)
+    title = title.format(run_id=run_id)
+    wait_until(f"{dag_id} {run_id}: its conversation in the emulator", lambda: ctx.conversations(title), 30)
     if state == "deferred":
         wait_until(
             "the triggerer runs the trigger", lambda: trigger_logs(ctx, dag_id, run_id, "starting"), 30
@@ -295,7 +299,7 @@ def failure_detail(api: AirflowApi, dag_id: str, run_id: str) -> str:
 def kill_triggerer(ctx: Context, api: AirflowApi) -> None:
     """SIGKILL the triggerer while it waits; a new one takes the trigger over; one conversation, completed."""
     dag_id = "nairi_e2e_deferred"
-    run_id, _ = start_waiting(ctx, api, dag_id, delay=15, state="deferred")
+    run_id, _ = start_waiting(ctx, api, dag_id, {"delay": 15}, state="deferred")
     first = trigger_logs(ctx, dag_id, run_id, "starting")
     log("SIGKILL triggerer")
     ctx.airflow.processes.kill(ctx.airflow.components.pop("triggerer"))
@@ -314,7 +318,7 @@ def kill_worker(ctx: Context, api: AirflowApi, label: str) -> None:
     LocalExecutor, the whole Celery worker under Celery, then a new worker); the retry reattaches to the same
     conversation."""
     dag_id = "nairi_e2e_on_worker"
-    run_id, ti = start_waiting(ctx, api, dag_id, delay=15, state="running")
+    run_id, ti = start_waiting(ctx, api, dag_id, {"delay": 15}, state="running")
     if label == "celery":
         log("SIGKILL celery worker")
         ctx.airflow.processes.kill(ctx.airflow.components.pop("celery-worker"))
@@ -342,7 +346,7 @@ def kill_worker(ctx: Context, api: AirflowApi, label: str) -> None:
 def clear_deferred(ctx: Context, api: AirflowApi) -> None:
     """Clear a deferred task: try 2 ends with a reply; no conversation of the run is left working."""
     dag_id = "nairi_e2e_deferred"
-    run_id, _ = start_waiting(ctx, api, dag_id, delay=8, state="deferred")
+    run_id, _ = start_waiting(ctx, api, dag_id, {"delay": 8}, state="deferred")
     api.call(
         "POST",
         f"/dags/{dag_id}/clearTaskInstances",
@@ -365,26 +369,38 @@ def mark_failed(ctx: Context, api: AirflowApi) -> None:
     """Mark a deferred task failed: its conversation is cancelled within seconds (emulator state and
     request log)."""
     dag_id = "nairi_e2e_deferred"
-    run_id, _ = start_waiting(ctx, api, dag_id, delay=120, state="deferred")
+    run_id, _ = start_waiting(ctx, api, dag_id, {"delay": 120}, state="deferred")
     conversation_id = ctx.conversations(run_id)[0]["id"]
-    marked = time.monotonic()
-    api.call(
-        "PATCH",
-        api.ti_path(dag_id, run_id, "ask"),
-        json={"new_state": "failed"},
-    )
-    wait_until(
-        f"conversation {conversation_id} cancelled",
-        lambda: ctx.conversations(run_id)[0]["status"] == "cancelled",
-        20,
-    )
-    seconds = time.monotonic() - marked
-    cancels = [
-        r
-        for r in ctx.admin.requests_log()
-        if r["method"] == "POST" and r["path"] == f"/conversations/{conversation_id}/cancel"
-    ]
-    if not cancels:
-        raise E2EError("the emulator's request log has no cancel request")
+    seconds = mark_and_wait_cancel(ctx, api, dag_id, run_id, state="failed", conversation_id=conversation_id)
     log(f"conversation cancelled {seconds:.1f} s after mark failed")
     one_conversation(ctx, run_id, status="cancelled")
+
+
+def mark_success(ctx: Context, api: AirflowApi) -> None:
+    """Mark the example's deferred ``ask`` success: its turn is cancelled, and the rest of the example copes
+    with a task that has no reply (the follow-up is sent, the report runs): the run succeeds."""
+    dag_id = "nairi_conversation"
+    title = "Example run {run_id}"
+    run_id, _ = start_waiting(
+        ctx, api, dag_id, {"question": "Slow one. [[delay:120]]"}, state="deferred", title=title
+    )
+    conversation_id = ctx.conversations(title.format(run_id=run_id))[0]["id"]
+    seconds = mark_and_wait_cancel(ctx, api, dag_id, run_id, state="success", conversation_id=conversation_id)
+    log(f"turn cancelled {seconds:.1f} s after mark success")
+    expect_success(api, dag_id, run_id)
+
+
+def mark_and_wait_cancel(
+    ctx: Context, api: AirflowApi, dag_id: str, run_id: str, *, state: str, conversation_id: str
+) -> float:
+    """Mark ``ask`` ``state`` through the API; seconds until the emulator's request log has the cancel of
+    ``conversation_id`` (at most 20)."""
+    marked = time.monotonic()
+    api.call("PATCH", api.ti_path(dag_id, run_id, "ask"), json={"new_state": state})
+    cancel = f"/conversations/{conversation_id}/cancel"
+    wait_until(
+        f"the cancel of {conversation_id} in the emulator's request log",
+        lambda: any(r["path"] == cancel and r["status"] == 200 for r in ctx.admin.requests_log()),
+        20,
+    )
+    return time.monotonic() - marked
