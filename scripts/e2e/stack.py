@@ -61,12 +61,23 @@ def ensure_debian_packages() -> None:
     log(f"apt-get install {' '.join(missing)}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
-        check=True,
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
+    # The packages' scripts would start the system's PostgreSQL and Redis services: a policy-rc.d that denies
+    # every start (Debian's documented way) keeps the machine as it was; the harness runs its own instances.
+    policy = Path("/usr/sbin/policy-rc.d")
+    deny_starts = not policy.exists()
+    if deny_starts:
+        policy.write_text("#!/bin/sh\n# written by scripts/e2e for one apt-get install\nexit 101\n")
+        policy.chmod(0o755)
+    try:
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+    finally:
+        if deny_starts:
+            policy.unlink()
 
 
 #: Called by every wait: raises E2EError when a component the harness relies on has died (set by Airflow).
