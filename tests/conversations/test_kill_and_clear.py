@@ -94,6 +94,14 @@ class Triggerer:
         }
         return trigger_id
 
+    async def defer(self, operator, context, task_id, try_number=1):
+        """Run ``operator`` until it defers, hand its trigger to the triggerer, let it poll; return both."""
+        with pytest.raises(TaskDeferred) as deferred:
+            operator.execute(context)
+        trigger_id = self.start(deferred.value.trigger, task_instance(task_id, try_number))
+        await asyncio.sleep(0.2)
+        return deferred.value, trigger_id
+
     async def user_action(self, trigger_id):
         """The trigger's row is gone (task cleared or marked): cancel it with the user-action message."""
         task = self.runner.triggers[trigger_id]["task"]
@@ -125,12 +133,6 @@ def run_job(agent_id):
     )
 
 
-def defer(operator, context):
-    with pytest.raises(TaskDeferred) as deferred:
-        operator.execute(context)
-    return deferred.value
-
-
 def cancels(nairi_emulator):
     return [r for r in nairi_emulator.admin.requests_log() if r["path"].endswith("/cancel")]
 
@@ -141,16 +143,13 @@ def test_clear_of_a_deferred_task_reruns_it_and_ends_with_the_reply(
 ):
     async def scenario():
         sim = Triggerer()
-        first = defer(make_operator(agent_id), context)
-        old = sim.start(first.trigger, task_instance("ask", 1))
-        await asyncio.sleep(0.2)
+        _, old = await sim.defer(make_operator(agent_id), context, "ask")
         # Clear: the state becomes None, the scheduler starts try 2, which reattaches and defers again.
         metadata_db.states["ask"] = None
         context["ti"].try_number = 2
         operator = make_operator(agent_id)
-        second = defer(operator, context)
+        second, new = await sim.defer(operator, context, "ask", try_number=2)
         metadata_db.states["ask"] = "deferred"
-        new = sim.start(second.trigger, task_instance("ask", 2))
         # A second later the triggerer notices the old trigger is gone and kills it.
         await sim.user_action(old)
         return operator, second, await sim.event(new)
@@ -169,9 +168,7 @@ def test_mark_failed_or_success_cancels_the_conversation_within_seconds(
 ):
     async def scenario():
         sim = Triggerer()
-        deferred = defer(start(agent_id), context)
-        trigger_id = sim.start(deferred.trigger, task_instance("ask", 1))
-        await asyncio.sleep(0.2)
+        deferred, trigger_id = await sim.defer(start(agent_id), context, "ask")
         metadata_db.states["ask"] = marked
         started = asyncio.get_running_loop().time()
         await sim.user_action(trigger_id)
@@ -196,9 +193,7 @@ def test_a_task_instance_airflow_cannot_report_still_cancels(agent_id, context, 
 
     async def scenario():
         sim = Triggerer()
-        deferred = defer(start(agent_id), context)
-        trigger_id = sim.start(deferred.trigger, task_instance("ask", 1))
-        await asyncio.sleep(0.2)
+        deferred, trigger_id = await sim.defer(start(agent_id), context, "ask")
         await sim.user_action(trigger_id)
         return deferred.trigger.resource_id
 
@@ -217,10 +212,8 @@ def test_the_sensor_never_cancels_the_conversation_it_watches(
         sensor = NairiConversationSensor(
             task_id="watch", conversation_id=conversation_id, deferrable=True, poke_interval=0.05, timeout=30
         )
-        deferred = defer(sensor, context)
-        trigger_id = sim.start(deferred.trigger, task_instance("watch", 1))
+        _, trigger_id = await sim.defer(sensor, context, "watch")
         metadata_db.states["watch"] = state
-        await asyncio.sleep(0.2)
         await sim.user_action(trigger_id)
 
     asyncio.run(scenario())

@@ -43,6 +43,17 @@ def info_lines(caplog, capsys):
     return lines
 
 
+def first_event(trigger):
+    """Run ``trigger`` as the triggerer does, until its event."""
+
+    async def run():
+        async for event in trigger.run():
+            return event.payload
+        raise AssertionError("the trigger ended without an event")
+
+    return asyncio.run(run())
+
+
 def ask(agent_id, deferrable):
     return NairiStartConversationOperator(
         task_id="ask", agent_id=agent_id, message=LONG_QUESTION, deferrable=deferrable, poll_interval=0.05
@@ -55,13 +66,7 @@ def test_the_trigger_event_carries_ids_turn_and_status_only_and_the_task_still_r
     operator = ask(agent_id, deferrable=True)
     with pytest.raises(TaskDeferred) as deferred:
         operator.execute(context)
-
-    async def first_event():
-        async for event in deferred.value.trigger.run():
-            return event.payload
-        raise AssertionError("no event")
-
-    event = asyncio.run(first_event())
+    event = first_event(deferred.value.trigger)
     assert set(event) == {"status", "kind", "id", "message", "resource", "error"}
     assert set(event["resource"]) == set(EVENT_SNAPSHOT_KEYS)
     assert event["resource"]["status"] == "completed" and event["resource"]["turns"] == 1
@@ -83,13 +88,7 @@ def test_a_wait_logs_its_start_state_changes_still_waiting_and_outcome_at_info_a
     if deferrable:
         with pytest.raises(TaskDeferred) as deferred:
             operator.execute(context)
-
-        async def first_event():
-            async for event in deferred.value.trigger.run():
-                return event.payload
-            raise AssertionError("no event")
-
-        asyncio.run(first_event())
+        first_event(deferred.value.trigger)
         where = "in the triggerer"
     else:
         operator.execute(context)

@@ -3,13 +3,12 @@ against a fresh emulator (no agent in it yet)."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from airflow_home import BIN, migrated_env
 
 from airflow_provider_nairi.emulator import run_emulator
 from airflow_provider_nairi.testing import connection_env_var, connection_json
@@ -17,7 +16,6 @@ from airflow_provider_nairi.testing import connection_env_var, connection_json
 pytestmark = pytest.mark.integration
 
 README = Path(__file__).parents[2] / "README.md"
-BIN = Path(sys.executable).parent
 
 
 def quickstart_code() -> str:
@@ -30,22 +28,7 @@ def test_the_readme_quickstart_runs_as_written_on_a_fresh_emulator(tmp_path):
     dags = tmp_path / "dags"
     dags.mkdir()
     (dags / "quickstart.py").write_text(quickstart_code())
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(tmp_path / "home"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    }
-    env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
-    migrate = subprocess.run(
-        [str(BIN / "airflow"), "db", "migrate"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert migrate.returncode == 0, migrate.stderr[-3000:]
+    env = migrated_env(tmp_path / "home", dags)
     with run_emulator(turn_latency=0.2) as emulator:
         assert emulator.admin.counts()["agents"] == 0
         env[connection_env_var("nairi_default")] = connection_json(emulator.base_url, emulator.api_key)
