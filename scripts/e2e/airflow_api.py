@@ -55,14 +55,6 @@ class AirflowApi:
     def run_state(self, dag_id: str, run_id: str) -> str:
         return str(self.call("GET", self.run_path(dag_id, run_id))["state"])
 
-    def wait_ti_state(self, dag_id: str, run_id: str, task_id: str, states: set[str], timeout: float):
-        return wait_until(
-            f"{dag_id}.{task_id} in {sorted(states)}",
-            lambda: (ti := self.task_instance(dag_id, run_id, task_id))["state"] in states and ti,
-            timeout,
-            0.3,
-        )
-
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str, map_index: int = -1) -> Any:
         path = f"{self.ti_path(dag_id, run_id, task_id)}/xcomEntries/{key}"
         return self.call("GET", path, params={"map_index": map_index, "deserialize": True})["value"]
@@ -79,8 +71,13 @@ class AirflowApi:
         )
         content = answer.get("content")
         if isinstance(content, list):
-            return "\n".join(
-                f"{part.get('level', '')} {part.get('event', '')}" if isinstance(part, dict) else str(part)
-                for part in content
-            )
+            return "\n".join(log_line(part) if isinstance(part, dict) else str(part) for part in content)
         return str(content)
+
+
+def log_line(part: dict[str, Any]) -> str:
+    """``level event``, and for an error the exception it carries (``error_detail``: type and message)."""
+    line = f"{part.get('level', '')} {part.get('event', '')}"
+    for error in part.get("error_detail") or ():
+        line += f": {error.get('exc_type')}: {error.get('exc_value')}"
+    return line

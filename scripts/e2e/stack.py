@@ -85,7 +85,8 @@ watchdogs: list = []
 
 
 def wait_until(what: str, check, timeout: float, interval: float = 0.5, log_file: Path | None = None):
-    """Call ``check`` until it returns something truthy; E2EError naming ``what`` (and a log) on timeout."""
+    """Call ``check`` until it returns something truthy; E2EError naming ``what`` (and a log) on timeout.
+    An E2EError raised by ``check`` ends the wait at once; other exceptions are retried."""
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
     while time.monotonic() < deadline:
@@ -93,7 +94,9 @@ def wait_until(what: str, check, timeout: float, interval: float = 0.5, log_file
             watchdog()
         try:
             result = check()
-        except Exception as exc:
+        except E2EError:
+            raise  # the check knows it cannot succeed any more
+        except Exception as exc:  # a connection refused while a component starts...: try again
             last_error, result = exc, None
         if result:
             return result
@@ -295,8 +298,9 @@ def start_emulator(processes: Processes, venv_bin: Path, state_dir: Path) -> Emu
             token,
             "--state-dir",
             str(state_dir),
+            # Turns of 6 s: a shorter deferral meets an Airflow 3.3.2 scheduler race under load (docs/e2e.md).
             "--turn-latency",
-            "2",
+            "6",
             "--video-delay",
             "8",
         ],
