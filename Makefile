@@ -9,13 +9,14 @@ UV := $(PYTHON) -m uv
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: help venv test unit lint demo bench chaos clean test-compat package
+.PHONY: help venv test unit lint demo bench chaos clean test-compat package e2e
 
 help:
 	@echo "make demo   - set up, start the local emulator, run the example DAG end to end, show the reply"
 	@echo "make test   - set up, run linters and the whole test suite"
 	@echo "make bench  - run the benchmarks in bench/ (prints ratios)"
 	@echo "make lint, make unit, make test-compat (unit suite on Airflow $(AIRFLOW_COMPAT_VERSIONS)), make package"
+	@echo "make e2e    - Airflow 3.3 deployed (Postgres, Redis, Local + Celery, UI in Chromium): examples and faults (docs/e2e.md)"
 	@echo "make chaos  - 200 conversations with attachments and downloads under 20% injected faults (prints counts)"
 
 $(VENV)/.installed: pyproject.toml Makefile
@@ -78,5 +79,21 @@ bench: venv
 chaos: venv
 	$(BIN)/python bench/chaos.py
 
+# End to end: Airflow as separate processes on PostgreSQL and Redis, the UI in headless Chromium (docs/e2e.md).
+# Its own venv (the unit venv stays as it is); apt-get installs PostgreSQL, Redis and Chromium when missing.
+# celery<5.7: the celery provider imports celery.backends.database.retry, gone in celery 5.7.
+E2E_VENV ?= .venv-e2e
+E2E_BUDGET ?= 900
+$(E2E_VENV)/.installed: pyproject.toml Makefile
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(E2E_VENV)
+	$(UV) pip install --quiet --compile-bytecode --python $(E2E_VENV)/bin/python \
+		"apache-airflow[celery,postgres]==$(AIRFLOW_VERSION)" "celery<5.7" psycopg2-binary redis selenium \
+		-e ".[emulator]"
+	@touch $@
+
+e2e: $(E2E_VENV)/.installed
+	timeout --kill-after=30 $$(( $(E2E_BUDGET) + 180 )) $(E2E_VENV)/bin/python scripts/e2e/run.py --budget $(E2E_BUDGET)
+
 clean:
-	rm -rf $(VENV) .venv-* .airflow dist build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-* .airflow dist build .pytest_cache .mypy_cache .ruff_cache e2e-out
