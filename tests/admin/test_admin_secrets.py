@@ -12,7 +12,7 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 from airflow_connections import connection_env_json
 
 from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiServerError, NairiValidationError
-from airflow_provider_nairi.idempotency import task_idempotency_key
+from airflow_provider_nairi.idempotency import declaration_idempotency_key
 from airflow_provider_nairi.operators.secrets import (
     FromConnection,
     FromVariable,
@@ -54,7 +54,7 @@ def test_vault_is_created_and_secrets_written_from_connection_and_variable(run, 
         "kept": [],
     }
     hook.create_vault.assert_called_once_with(
-        "support", idempotency_key=task_idempotency_key(context["ti"], "create-vault", "support", "{}")
+        "support", idempotency_key=declaration_idempotency_key("create-vault", "support", "{}")
     )
     assert org.secret_values == {("vlt_1", "DB_PASSWORD"): DB_PASSWORD, ("vlt_1", "API_TOKEN"): API_TOKEN}
 
