@@ -89,7 +89,7 @@ class NairiUploadArtifactsOperator(NairiBaseOperator):
         self.conversation_id = conversation_id
 
     def run(self, context: Context) -> list[dict[str, Any]]:
-        return upload_sources(self.hook, self.sources, context["ti"], conversation_id=self.conversation_id)
+        return upload_sources(self.api, self.sources, context["ti"], conversation_id=self.conversation_id)
 
 
 def _sha256_of(path: Path | ObjectStoragePath) -> str:
@@ -190,10 +190,10 @@ class NairiDownloadArtifactsOperator(NairiBaseOperator):
             )
         if ids is not None:  # the id asked for is the one downloaded, whatever the answer says
             artifacts = [
-                {**_artifact(self.hook.get_artifact(artifact_id)), "id": artifact_id} for artifact_id in ids
+                {**_artifact(self.api.get_artifact(artifact_id)), "id": artifact_id} for artifact_id in ids
             ]
         else:
-            artifacts = [_artifact(a) for a in self.hook.list_artifacts(conversation_id=self.conversation_id)]
+            artifacts = [_artifact(a) for a in self.api.list_artifacts(conversation_id=self.conversation_id)]
         return [a for a in artifacts if self.created_by in (None, a.get("created_by"))]
 
     def _plan(
@@ -221,7 +221,7 @@ class NairiDownloadArtifactsOperator(NairiBaseOperator):
         sha256, size = artifact.get("sha256"), _announced_size(artifact)
 
         def fetch(destination: Any) -> None:
-            self.hook.download_artifact(
+            self.api.download_artifact(
                 artifact["id"], destination, expected_sha256=sha256, expected_size=size
             )
 
@@ -316,8 +316,6 @@ class NairiSearchOperator(NairiCorpusOperator):
     """
 
     template_fields = ("query", "video_ids", "output_path")
-    #: The hook method this operator calls.
-    endpoint = "search"
 
     def __init__(self, *, query: str, limit: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -329,7 +327,11 @@ class NairiSearchOperator(NairiCorpusOperator):
             raise NairiConfigurationError(f"query: give a non-empty query (got {self.query!r}).")
         if self.limit is not None and not 1 <= self.limit <= MAX_CORPUS_LIMIT:
             raise NairiConfigurationError(f"limit: {self.limit!r} is not between 1 and {MAX_CORPUS_LIMIT}.")
-        return getattr(self.hook, self.endpoint)(self.query, limit=self.limit, video_ids=video_ids)
+        return self.query_corpus(self.query, limit=self.limit, video_ids=video_ids)
+
+    def query_corpus(self, query: str, *, limit: int | None, video_ids: list[str] | None) -> Any:
+        """``POST /search`` (:class:`NairiRecallOperator`: ``POST /recall``)."""
+        return self.api.search(query, limit=limit, video_ids=video_ids)
 
 
 class NairiRecallOperator(NairiSearchOperator):
@@ -340,7 +342,8 @@ class NairiRecallOperator(NairiSearchOperator):
     Parameters are those of :class:`NairiSearchOperator`.
     """
 
-    endpoint = "recall"
+    def query_corpus(self, query: str, *, limit: int | None, video_ids: list[str] | None) -> Any:
+        return self.api.recall(query, limit=limit, video_ids=video_ids)
 
 
 class NairiChatOperator(NairiCorpusOperator):
@@ -364,7 +367,7 @@ class NairiChatOperator(NairiCorpusOperator):
     def call(self, video_ids: list[str] | None) -> Any:
         if not isinstance(self.message, str) or not self.message.strip():
             raise NairiConfigurationError(f"message: give a non-empty message (got {self.message!r}).")
-        return self.hook.chat(self.message, video_ids=video_ids)
+        return self.api.chat(self.message, video_ids=video_ids)
 
 
 class NairiVideoOperator(NairiBaseOperator):
@@ -436,7 +439,7 @@ class NairiVideoOperator(NairiBaseOperator):
             state=lambda: "processing",
             timeout_message=self.timeout_text(video_ids),
         )
-        return self.execute_complete(context, waiter.wait(lambda: check_videos(self.hook, video_ids)))
+        return self.execute_complete(context, waiter.wait(lambda: check_videos(self.api, video_ids)))
 
     def timeout_text(self, video_ids: list[str]) -> str:
         """What a timeout says, on the worker and deferred alike."""
@@ -484,7 +487,7 @@ class NairiUploadVideoOperator(NairiVideoOperator):
     def start(self, context: Context) -> list[dict[str, Any]]:
         videos = []
         for source in resolve_sources(self.sources):
-            video = self.hook.upload_video(
+            video = self.api.upload_video(
                 source.path,
                 title=self.title or PurePosixPath(source.name).stem,
                 idempotency_key=task_idempotency_key(context["ti"], "video", source.identity),
@@ -520,7 +523,7 @@ class NairiReprocessVideoOperator(NairiVideoOperator):
         if not video_ids:
             raise NairiConfigurationError("video_ids: give at least one video id to reprocess.")
         return [
-            self.hook.reprocess_video(
+            self.api.reprocess_video(
                 video_id,
                 idempotency_key=task_idempotency_key(ti, "reprocess", video_id, getattr(ti, "try_number", 0)),
             )

@@ -179,7 +179,7 @@ class NairiConversationOperator(NairiBaseOperator):
 
         def check() -> dict[str, Any] | None:
             nonlocal latest
-            latest = self.hook.get_conversation(conversation_id)
+            latest = self.api.get_conversation(conversation_id)
             return conversation_event(latest, turn)
 
         waiter = Waiter(
@@ -213,7 +213,7 @@ class NairiConversationOperator(NairiBaseOperator):
         checked = raise_for_event(event, final_on_failure=self.final_on_agent_failure)
         conversation = checked["resource"]
         url = self.publish(context, str(conversation["id"]))
-        result = conversation_result(conversation, latest_reply(self.hook, conversation), url)
+        result = conversation_result(conversation, latest_reply(self.api, conversation), url)
         self.log.info("Nairi conversation %s turn %s: %s", result["conversation_id"], result["turn"], url)
         return result
 
@@ -223,7 +223,7 @@ class NairiConversationOperator(NairiBaseOperator):
         if conversation_id is None:
             return False
         try:
-            self.hook.cancel_conversation(conversation_id)
+            self.api.cancel_conversation(conversation_id)
         except Exception as error:
             self.log.warning("Could not cancel Nairi conversation %s: %s", conversation_id, error)
             return False
@@ -325,7 +325,7 @@ class NairiConversationSubmitOperator(ResumableJobMixin, NairiConversationOperat
         ids = list(self.artifact_ids or [])
         if self.attachments:
             uploaded = upload_sources(
-                self.hook, self.attachments, context["ti"], conversation_id=conversation_id
+                self.api, self.attachments, context["ti"], conversation_id=conversation_id
             )
             ids.extend(item["id"] for item in uploaded)
         return ids
@@ -334,7 +334,7 @@ class NairiConversationSubmitOperator(ResumableJobMixin, NairiConversationOperat
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
         try:
-            conversation = self.hook.get_conversation(external_id["conversation_id"])
+            conversation = self.api.get_conversation(external_id["conversation_id"])
         except NairiNotFoundError:
             return "gone"
         if conversation_event(conversation, external_id.get("turn")) is None:
@@ -352,14 +352,14 @@ class NairiConversationSubmitOperator(ResumableJobMixin, NairiConversationOperat
         if self.snapshot is not None and self.snapshot["id"] == conversation_id:
             conversation = self.snapshot  # the create's answer: no need to read it again
         else:
-            conversation = self.hook.get_conversation(conversation_id)
+            conversation = self.api.get_conversation(conversation_id)
         self.result = self.wait_for(context, conversation, external_id.get("turn"))
         return self.result
 
     def get_job_result(self, external_id: Any, context: Context) -> Any:
         if self.result is not None:
             return self.result
-        conversation = self.hook.get_conversation(external_id["conversation_id"])
+        conversation = self.api.get_conversation(external_id["conversation_id"])
         if not self.wait_for_reply:
             return conversation_result(conversation, None, self.publish(context, conversation["id"]))
         return self.finish(context, conversation_event(conversation, external_id.get("turn")))
@@ -408,13 +408,13 @@ class NairiStartConversationOperator(NairiConversationSubmitOperator):
 
     def resolve_agent_id(self) -> str:
         """``agent_id``, or the id of the one agent called ``agent_name``."""
-        return resolve_agent_id(self.hook, self.agent_id, self.agent_name)
+        return resolve_agent_id(self.api, self.agent_id, self.agent_name)
 
     def submit_job(self, context: Context) -> dict[str, Any]:
         agent_id = self.resolve_agent_id()
         artifact_ids = self.all_artifact_ids(context)
         number = self.submission_number(context)
-        conversation = self.hook.create_conversation(
+        conversation = self.api.create_conversation(
             agent_id,
             self.message,
             artifact_ids=artifact_ids or None,
@@ -465,7 +465,7 @@ class NairiSendMessageOperator(NairiConversationSubmitOperator):
         key = self.idempotency_key(context, f"{conversation_id}:{number}")
         while True:
             try:
-                message = self.hook.send_message(
+                message = self.api.send_message(
                     conversation_id, self.message, artifact_ids=artifact_ids or None, idempotency_key=key
                 )
                 break

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_nairi.operators.admin import NairiAdminOperator
 from airflow_provider_nairi.operators.conversation import NairiConversationSubmitOperator
 from airflow_provider_nairi.resources.lookup import resolve_agent_id, resolve_job_id
+from airflow_provider_nairi.resources.org import ORG_KINDS
 from airflow_provider_nairi.validation import check_cron, check_flag, check_label, check_timezone
 
 if TYPE_CHECKING:
@@ -79,18 +80,9 @@ class NairiScheduledJobOperator(NairiAdminOperator):
             "timezone": check_timezone("timezone", self.timezone),
             "enabled": bool(self.enabled),
         }
-        desired["agent_id"] = resolve_agent_id(self.hook, self.agent_id, self.agent_name)
+        desired["agent_id"] = resolve_agent_id(self.api, self.agent_id, self.agent_name)
 
-        hook = self.hook
-        _, plan = self.upsert(
-            "scheduled job",
-            name,
-            desired,
-            list_items=hook.list_scheduled_jobs,
-            get=hook.get_scheduled_job,
-            create=hook.create_scheduled_job,
-            update=hook.update_scheduled_job,
-        )
+        _, plan = self.upsert("scheduled job", name, desired, **ORG_KINDS["scheduled_job"].bound(self.api))
         return {**plan, "agent_id": desired["agent_id"]}
 
 
@@ -135,10 +127,10 @@ class NairiRunScheduledJobOperator(NairiConversationSubmitOperator):
         self.job_name = job_name
 
     def submit_job(self, context: Context) -> dict[str, Any]:
-        job_id = resolve_job_id(self.hook, self.job_id, self.job_name)
+        job_id = resolve_job_id(self.api, self.job_id, self.job_name)
         number = self.submission_number(context)
         key = self.idempotency_key(context, f"{job_id}:{number}")
-        conversation = self.hook.run_scheduled_job(job_id, idempotency_key=key)
+        conversation = self.api.run_scheduled_job(job_id, idempotency_key=key)
         self.log.info("Ran Nairi scheduled job %s: conversation %s", job_id, conversation["id"])
         self.publish(context, conversation["id"])
         return {

@@ -49,7 +49,7 @@ class NairiVideoReadySensor(NairiBaseSensor):
 
     def read_event(self, context: Context) -> dict[str, Any] | None:
         video_ids = self._video_ids()
-        event = check_videos(self.hook, video_ids)
+        event = check_videos(self.api, video_ids)
         if event is None:
             self.log.info("Video(s) %s still processing", ", ".join(video_ids))
         return event
