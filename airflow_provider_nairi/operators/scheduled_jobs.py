@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_nairi.operators.admin import NairiAdminOperator
-from airflow_provider_nairi.operators.conversation import NairiConversationSubmitOperator
+from airflow_provider_nairi.operators.waiting import NairiResumableOperator
 from airflow_provider_nairi.resources.lookup import resolve_agent_id, resolve_job_id
 from airflow_provider_nairi.resources.org import ORG_KINDS
 from airflow_provider_nairi.validation import check_cron, check_flag, check_label, check_timezone
@@ -86,7 +86,7 @@ class NairiScheduledJobOperator(NairiAdminOperator):
         return {**plan, "agent_id": desired["agent_id"]}
 
 
-class NairiRunScheduledJobOperator(NairiConversationSubmitOperator):
+class NairiRunScheduledJobOperator(NairiResumableOperator):
     """Run a scheduled job now (``POST /scheduled-jobs/{id}/run``) and, by default, wait for the reply.
 
     The run starts a conversation with the job's agent and message. From there the operator behaves exactly as
@@ -106,7 +106,7 @@ class NairiRunScheduledJobOperator(NairiConversationSubmitOperator):
     :param job_name: its name (templated), resolved at execute time to exactly one job (none or several fail
         the task without retries, naming the ids).
 
-    Every parameter of :class:`~airflow_provider_nairi.operators.conversation.NairiConversationOperator`
+    Every parameter of :class:`~airflow_provider_nairi.operators.waiting.NairiConversationOperator`
     applies (``wait_for_reply``, ``deferrable``, ``poll_interval``, ``timeout``, ...).
     """
 
@@ -122,7 +122,7 @@ class NairiRunScheduledJobOperator(NairiConversationSubmitOperator):
                 "message. Change the job with NairiScheduledJobOperator, or use "
                 "NairiStartConversationOperator."
             )
-        super().__init__(message="", **kwargs)
+        super().__init__(**kwargs)
         self.job_id = job_id
         self.job_name = job_name
 
