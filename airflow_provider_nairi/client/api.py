@@ -51,15 +51,7 @@ class NairiApi(Endpoints, SyncTransport):
                 expected_size=target.expected_size,
             )
             return written  # type: ignore[return-value]
-        data = self.request(
-            call.method,
-            call.path,
-            params=call.params,
-            json=call.json,
-            idempotency_key=call.idempotency_key,
-            expect=call.expect,
-        )
-        return call.result(data)
+        return call.result(self.request(call.method, call.path, **call.request_options()))
 
     # -- primitives ------------------------------------------------------------------------------------------
 
@@ -151,15 +143,7 @@ class AsyncNairiApi(Endpoints, AsyncTransport):
     async def send(self, call: Call[T]) -> T:
         if call.pages:
             return await self.paginate(call.path, call.params)  # type: ignore[return-value]
-        data = await self.request(
-            call.method,
-            call.path,
-            params=call.params,
-            json=call.json,
-            idempotency_key=call.idempotency_key,
-            expect=call.expect,
-        )
-        return call.result(data)
+        return call.result(await self.request(call.method, call.path, **call.request_options()))
 
     @abstractmethod
     async def request(

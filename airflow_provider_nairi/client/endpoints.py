@@ -91,6 +91,15 @@ class Call(Generic[T]):
     upload: Upload | None = None
     download: Download | None = None
 
+    def request_options(self) -> dict[str, Any]:
+        """The keyword arguments of ``request(method, path, ...)`` for this call."""
+        return {
+            "params": self.params,
+            "json": self.json,
+            "idempotency_key": self.idempotency_key,
+            "expect": self.expect,
+        }
+
     def result(self, data: Any) -> T:
         """The endpoint's result from the answer's ``data``."""
         if self.pick is None:
