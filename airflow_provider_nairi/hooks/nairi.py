@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from functools import cached_property
 from typing import Any
@@ -233,13 +234,22 @@ class NairiAsyncHook(_NairiConnectionHook):
 
         The async client and aiohttp (about 0.25 s of imports, paid by the first trigger of a triggerer) are
         imported in a thread, not on the event loop that every trigger of the triggerer shares. The connection
-        is read once per hook, so once per trigger run, never per poll.
+        is read once per hook, so once per trigger run, never per poll; how long that took is logged at DEBUG
+        (on Airflow 3 the first look-up of a new triggerer can take seconds: ``docs/deployment.md``).
         """
         if self._client is None:
+            started = time.monotonic()
             aio = sys.modules.get(ASYNC_CLIENT_MODULE)
             if aio is None:
                 aio = await asyncio.to_thread(importlib.import_module, ASYNC_CLIENT_MODULE)
+            imported = time.monotonic()
             config = await self.read_config()
+            self.log.debug(
+                "Read connection %s in %.2f s (async client imported in %.2f s)",
+                self.nairi_conn_id,
+                time.monotonic() - imported,
+                imported - started,
+            )
             if self._client is None:  # another coroutine of this hook may have built it meanwhile
                 self._client = aio.AsyncNairiClient(config)
         return self._client
