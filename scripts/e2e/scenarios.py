@@ -3,13 +3,17 @@ emulator's state and admin request log, and the component logs."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
 import signal
+import statistics
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -193,6 +197,11 @@ def example_dags(ctx: Context, api: AirflowApi, label: str) -> None:
             continue
         problems += check_deferred(ctx, api, dag_id, run_id)
         problems += check_links(api, dag_id, run_id)
+    if seen["nairi_conversation"]["<run>"] == {"success"}:
+        run_id = runs["nairi_conversation"]
+        conversation_id = api.xcom("nairi_conversation", run_id, "ask", "conversation_id")
+        timing = measured(lambda: first_poll(ctx, "nairi_conversation", run_id, conversation_id))
+        ctx.harness.notes.append(f"first poll ({label}, a fresh triggerer's first triggers): {timing}")
     if label == "local" and seen["nairi_conversation"]["<run>"] == {"success"}:  # the task page, once
         import browser  # noqa: PLC0415
 
@@ -322,6 +331,7 @@ def kill_triggerer(ctx: Context, api: AirflowApi) -> None:
     first = trigger_logs(ctx, dag_id, run_id, "starting")
     log("SIGKILL triggerer")
     ctx.airflow.processes.kill(ctx.airflow.components.pop("triggerer"))
+    killed = time.time()
     ctx.airflow.start("triggerer")
     expect_success(ctx, api, dag_id, run_id)
     taken_over = [
@@ -329,7 +339,95 @@ def kill_triggerer(ctx: Context, api: AirflowApi) -> None:
     ]
     if not taken_over:
         raise E2EError("no trigger log of the restarted triggerer says 'Trigger fired event'")
-    one_conversation(ctx, run_id)
+    conversation = one_conversation(ctx, run_id)
+    label = "local" if ctx.airflow.env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor" else "celery"
+    warm = measured(lambda: first_poll(ctx, dag_id, run_id, conversation["id"], until=killed))
+    ctx.harness.notes.append(f"first poll ({label}, a triggerer already running): {warm}")
+    restarted = measured(lambda: restart_poll(ctx, conversation["id"], killed, taken_over[0]))
+    ctx.harness.notes.append(f"first poll ({label}, after the triggerer's SIGKILL and restart): {restarted}")
+
+
+# -- first polls ------------------------------------------------------------------------------------------
+
+
+def measured(figures: Callable[[], str]) -> str:
+    """The figures, or why they could not be measured (a note, never a failure of the scenario)."""
+    try:
+        return figures()
+    except (E2EError, OSError, ValueError, KeyError, IndexError) as exc:
+        return f"not measured ({exc})"
+
+
+def supervisor_stalls(ctx: Context, since: float, until: float) -> str:
+    """The triggerer's "Heartbeat recovered after N seconds" lines logged between ``since`` and ``until``:
+    its supervisor's loop was blocked that long (on Airflow 3.3, building its in-process API)."""
+    log_file = ctx.airflow.components["triggerer"].log_file
+    stalls = []
+    for line in log_file.read_text(errors="replace").splitlines():
+        found = re.match(r"(\S+Z) .*Heartbeat recovered after ([\d.]+) seconds", line)
+        if found and since <= datetime.fromisoformat(found.group(1)).timestamp() <= until:
+            stalls.append(found.group(2))
+    return f"; the triggerer's supervisor stalled {', '.join(stalls)} s" if stalls else ""
+
+
+def log_time(line: str) -> float:
+    """Epoch seconds of one JSON line of a task or trigger log."""
+    return datetime.fromisoformat(json.loads(line)["timestamp"]).timestamp()
+
+
+def first_log_time(path: Path, text: str = "") -> float:
+    """When the first line of ``path`` containing ``text`` was logged."""
+    for line in path.read_text(errors="replace").splitlines():
+        if text in line and line.startswith("{"):
+            return log_time(line)
+    raise E2EError(f"no line with {text!r} in {path}")
+
+
+def polls_of(ctx: Context, conversation_id: str) -> list[float]:
+    """When each ``GET /conversations/{id}`` reached the emulator (its admin request log), oldest first."""
+    path = f"/conversations/{conversation_id}"
+    return sorted(r["at"] for r in ctx.admin.requests_log() if r["method"] == "GET" and r["path"] == path)
+
+
+def poll_intervals(polls: list[float]) -> str:
+    gaps = [later - earlier for earlier, later in itertools.pairwise(polls)]
+    return f"later polls every {statistics.median(gaps):.2f} s (median)" if gaps else "no later poll"
+
+
+def first_poll(
+    ctx: Context, dag_id: str, run_id: str, conversation_id: str, until: float | None = None
+) -> str:
+    """Seconds from ``ask``'s deferral (its log's "Pausing task as DEFERRED") to its trigger's first line and
+    to its first poll reaching the emulator; then the interval of the polls (those before ``until``)."""
+    folder = ctx.task_log_folder(dag_id, run_id, "ask")
+    deferred = first_log_time(folder / "attempt=1.log", "Pausing task as DEFERRED")
+    trigger_log = sorted(folder.glob("attempt=1.log.trigger.*.log"), key=lambda p: p.stat().st_mtime)[0]
+    started = first_log_time(trigger_log)
+    if until is None:  # the polls of this trigger, not the resumed task's reads
+        until = first_log_time(trigger_log, "Trigger fired event") + 0.5
+    polls = [at for at in polls_of(ctx, conversation_id) if deferred <= at < until]
+    if not polls:
+        raise E2EError(f"no poll of {conversation_id} after its deferral in the emulator's request log")
+    return (
+        f"{polls[0] - deferred:.1f} s from the deferral to the first request "
+        f"(the trigger's first log line after {started - deferred:.1f} s); {poll_intervals(polls)}"
+        + supervisor_stalls(ctx, deferred - 30, polls[0] + 1)
+    )
+
+
+def restart_poll(ctx: Context, conversation_id: str, killed: float, trigger_log: Path) -> str:
+    """Seconds from the SIGKILL (the new triggerer started at once) to the new triggerer's first line for the
+    trigger and to its first poll; the supervisor's "Heartbeat recovered" line when it was blocked."""
+    started = first_log_time(trigger_log)
+    fired = first_log_time(trigger_log, "Trigger fired event") + 0.5  # not the resumed task's reads
+    polls = [at for at in polls_of(ctx, conversation_id) if killed <= at < fired]
+    if not polls:
+        raise E2EError(f"no poll of {conversation_id} after the restart in the emulator's request log")
+    return (
+        f"{polls[0] - killed:.1f} s from the kill to the first request (the new triggerer's first line for "
+        f"the trigger after {started - killed:.1f} s, its first request {polls[0] - started:.1f} s later); "
+        f"{poll_intervals(polls)}" + supervisor_stalls(ctx, killed, polls[0] + 1)
+    )
 
 
 def kill_worker(ctx: Context, api: AirflowApi, label: str) -> None:
