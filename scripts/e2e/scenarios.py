@@ -200,7 +200,12 @@ def example_dags(ctx: Context, api: AirflowApi, label: str) -> None:
     if seen["nairi_conversation"]["<run>"] == {"success"}:
         run_id = runs["nairi_conversation"]
         conversation_id = api.xcom("nairi_conversation", run_id, "ask", "conversation_id")
-        timing = measured(lambda: first_poll(ctx, "nairi_conversation", run_id, conversation_id))
+        deferred, trigger_log = deferral(ctx, "nairi_conversation", run_id)
+        timing = measured(
+            lambda: first_poll(
+                ctx, conversation_id, since=deferred, since_what="the deferral", trigger_log=trigger_log
+            )
+        )
         ctx.harness.notes.append(f"first poll ({label}, a fresh triggerer's first triggers): {timing}")
     if label == "local" and seen["nairi_conversation"]["<run>"] == {"success"}:  # the task page, once
         import browser  # noqa: PLC0415
@@ -341,9 +346,23 @@ def kill_triggerer(ctx: Context, api: AirflowApi) -> None:
         raise E2EError("no trigger log of the restarted triggerer says 'Trigger fired event'")
     conversation = one_conversation(ctx, run_id)
     label = "local" if ctx.airflow.env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor" else "celery"
-    warm = measured(lambda: first_poll(ctx, dag_id, run_id, conversation["id"], until=killed))
+    deferred, trigger_log = deferral(ctx, dag_id, run_id)
+    warm = measured(
+        lambda: first_poll(
+            ctx,
+            conversation["id"],
+            since=deferred,
+            since_what="the deferral",
+            trigger_log=trigger_log,
+            until=killed,
+        )
+    )
     ctx.harness.notes.append(f"first poll ({label}, a triggerer already running): {warm}")
-    restarted = measured(lambda: restart_poll(ctx, conversation["id"], killed, taken_over[0]))
+    restarted = measured(
+        lambda: first_poll(
+            ctx, conversation["id"], since=killed, since_what="the kill", trigger_log=taken_over[0]
+        )
+    )
     ctx.harness.notes.append(f"first poll ({label}, after the triggerer's SIGKILL and restart): {restarted}")
 
 
@@ -394,39 +413,38 @@ def poll_intervals(polls: list[float]) -> str:
     return f"later polls every {statistics.median(gaps):.2f} s (median)" if gaps else "no later poll"
 
 
-def first_poll(
-    ctx: Context, dag_id: str, run_id: str, conversation_id: str, until: float | None = None
-) -> str:
-    """Seconds from ``ask``'s deferral (its log's "Pausing task as DEFERRED") to its trigger's first line and
-    to its first poll reaching the emulator; then the interval of the polls (those before ``until``)."""
+def deferral(ctx: Context, dag_id: str, run_id: str) -> tuple[float, Path]:
+    """When ``ask``'s try 1 deferred (its log's "Pausing task as DEFERRED"), and its first trigger log."""
     folder = ctx.task_log_folder(dag_id, run_id, "ask")
     deferred = first_log_time(folder / "attempt=1.log", "Pausing task as DEFERRED")
-    trigger_log = sorted(folder.glob("attempt=1.log.trigger.*.log"), key=lambda p: p.stat().st_mtime)[0]
+    trigger_logs = sorted(folder.glob("attempt=1.log.trigger.*.log"), key=lambda path: path.stat().st_mtime)
+    if not trigger_logs:
+        raise E2EError(f"no trigger log in {folder}")
+    return deferred, trigger_logs[0]
+
+
+def first_poll(
+    ctx: Context,
+    conversation_id: str,
+    *,
+    since: float,
+    since_what: str,
+    trigger_log: Path,
+    until: float | None = None,
+) -> str:
+    """Seconds from ``since`` (a deferral, a triggerer's kill) to the trigger's first line in ``trigger_log``
+    and to its first poll at the emulator; the median interval of its polls before ``until`` (by default:
+    until it fired, so not the resumed task's reads); the triggerer's supervisor stalls meanwhile."""
     started = first_log_time(trigger_log)
-    if until is None:  # the polls of this trigger, not the resumed task's reads
+    if until is None:
         until = first_log_time(trigger_log, "Trigger fired event") + 0.5
-    polls = [at for at in polls_of(ctx, conversation_id) if deferred <= at < until]
+    polls = [at for at in polls_of(ctx, conversation_id) if since <= at < until]
     if not polls:
-        raise E2EError(f"no poll of {conversation_id} after its deferral in the emulator's request log")
+        raise E2EError(f"no poll of {conversation_id} after {since_what} in the emulator's request log")
     return (
-        f"{polls[0] - deferred:.1f} s from the deferral to the first request "
-        f"(the trigger's first log line after {started - deferred:.1f} s); {poll_intervals(polls)}"
-        + supervisor_stalls(ctx, deferred - 30, polls[0] + 1)
-    )
-
-
-def restart_poll(ctx: Context, conversation_id: str, killed: float, trigger_log: Path) -> str:
-    """Seconds from the SIGKILL (the new triggerer started at once) to the new triggerer's first line for the
-    trigger and to its first poll; the supervisor's "Heartbeat recovered" line when it was blocked."""
-    started = first_log_time(trigger_log)
-    fired = first_log_time(trigger_log, "Trigger fired event") + 0.5  # not the resumed task's reads
-    polls = [at for at in polls_of(ctx, conversation_id) if killed <= at < fired]
-    if not polls:
-        raise E2EError(f"no poll of {conversation_id} after the restart in the emulator's request log")
-    return (
-        f"{polls[0] - killed:.1f} s from the kill to the first request (the new triggerer's first line for "
-        f"the trigger after {started - killed:.1f} s, its first request {polls[0] - started:.1f} s later); "
-        f"{poll_intervals(polls)}" + supervisor_stalls(ctx, killed, polls[0] + 1)
+        f"{polls[0] - since:.1f} s from {since_what} to the first request "
+        f"(the trigger's first log line after {started - since:.1f} s); {poll_intervals(polls)}"
+        + supervisor_stalls(ctx, since - 30, polls[0] + 1)
     )
 
 
