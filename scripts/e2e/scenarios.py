@@ -332,7 +332,7 @@ def failure_detail(ctx: Context, api: AirflowApi, dag_id: str, run_id: str) -> s
 def kill_triggerer(ctx: Context, api: AirflowApi) -> None:
     """SIGKILL the triggerer while it waits; a new one takes the trigger over; one conversation, completed."""
     dag_id = "nairi_e2e_deferred"
-    run_id, _ = start_waiting(ctx, api, dag_id, {"delay": 15}, state="deferred")
+    run_id, _ = start_waiting(ctx, api, dag_id, {"delay": 30}, state="deferred")
     first = trigger_logs(ctx, dag_id, run_id, "starting")
     log("SIGKILL triggerer")
     ctx.airflow.processes.kill(ctx.airflow.components.pop("triggerer"))
