@@ -355,6 +355,7 @@ def kill_triggerer(ctx: Context, api: AirflowApi) -> None:
             since_what="the deferral",
             trigger_log=trigger_log,
             until=killed,
+            until_what="the kill",
         )
     )
     ctx.harness.notes.append(f"first poll ({label}, a triggerer already running): {warm}")
@@ -431,6 +432,7 @@ def first_poll(
     since_what: str,
     trigger_log: Path,
     until: float | None = None,
+    until_what: str = "the trigger's event",
 ) -> str:
     """Seconds from ``since`` (a deferral, a triggerer's kill) to the trigger's first line in ``trigger_log``
     and to its first poll at the emulator; the median interval of its polls before ``until`` (by default:
@@ -440,7 +442,10 @@ def first_poll(
         until = first_log_time(trigger_log, "Trigger fired event") + 0.5
     polls = [at for at in polls_of(ctx, conversation_id) if since <= at < until]
     if not polls:
-        raise E2EError(f"no poll of {conversation_id} after {since_what} in the emulator's request log")
+        raise E2EError(
+            f"no poll of {conversation_id} between {since_what} and {until_what} "
+            "in the emulator's request log"
+        )
     return (
         f"{polls[0] - since:.1f} s from {since_what} to the first request "
         f"(the trigger's first log line after {started - since:.1f} s); {poll_intervals(polls)}"
