@@ -15,6 +15,7 @@ import asyncio
 import importlib
 import inspect
 import sys
+import time
 import warnings
 from collections.abc import Awaitable, Callable, Mapping
 from functools import cached_property
@@ -204,13 +205,22 @@ class NairiAsyncHook(_NairiConnectionHook):
 
         The async client and aiohttp (about 0.25 s of imports, paid by the first trigger of a triggerer) are
         imported in a thread, not on the event loop that every trigger of the triggerer shares. The connection
-        is read once per hook, so once per trigger run, never per poll.
+        is read once per hook, so once per trigger run, never per poll; how long that took is logged at DEBUG
+        (on Airflow 3 the first look-up of a new triggerer can take seconds: ``docs/deployment.md``).
         """
         if self._client is None:
+            started = time.monotonic()
             aio = sys.modules.get(ASYNC_CLIENT_MODULE)
             if aio is None:
                 aio = await asyncio.to_thread(importlib.import_module, ASYNC_CLIENT_MODULE)
+            imported = time.monotonic()
             config = await self.read_config()
+            self.log.debug(
+                "Read connection %s in %.2f s (async client imported in %.2f s)",
+                self.nairi_conn_id,
+                time.monotonic() - imported,
+                imported - started,
+            )
             if self._client is None:  # another coroutine of this hook may have built it meanwhile
                 self._client = aio.AsyncNairiClient(config)
         return self._client

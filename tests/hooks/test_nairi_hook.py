@@ -210,3 +210,25 @@ print(json.dumps({"thread": seen.get("thread"), "main": threading.main_thread().
     ).stdout
     seen = json.loads(out.strip().splitlines()[-1])
     assert seen["thread"] is not None and seen["thread"] != seen["main"]
+
+
+async def test_the_connection_is_read_once_per_hook_and_its_time_logged_at_debug(monkeypatch):
+    """The triggerer's first look-up can take seconds (Airflow 3 builds its in-process API then): a DEBUG
+    line says how long, and later calls of the same trigger never read the connection again."""
+    set_connection(monkeypatch)
+    hook = NairiAsyncHook()
+    with (
+        mock.patch.object(NairiAsyncHook, "log", new=mock.MagicMock()) as log,
+        mock.patch.object(NairiAsyncHook, "read_config", wraps=hook.read_config) as read_config,
+    ):
+        first = await hook.get_async_client()
+        assert await hook.get_async_client() is first
+    await hook.close()
+    assert read_config.call_count == 1
+    (message, conn_id, read_seconds, import_seconds), _ = log.debug.call_args
+    assert message % (conn_id, read_seconds, import_seconds) == (
+        f"Read connection nairi_default in {read_seconds:.2f} s "
+        f"(async client imported in {import_seconds:.2f} s)"
+    )
+    assert 0 <= read_seconds < 10 and 0 <= import_seconds < 10
+    assert log.debug.call_count == 1 and KEY not in str(log.mock_calls)
