@@ -58,7 +58,9 @@ def get_provider_info() -> dict[str, Any]:
             "operators.secrets",
         ),
         "sensors": _modules("sensors.content", "sensors.conversation"),
-        "triggers": _modules("triggers.conversation", "triggers.polling", "triggers.video"),
+        "triggers": _modules(
+            "triggers.conversation", "triggers.events", "triggers.polling", "triggers.video"
+        ),
         "extra-links": [
             f"{PACKAGE}.links.NairiConversationLink",
             f"{PACKAGE}.links.NairiVideoLink",
