@@ -39,7 +39,7 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["ai"],
             }
         ],
-        "hooks": _modules("hooks.nairi"),
+        "hooks": _modules("hooks.managed_agent", "hooks.nairi"),
         "connection-types": [
             {
                 "connection-type": "nairi",

@@ -32,6 +32,7 @@ from airflow_provider_nairi.client.config import (
 from airflow_provider_nairi.client.protocol import DEFAULT_PAGE_SIZE, RateLimit
 from airflow_provider_nairi.client.sync import NairiClient
 from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiError
+from airflow_provider_nairi.hooks.managed_agent import NairiManagedAgentMixin
 
 
 def _extras(connection: Any) -> dict[str, Any]:
@@ -84,8 +85,9 @@ class _NairiConnectionHook(BaseHook):
         self.overrides = overrides
 
 
-class NairiHook(_NairiConnectionHook, NairiApi):
-    """Every endpoint of the Nairi API, from an Airflow connection.
+class NairiHook(_NairiConnectionHook, NairiApi, NairiManagedAgentMixin):
+    """Every endpoint of the Nairi API, from an Airflow connection; with the ``common-ai`` extra, also a
+    common.ai managed-agent hook (``NairiHook().agent("support")``, see ``docs/common-ai.md``).
 
     :param nairi_conn_id: the connection (default ``nairi_default``); ``conn_id`` is accepted as an alias.
     :param overrides: values of connection extras for this hook only (``read_timeout=5``,
