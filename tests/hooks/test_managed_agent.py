@@ -141,10 +141,10 @@ def test_errors_are_sorted_as_the_contract_asks(hook, nairi_emulator, monkeypatc
 
 
 def test_a_common_ai_agent_calls_nairi_through_the_managed_agent_toolset(hook):
-    agent_module = pytest.importorskip("pydantic_ai")
-    from airflow.providers.common.ai.toolsets import ManagedAgentToolset
-    from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart, ToolReturnPart
-    from pydantic_ai.models.function import FunctionModel
+    pydantic_ai = pytest.importorskip("pydantic_ai")
+    from airflow.providers.common.ai.toolsets import ManagedAgentToolset  # noqa: PLC0415
+    from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart, ToolReturnPart  # noqa: PLC0415
+    from pydantic_ai.models.function import FunctionModel  # noqa: PLC0415
 
     nairi, _ = hook
     toolset = ManagedAgentToolset(nairi.agent("support"), tool_name="ask_support", timeout=30)
@@ -158,7 +158,7 @@ def test_a_common_ai_agent_calls_nairi_through_the_managed_agent_toolset(hook):
             )
         return ModelResponse(parts=[TextPart(f"Support says: {returned[0].content}")])
 
-    result = agent_module.Agent(FunctionModel(script), toolsets=[toolset]).run_sync("help the user")
+    result = pydantic_ai.Agent(FunctionModel(script), toolsets=[toolset]).run_sync("help the user")
     assert result.output.startswith("Support says: Reply to turn 1: How do I reset a password?")
     [conversation] = [c for c in nairi.list_conversations() if c["status"] == "completed"]
     assert conversation["turns"] == 1
