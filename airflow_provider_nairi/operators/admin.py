@@ -20,13 +20,10 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_provider_nairi.exceptions import (
-    NairiConfigurationError,
-    NairiConflictError,
-    NairiNotFoundError,
-)
+from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiNotFoundError
 from airflow_provider_nairi.idempotency import task_idempotency_key
 from airflow_provider_nairi.operators.base import NairiBaseOperator
+from airflow_provider_nairi.resources.lookup import find_by_name
 from airflow_provider_nairi.validation import check_exactly_one, check_label, check_name
 
 if TYPE_CHECKING:
@@ -118,50 +115,6 @@ class NairiAdminOperator(NairiBaseOperator):
             key = task_idempotency_key(context["ti"], *parts, resource["id"])
             resource = create(name, idempotency_key=key, **desired)
         return resource
-
-
-def find_by_name(items: Iterable[Mapping[str, Any]], name: str, kind: str) -> dict[str, Any] | None:
-    """Return the one item called ``name``, ``None`` when there is none.
-
-    :raises NairiConflictError: two or more items share the name; the error lists their ids, so the user can
-        delete or rename the extra ones (or address one by id).
-    """
-    matches = [dict(item) for item in items if item.get("name") == name]
-    if len(matches) > 1:
-        ids = ", ".join(str(item.get("id")) for item in matches)
-        raise NairiConflictError(
-            f"{len(matches)} {kind}s are named {name!r} ({ids}); names must be unique for the operator to "
-            "know which one to manage. Delete or rename all but one of them.",
-            code="duplicate_name",
-        )
-    return matches[0] if matches else None
-
-
-def resolve_id(
-    list_items: Callable[[], Iterable[Mapping[str, Any]]],
-    kind: str,
-    *,
-    id_param: str,
-    id_value: str | None,
-    name_param: str,
-    name_value: str | None,
-) -> str:
-    """The id given as ``id_value``, or the id of the one ``kind`` called ``name_value`` (exactly one given).
-
-    ``resolve_id(hook.list_agents, "agent", id_param="agent_id", id_value=None, name_param="agent_name",
-    name_value="triage")``. Checks the parameters before any request; no match raises
-    :class:`NairiNotFoundError`, two matches :class:`NairiConflictError` naming the ids.
-    """
-    if check_exactly_one(**{id_param: id_value, name_param: name_value}) == id_param:
-        return check_label(id_param, id_value)
-    name = check_label(name_param, name_value)
-    found = find_by_name(list_items(), name, kind)
-    if found is None:
-        raise NairiNotFoundError(
-            f"{name_param}: no {kind} is named {name!r}; create it first or give {id_param}.",
-            code="not_found",
-        )
-    return str(found["id"])
 
 
 def _comparable(value: Any) -> Any:

@@ -20,28 +20,34 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.providers.common.compat.sdk import ObjectStoragePath, conf
+from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_nairi.client.transfer import TEMP_PREFIX, child_path, file_names
-from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiServerError
+from airflow_provider_nairi.exceptions import (
+    NairiConfigurationError,
+    NairiDestinationExistsError,
+    NairiServerError,
+    NairiXComSizeError,
+)
 from airflow_provider_nairi.idempotency import task_idempotency_key
-from airflow_provider_nairi.links import XCOM_VIDEO_URL, NairiVideoLink
+from airflow_provider_nairi.links import NairiVideoLink, publish_video_link
 from airflow_provider_nairi.operators.base import NairiBaseOperator
-from airflow_provider_nairi.outcomes import TIMEOUT, make_event, raise_for_event
+from airflow_provider_nairi.options import default_deferrable
+from airflow_provider_nairi.outcomes import TIMEOUT, raise_for_event
+from airflow_provider_nairi.resources.video import KIND as VIDEO
+from airflow_provider_nairi.resources.video import check_videos
+from airflow_provider_nairi.resources.waiting import Waiter
 from airflow_provider_nairi.sources import SourceItem, as_path, resolve_sources, upload_sources
-from airflow_provider_nairi.triggers.polling import WaitLog
-from airflow_provider_nairi.triggers.video import KIND as VIDEO
-from airflow_provider_nairi.triggers.video import NairiVideoTrigger, videos_event
-from airflow_provider_nairi.validation import check_flag, check_seconds
+from airflow_provider_nairi.triggers.video import NairiVideoTrigger
+from airflow_provider_nairi.validation import check_flag, check_seconds, ids_of
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_nairi.hooks.nairi import NairiHook
 
 #: Largest JSON result (in bytes) that search, recall and chat put into XCom; see the module docstring.
 XCOM_MAX_BYTES = 48 * 1024
@@ -50,29 +56,6 @@ XCOM_MAX_BYTES = 48 * 1024
 MAX_CORPUS_LIMIT = 50
 
 _CHUNK = 1 << 20
-
-
-def ids_of(values: str | Iterable[str | Mapping[str, Any]] | None, param: str) -> list[str] | None:
-    """Normalise ids given as one id, a list of ids, or the dicts another Nairi operator returned.
-
-    ``video_ids=upload_videos.output`` and ``artifact_ids=upload.output`` work as they are: every dict
-    contributes its ``"id"``.
-    """
-    if values is None:
-        return None
-    items = (
-        list(values) if isinstance(values, Iterable) and not isinstance(values, (str, Mapping)) else [values]
-    )
-    ids = []
-    for item in items:
-        value = item.get("id") if isinstance(item, Mapping) else item
-        if not isinstance(value, str) or not value:
-            raise NairiConfigurationError(
-                f"{param}: {item!r} is not an id. Give ids such as 'vid_...' / 'art_...', or the list "
-                "another Nairi operator returned (dicts with an 'id')."
-            )
-        ids.append(value)
-    return ids
 
 
 class NairiUploadArtifactsOperator(NairiBaseOperator):
@@ -229,7 +212,7 @@ class NairiDownloadArtifactsOperator(NairiBaseOperator):
                     conflicts.append(str(target))
             plan.append((artifact, target, download))
         if conflicts:
-            raise NairiConfigurationError(
+            raise NairiDestinationExistsError(
                 f"destination: {', '.join(conflicts)} already exist(s) with other content; nothing was "
                 "downloaded. Set overwrite=True to replace them, or pick another destination."
             )
@@ -261,7 +244,7 @@ class NairiDownloadArtifactsOperator(NairiBaseOperator):
     def run(self, context: Context) -> list[str]:
         folder = as_path(self.destination)
         if folder.exists() and not folder.is_dir():
-            raise NairiConfigurationError(
+            raise NairiDestinationExistsError(
                 f"destination: {self.destination!s} is a file; give a folder (it is created if missing)."
             )
         artifacts = self._artifacts()
@@ -312,7 +295,7 @@ class NairiCorpusOperator(NairiBaseOperator):
             return str(target)
         size = len(payload.encode())
         if size > XCOM_MAX_BYTES:
-            raise NairiConfigurationError(
+            raise NairiXComSizeError(
                 f"output_path: the results are {size} bytes of JSON, over the {XCOM_MAX_BYTES} bytes this "
                 "operator puts into XCom (the metadata database). Set output_path='s3://.../results.json' "
                 "(or a local path) to write them there and pass the path instead, or ask for fewer results."
@@ -385,21 +368,6 @@ class NairiChatOperator(NairiCorpusOperator):
         return self.hook.chat(self.message, video_ids=video_ids)
 
 
-def check_videos(hook: NairiHook, video_ids: list[str]) -> dict[str, Any] | None:
-    """Read each video once; return the event they end in (:func:`.videos_event`), else ``None``."""
-    return videos_event(video_ids, [hook.get_video(video_id) for video_id in video_ids])
-
-
-def publish_video_link(hook: NairiHook, context: Context, video_ids: list[str]) -> None:
-    """Push the dashboard URL of the first video as XCom (read by the "Nairi video" extra link)."""
-    context["ti"].xcom_push(key=XCOM_VIDEO_URL, value=hook.dashboard_url("videos", video_ids[0]))
-
-
-def default_deferrable() -> bool:
-    """``[operators] default_deferrable`` of the Airflow configuration (``False`` when unset)."""
-    return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
-
-
 class NairiVideoOperator(NairiBaseOperator):
     """Base of the operators that start video processing and, by default, wait until it ends.
 
@@ -459,33 +427,26 @@ class NairiVideoOperator(NairiBaseOperator):
                 ),
                 method_name="execute_complete",
             )
-        deadline = time.monotonic() + self.timeout
-        wait_log = WaitLog(self.log, f"video(s) {', '.join(video_ids)}")
-        wait_log.started("on the worker", self.poll_interval)
-        while (event := self.check_quietly(video_ids)) is None:
-            wait_log.polled("processing")
-            left = deadline - time.monotonic()
-            if left <= 0:
-                event = make_event(
-                    TIMEOUT,
-                    kind=VIDEO,
-                    resource_id=", ".join(video_ids),
-                    message=f"video(s) {', '.join(video_ids)} not ready after {self.timeout:g} s",
-                )
-                break
-            time.sleep(min(self.poll_interval, left))
-        wait_log.ended(event)
-        return self.execute_complete(context, event)
+        waiter = Waiter(
+            VIDEO,
+            ", ".join(video_ids),
+            deadline=time.time() + self.timeout,
+            poll_interval=self.poll_interval,
+            log=self.log,
+            state=lambda: "processing",
+            timeout_message=self.timeout_text(video_ids),
+        )
+        return self.execute_complete(context, waiter.wait(lambda: check_videos(self.hook, video_ids)))
 
-    def check_quietly(self, video_ids: list[str]) -> dict[str, Any] | None:
-        """One poll of the wait (the client's read lines at DEBUG)."""
-        from airflow_provider_nairi.client.protocol import polling  # noqa: PLC0415 (not at DAG parse)
-
-        with polling():
-            return check_videos(self.hook, video_ids)
+    def timeout_text(self, video_ids: list[str]) -> str:
+        """What a timeout says, on the worker and deferred alike."""
+        return f"video(s) {', '.join(video_ids)} not ready after {self.timeout:g} s"
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> list[dict[str, Any]]:
         """Resume after the wait: the ready videos, or the outcome of a failure, timeout or polling error."""
+        if isinstance(event, dict) and event.get("status") == TIMEOUT:
+            video_ids = [str(video_id) for video_id in str(event.get("id")).split(", ")]
+            event = {**event, "message": self.timeout_text(video_ids)}
         ready: list[dict[str, Any]] = raise_for_event(event, final_on_failure=self.final_on_failure)[
             "resource"
         ]["videos"]

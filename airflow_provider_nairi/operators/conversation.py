@@ -26,67 +26,38 @@ from airflow.providers.common.compat.sdk import AirflowException, BaseOperator, 
 from airflow_provider_nairi.exceptions import NairiConflictError, NairiError, NairiNotFoundError
 from airflow_provider_nairi.hook_mixin import NairiHookMixin
 from airflow_provider_nairi.idempotency import task_idempotency_key
-from airflow_provider_nairi.links import XCOM_CONVERSATION_URL, NairiConversationLink
-from airflow_provider_nairi.operators.admin import resolve_id
+from airflow_provider_nairi.links import XCOM_CONVERSATION_ID, XCOM_CONVERSATION_URL, NairiConversationLink
 from airflow_provider_nairi.outcomes import ERROR, TIMEOUT, make_event, raise_for_error, raise_for_event
-from airflow_provider_nairi.sources import upload_sources
-from airflow_provider_nairi.triggers.conversation import (
+from airflow_provider_nairi.resources.conversation import (
     ACTIVE_STATES,
-    NairiConversationTrigger,
     conversation_event,
+    conversation_result,
+    latest_reply,
 )
-from airflow_provider_nairi.triggers.polling import WaitLog
+from airflow_provider_nairi.resources.lookup import resolve_agent_id
+from airflow_provider_nairi.resources.waiting import Waiter, seconds_left
+from airflow_provider_nairi.sources import upload_sources
+from airflow_provider_nairi.triggers.conversation import NairiConversationTrigger
 from airflow_provider_nairi.validation import check_count, check_flag, check_label, check_seconds
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_nairi.hooks.nairi import NairiHook
 
-#: XCom key of the conversation id (pushed as soon as it is known).
-XCOM_CONVERSATION_ID = "conversation_id"
+__all__ = [  # XCOM_CONVERSATION_ID moved to links, latest_reply and conversation_result to resources
+    "XCOM_CONVERSATION_ID",
+    "NairiConversationOperator",
+    "NairiConversationSubmitOperator",
+    "NairiSendMessageOperator",
+    "NairiStartConversationOperator",
+    "conversation_result",
+    "latest_reply",
+]
 #: ``task_state_store`` key of the submission number whose create/send may have been sent (see
 #: :meth:`NairiConversationSubmitOperator.submission_number`).
 SUBMISSION_KEY = "nairi_submission"
 #: ``next_method`` of a task Airflow resumes only to fail it (trigger timeout or crash).
 TRIGGER_FAIL = "__fail__"
-
-
-def latest_reply(hook: NairiHook, conversation: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The assistant's message of the conversation's latest turn, or ``None`` when it has none (yet).
-
-    Read from the snapshot's ``last_message`` when that is the reply; otherwise from the message list. A
-    snapshot without ``last_message`` (a trigger event's, which never carries the reply) is completed by
-    reading the conversation first.
-    """
-    turn = conversation.get("turns")
-    if "last_message" not in conversation:
-        last = hook.get_conversation(str(conversation["id"])).get("last_message")
-    else:
-        last = conversation.get("last_message")
-    if last and last.get("role") == "assistant" and last.get("turn") == turn:
-        return dict(last)
-    replies = [
-        message
-        for message in hook.list_messages(str(conversation["id"]))
-        if message.get("role") == "assistant" and message.get("turn") == turn
-    ]
-    return replies[-1] if replies else None
-
-
-def conversation_result(
-    conversation: Mapping[str, Any], reply: Mapping[str, Any] | None, url: str
-) -> dict[str, Any]:
-    """The XCom dict of a conversation snapshot and its latest reply (see the module docstring)."""
-    return {
-        "conversation_id": conversation["id"],
-        "status": conversation.get("status"),
-        "turn": conversation.get("turns"),
-        "reply": reply.get("content") if reply else None,
-        "reply_message_id": reply.get("id") if reply else None,
-        "artifact_ids": list(reply.get("artifact_ids") or []) if reply else [],
-        "url": url,
-    }
 
 
 class NairiConversationOperator(NairiHookMixin, BaseOperator):
@@ -205,27 +176,28 @@ class NairiConversationOperator(NairiHookMixin, BaseOperator):
         )
 
     def poll_here(self, conversation: Mapping[str, Any], turn: int | None) -> dict[str, Any]:
-        """Poll on the worker until the turn ends or the deadline passes; return the event (as a trigger).
-        Logs as the trigger does (:class:`~airflow_provider_nairi.triggers.polling.WaitLog`)."""
-        from airflow_provider_nairi.client.protocol import polling  # noqa: PLC0415 (not at DAG parse)
-
-        deadline = self.deadline()
+        """Wait on the worker until the turn ends or the deadline passes; return the event (as a trigger's:
+        the same :class:`~airflow_provider_nairi.resources.waiting.Waiter`, transient errors included)."""
         conversation_id = str(conversation["id"])
-        wait_log = WaitLog(self.log, f"conversation {conversation_id}")
-        wait_log.started("on the worker", self.poll_interval)
-        while (event := conversation_event(conversation, turn)) is None:
-            wait_log.polled(str(conversation.get("status")))
-            left = None if deadline is None else deadline - time.time()
-            if left is not None and left <= 0:
-                event = make_event(
-                    TIMEOUT, kind="conversation", resource_id=conversation_id, message="deadline passed"
-                )
-                break
-            time.sleep(self.poll_interval if left is None else min(self.poll_interval, left))
-            with polling():
-                conversation = self.hook.get_conversation(conversation_id)
-        wait_log.ended(event)
-        return event
+        latest = conversation
+
+        def check() -> dict[str, Any] | None:
+            nonlocal latest
+            latest = self.hook.get_conversation(conversation_id)
+            return conversation_event(latest, turn)
+
+        waiter = Waiter(
+            "conversation",
+            conversation_id,
+            deadline=self.deadline(),
+            poll_interval=self.poll_interval,
+            max_transient_errors=self.max_transient_errors,
+            log=self.log,
+            state=lambda: str(latest.get("status")),
+            timeout_message="deadline passed",
+        )
+        first = conversation_event(conversation, turn)
+        return first if first is not None else waiter.wait(check, checked=True)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the trigger: turn its event into the XCom dict or an outcome."""
@@ -445,14 +417,7 @@ class NairiStartConversationOperator(NairiConversationSubmitOperator):
 
     def resolve_agent_id(self) -> str:
         """``agent_id``, or the id of the one agent called ``agent_name``."""
-        return resolve_id(
-            self.hook.list_agents,
-            "agent",
-            id_param="agent_id",
-            id_value=self.agent_id,
-            name_param="agent_name",
-            name_value=self.agent_name,
-        )
+        return resolve_agent_id(self.hook, self.agent_id, self.agent_name)
 
     def submit_job(self, context: Context) -> dict[str, Any]:
         agent_id = self.resolve_agent_id()
@@ -516,7 +481,8 @@ class NairiSendMessageOperator(NairiConversationSubmitOperator):
             except NairiConflictError as error:
                 if error.code != "conversation_busy":
                     raise
-                if deadline is not None and time.time() >= deadline:
+                left = seconds_left(deadline)
+                if left is not None and left <= 0:
                     self.fail_busy(conversation_id)
                 if self.deferrable:
                     self.log.info("Conversation %s is busy; waiting in the triggerer", conversation_id)

@@ -9,16 +9,12 @@ from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensor
 
 from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiError
 from airflow_provider_nairi.hook_mixin import NairiHookMixin
-from airflow_provider_nairi.links import NairiVideoLink
-from airflow_provider_nairi.operators.content import (
-    check_videos,
-    default_deferrable,
-    ids_of,
-    publish_video_link,
-)
+from airflow_provider_nairi.links import NairiVideoLink, publish_video_link
+from airflow_provider_nairi.options import default_deferrable
 from airflow_provider_nairi.outcomes import raise_for_error, raise_for_event
+from airflow_provider_nairi.resources.video import check_videos
 from airflow_provider_nairi.triggers.video import NairiVideoTrigger
-from airflow_provider_nairi.validation import check_seconds, check_sensor_timing
+from airflow_provider_nairi.validation import check_seconds, check_sensor_timing, ids_of
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context

@@ -17,14 +17,14 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_nairi.exceptions import NairiError
 from airflow_provider_nairi.hook_mixin import NairiHookMixin
-from airflow_provider_nairi.links import XCOM_CONVERSATION_URL, NairiConversationLink
-from airflow_provider_nairi.operators.conversation import (
-    XCOM_CONVERSATION_ID,
+from airflow_provider_nairi.links import XCOM_CONVERSATION_ID, XCOM_CONVERSATION_URL, NairiConversationLink
+from airflow_provider_nairi.outcomes import raise_for_error, raise_for_event
+from airflow_provider_nairi.resources.conversation import (
+    conversation_event,
     conversation_result,
     latest_reply,
 )
-from airflow_provider_nairi.outcomes import raise_for_error, raise_for_event
-from airflow_provider_nairi.triggers.conversation import NairiConversationTrigger, conversation_event
+from airflow_provider_nairi.triggers.conversation import NairiConversationTrigger
 from airflow_provider_nairi.validation import check_count, check_flag, check_sensor_timing
 
 if TYPE_CHECKING:
