@@ -1,4 +1,11 @@
-"""OpenLineage facets of the Nairi operators: pure builders, and one conversion to ``OperatorLineage``.
+"""What a Nairi task read and produced: asset-event extras (:func:`asset_extra`) and OpenLineage facets.
+
+**Asset-event extras** (``docs/assets-and-events.md``): :func:`asset_extra` turns an operator's result (its
+XCom) into the ``extra`` of the asset events it emits: ids, statuses, sha256s and counts picked by key from
+:data:`EXTRA_KEYS`, never a text (a reply, a message) and never a value (secret or not), strings cut to
+:data:`MAX_STRING`, lists to :data:`MAX_ITEMS`.
+
+**OpenLineage**: pure builders, and one conversion to ``OperatorLineage``.
 
 The builders (:func:`upload_lineage`, :func:`download_lineage`, :func:`video_lineage`,
 :func:`conversation_lineage`) turn what an operator returned (its XCom) into a :class:`Lineage`: plain
@@ -33,6 +40,65 @@ SCHEMA_URL = "https://github.com/airflow-provider-nairi/airflow-provider-nairi/b
 MAX_DATASETS = 200
 
 Dataset = tuple[str, str]
+
+#: The keys an asset-event extra keeps from a result: identities, states and counts only.
+EXTRA_KEYS = (
+    "kind",
+    "id",
+    "name",
+    "action",
+    "status",
+    "conversation_id",
+    "turn",
+    "reply_message_id",
+    "artifact_ids",
+    "agent_id",
+    "job_id",
+    "sha256",
+    "size_bytes",
+    "duration_s",
+    "fields",
+    "path",
+)
+#: Lists of items inside a result whose items are summarised the same way (an org-as-code plan's secrets).
+NESTED_KEYS = ("secrets", "env_vars", "items")
+MAX_ITEMS = 50
+MAX_STRING = 256
+
+
+def _bounded(value: Any) -> Any:
+    if isinstance(value, bool) or value is None or isinstance(value, int | float):
+        return value
+    if isinstance(value, str):
+        return value[:MAX_STRING]
+    if isinstance(value, list | tuple):
+        return [_bounded(v) for v in value[:MAX_ITEMS] if isinstance(v, str | int | float | bool)]
+    return None
+
+
+def _summary(item: Mapping[str, Any]) -> dict[str, Any]:
+    picked = {key: _bounded(item[key]) for key in EXTRA_KEYS if key in item}
+    for key in NESTED_KEYS:
+        nested = item.get(key)
+        if isinstance(nested, list):
+            picked[key] = [_summary(n) for n in nested[:MAX_ITEMS] if isinstance(n, Mapping)]
+    return picked
+
+
+def asset_extra(result: Any) -> dict[str, Any]:
+    """The asset-event ``extra`` of a result: a dict's identities (:data:`EXTRA_KEYS`, and the same of the
+    lists under :data:`NESTED_KEYS`); a list's ``count`` and its first :data:`MAX_ITEMS` ``items`` (dicts
+    summarised, strings such as written paths kept); ``{}`` for anything else."""
+    if isinstance(result, Mapping):
+        return _summary(result)
+    if isinstance(result, list | tuple):
+        items = [
+            _summary(item) if isinstance(item, Mapping) else _bounded(item)
+            for item in result[:MAX_ITEMS]
+            if isinstance(item, Mapping | str)
+        ]
+        return {"count": len(result), "items": items}
+    return {}
 
 
 @dataclass

@@ -32,6 +32,9 @@ from airflow_provider_nairi.exceptions import (
     NairiPayloadTooLargeError,
     NairiValidationError,
 )
+from airflow_provider_nairi.resources.conversation import conversation_event, latest_reply
+from airflow_provider_nairi.resources.events import SUCCESS
+from airflow_provider_nairi.resources.lookup import find_by_name
 
 if TYPE_CHECKING:
     from airflow_provider_nairi.client.config import ClientConfig
@@ -181,16 +184,16 @@ class NairiManagedAgentMixin(_Base):  # type: ignore[misc]
     _agent_ids: dict[str, str] | None = None
 
     def _agent_id(self, agent: str, client: Any) -> str:
+        """``agent`` when it is an id (``agt_...``), else the id of the one agent of that name (cached)."""
         if agent.startswith("agt_"):
             return agent
         if self._agent_ids is None:
             self._agent_ids = {}
         if agent not in self._agent_ids:
-            matches = [a["id"] for a in client.list_agents() if a.get("name") == agent]
-            if len(matches) != 1:
-                found = f"{len(matches)} agents ({', '.join(matches)})" if matches else "no agent"
-                raise ManagedAgentInvocationError(f"Nairi has {found} named {agent!r}; name exactly one.")
-            self._agent_ids[agent] = str(matches[0])
+            found = find_by_name(client.list_agents(), agent, "agent")  # two of that name: NairiConflictError
+            if found is None:
+                raise ManagedAgentInvocationError(f"Nairi has no agent named {agent!r}.")
+            self._agent_ids[agent] = str(found["id"])
         return self._agent_ids[agent]
 
 
@@ -284,14 +287,17 @@ class _Invocation:
             conversation_id, turn = session_id, int(message.get("turn") or int(current.get("turns") or 0) + 1)
         conversation = self.wait(conversation_id, turn)
         return ManagedAgentResponse(
-            text=self.reply(conversation, turn),
+            text=str((latest_reply(self.client(), conversation) or {}).get("content") or ""),
             raw=conversation,
             session_id=conversation_id,
             trace_ref=self.trace_ref,
         )
 
     def wait(self, conversation_id: str, turn: int) -> dict[str, Any]:
-        """Poll until turn ``turn`` ended; at the deadline cancel the conversation, raise ``TimeoutError``."""
+        """Poll until turn ``turn`` ended; at the deadline cancel the conversation, raise ``TimeoutError``.
+
+        Not the provider's ``Waiter``: the contract wants transient errors to propagate unchanged (the waiter
+        tolerates them and turns the last into an event), and every call here gets the time left."""
         delay = FIRST_POLL
         while True:
             try:
@@ -300,9 +306,9 @@ class _Invocation:
                 if isinstance(error, NairiError) and self.left() > 0:
                     raise
                 break  # the deadline passed during the read
-            ended = conversation.get("status") in ("completed", "failed", "cancelled")
-            if ended and int(conversation.get("turns") or 0) >= turn:
-                if conversation["status"] != "completed":
+            event = conversation_event(conversation, turn)  # an unknown status: NairiServerError
+            if event is not None:
+                if event["status"] != SUCCESS:
                     remote = conversation.get("error") or {}
                     raise ManagedAgentInvocationError(
                         f"Nairi conversation {conversation_id} {conversation['status']}: "
@@ -322,15 +328,3 @@ class _Invocation:
         self.deadline = time.monotonic() + 5
         with suppress(NairiError, TimeoutError):
             self.client().cancel_conversation(conversation_id)
-
-    def reply(self, conversation: Mapping[str, Any], turn: int) -> str:
-        """The assistant's reply of ``turn``: the latest message when it is that one, else from the thread."""
-        last = conversation.get("last_message")
-        if isinstance(last, Mapping) and last.get("role") == "assistant" and last.get("turn") == turn:
-            return str(last.get("content") or "")
-        replies = [
-            m
-            for m in self.client().list_messages(str(conversation["id"]))
-            if m.get("role") == "assistant" and m.get("turn") == turn
-        ]
-        return str(replies[-1].get("content") or "") if replies else ""

@@ -1,20 +1,77 @@
-"""``NairiBaseOperator``: one connection, one hook, Nairi errors turned into Airflow outcomes in one place."""
+"""``NairiBaseOperator``: one connection, one hook, Nairi errors turned into Airflow outcomes in one place;
+``NairiProducerMixin``: what every operator's result becomes for Airflow's assets and for OpenLineage."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseOperator
+from airflow.providers.common.compat.sdk import Asset, BaseOperator
 
 from airflow_provider_nairi.exceptions import NairiError
 from airflow_provider_nairi.hook_mixin import NairiHookMixin
+from airflow_provider_nairi.lineage import Lineage, asset_extra, nairi_namespace, to_operator_lineage
 from airflow_provider_nairi.outcomes import raise_for_error
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
 
-class NairiBaseOperator(NairiHookMixin, BaseOperator):
+class NairiProducerMixin(NairiHookMixin):
+    """The result of a Nairi operator, for the assets it names and for OpenLineage; said once, here.
+
+    Both operator bases (:class:`NairiBaseOperator` and the conversation operators' base) pass their final
+    result through :meth:`produced`, on the worker path (``execute``) and after a deferral
+    (``resume_execution``, which every resumed method goes through):
+
+    - each concrete ``Asset`` among the task's ``outlets`` gets the result's :meth:`asset_extra` as the extra
+      of the asset event the task emits (ids, statuses, sha256s, counts; never a text or a secret; bounded:
+      :func:`airflow_provider_nairi.lineage.asset_extra`). Asset aliases are left alone;
+    - :meth:`get_openlineage_facets_on_complete` builds the OpenLineage facets from the same result with
+      :meth:`lineage` (``None`` without the ``openlineage`` extra).
+    """
+
+    #: The result of the final method (the XCom), once the task produced it.
+    nairi_result: Any = None
+
+    def produced(self, context: Context, result: Any) -> Any:
+        """Record ``result`` and attach its extra to the task's asset outlets; return it unchanged."""
+        self.nairi_result = result
+        extra = self.asset_extra(result)
+        outlets = getattr(self, "outlets", None) or []
+        if extra and any(isinstance(outlet, Asset) for outlet in outlets):
+            events = context["outlet_events"]
+            for outlet in outlets:
+                if isinstance(outlet, Asset):
+                    events[outlet].extra.update(extra)
+        return result
+
+    def asset_extra(self, result: Any) -> dict[str, Any]:
+        """The extra of this task's asset events (default: :func:`~airflow_provider_nairi.lineage.asset_extra`
+        of the result)."""
+        return asset_extra(result)
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        return self.produced(context, super().resume_execution(next_method, next_kwargs, context))  # type: ignore[misc]
+
+    def lineage(self, namespace: str, result: Any) -> Lineage | None:
+        """What this task read and wrote, from its result (``None``: nothing to report). ``namespace``: the
+        connection's ``nairi://<host>``."""
+        return None
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage's ``OperatorLineage`` of the finished task, or ``None`` (no extra, nothing to report,
+        or the connection cannot be read: lineage never fails a task)."""
+        if self.nairi_result is None:
+            return None
+        try:
+            lineage = self.lineage(nairi_namespace(self.hook.config.base_url), self.nairi_result)
+        except Exception as error:
+            self.log.warning("No OpenLineage facets for this task: %s", error)  # type: ignore[attr-defined]
+            return None
+        return None if lineage is None else to_operator_lineage(lineage)
+
+
+class NairiBaseOperator(NairiProducerMixin, BaseOperator):
     """Base of the content and org-as-code operators (and of your own operators that call Nairi).
 
     Subclasses implement :meth:`run` with ``self.hook`` (a
@@ -33,7 +90,7 @@ class NairiBaseOperator(NairiHookMixin, BaseOperator):
 
     def execute(self, context: Context) -> Any:
         try:
-            return self.run(context)
+            return self.produced(context, self.run(context))
         except NairiError as error:
             raise_for_error(error)
 

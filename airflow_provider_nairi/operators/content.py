@@ -34,6 +34,7 @@ from airflow_provider_nairi.exceptions import (
     NairiXComSizeError,
 )
 from airflow_provider_nairi.idempotency import task_idempotency_key
+from airflow_provider_nairi.lineage import Lineage, download_lineage, upload_lineage, video_lineage
 from airflow_provider_nairi.links import NairiVideoLink, publish_video_link
 from airflow_provider_nairi.operators.base import NairiBaseOperator
 from airflow_provider_nairi.options import default_deferrable
@@ -91,6 +92,9 @@ class NairiUploadArtifactsOperator(NairiBaseOperator):
 
     def run(self, context: Context) -> list[dict[str, Any]]:
         return upload_sources(self.hook, self.sources, context["ti"], conversation_id=self.conversation_id)
+
+    def lineage(self, namespace: str, result: Any) -> Lineage | None:
+        return upload_lineage(namespace, result)
 
 
 def _sha256_of(path: Path | ObjectStoragePath) -> str:
@@ -251,6 +255,7 @@ class NairiDownloadArtifactsOperator(NairiBaseOperator):
         plan = self._plan(folder, artifacts)
         folder.mkdir(parents=True, exist_ok=True)
         written = []
+        self.downloaded = [artifact for artifact, _, _ in plan]
         for artifact, target, download in plan:
             if download:
                 self._download(artifact, target)
@@ -259,6 +264,21 @@ class NairiDownloadArtifactsOperator(NairiBaseOperator):
                 self.log.info("Kept %s: it already holds artifact %s", target, artifact["id"])
             written.append(str(target))
         return written
+
+    #: The artifacts of the latest run, in the order of the written paths.
+    downloaded: list[dict[str, Any]] | None = None
+
+    def asset_extra(self, result: Any) -> dict[str, Any]:
+        """Per written file: its path, the artifact id and its sha256 (the download verified it)."""
+        artifacts = self.downloaded or []
+        files = [
+            {"path": path, "id": artifact.get("id"), "sha256": artifact.get("sha256")}
+            for path, artifact in zip(result or [], artifacts, strict=False)
+        ]
+        return super().asset_extra(files)
+
+    def lineage(self, namespace: str, result: Any) -> Lineage | None:
+        return download_lineage(namespace, [str(a.get("id")) for a in self.downloaded or []], result or [])
 
 
 class NairiCorpusOperator(NairiBaseOperator):
@@ -441,6 +461,13 @@ class NairiVideoOperator(NairiBaseOperator):
     def timeout_text(self, video_ids: list[str]) -> str:
         """What a timeout says, on the worker and deferred alike."""
         return f"video(s) {', '.join(video_ids)} not ready after {self.timeout:g} s"
+
+    def lineage(self, namespace: str, result: Any) -> Lineage | None:
+        """The videos written; an upload's sources as given, when they are plain paths or URIs."""
+        given = getattr(self, "sources", None)
+        given = [given] if isinstance(given, str) else given if isinstance(given, list) else []
+        plain = [s for s in given if isinstance(s, str) and not any(c in s for c in "*?[")]
+        return video_lineage(namespace, result or [], plain)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> list[dict[str, Any]]:
         """Resume after the wait: the ready videos, or the outcome of a failure, timeout or polling error."""

@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 from airflow.providers.common.compat.sdk import AirflowException, BaseOperator, ResumableJobMixin, conf
 
 from airflow_provider_nairi.exceptions import NairiConflictError, NairiError, NairiNotFoundError
-from airflow_provider_nairi.hook_mixin import NairiHookMixin
 from airflow_provider_nairi.idempotency import task_idempotency_key
+from airflow_provider_nairi.lineage import Lineage, conversation_lineage
 from airflow_provider_nairi.links import XCOM_CONVERSATION_ID, XCOM_CONVERSATION_URL, NairiConversationLink
+from airflow_provider_nairi.operators.base import NairiProducerMixin
 from airflow_provider_nairi.outcomes import ERROR, TIMEOUT, make_event, raise_for_error, raise_for_event
 from airflow_provider_nairi.resources.conversation import (
     ACTIVE_STATES,
@@ -60,7 +61,7 @@ SUBMISSION_KEY = "nairi_submission"
 TRIGGER_FAIL = "__fail__"
 
 
-class NairiConversationOperator(NairiHookMixin, BaseOperator):
+class NairiConversationOperator(NairiProducerMixin, BaseOperator):
     """Base of the conversation operators: wait for a conversation's latest turn and return its reply.
 
     .. important::
@@ -306,7 +307,7 @@ class NairiConversationSubmitOperator(ResumableJobMixin, NairiConversationOperat
 
     def execute(self, context: Context) -> Any:
         try:
-            return self.execute_resumable(context)
+            return self.produced(context, self.execute_resumable(context))
         except NairiError as error:
             raise_for_error(error)
 
@@ -328,6 +329,15 @@ class NairiConversationSubmitOperator(ResumableJobMixin, NairiConversationOperat
 
     def idempotency_key(self, context: Context, number: int | str) -> str:
         return task_idempotency_key(context["ti"], self.submission_kind, number)
+
+    def lineage(self, namespace: str, result: Any) -> Lineage | None:
+        """The attached artifacts read, the reply's artifacts written, the conversation (run facet) and the
+        agent when the task names it (job facet)."""
+        if not isinstance(result, Mapping):
+            return None
+        agent = getattr(self, "agent_id", None) or getattr(self, "agent_name", None)
+        attachments = [i for i in (self.artifact_ids or []) if isinstance(i, str)]
+        return conversation_lineage(namespace, result, agent=agent, attachments=attachments)
 
     def all_artifact_ids(self, context: Context, conversation_id: str | None = None) -> list[str]:
         """``artifact_ids`` plus the ids of the uploaded ``attachments`` (replayed on retry)."""

@@ -46,12 +46,15 @@ from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_nairi.client.protocol import segment
 from airflow_provider_nairi.exceptions import (
-    NairiConflictError,
     NairiError,
     NairiNotFoundError,
     NairiRateLimitError,
     NairiServerError,
 )
+from airflow_provider_nairi.resources.conversation import ConversationStatus
+from airflow_provider_nairi.resources.events import RemoteStatus
+from airflow_provider_nairi.resources.lookup import find_by_name
+from airflow_provider_nairi.resources.video import VideoStatus
 from airflow_provider_nairi.validation import check_count, check_exactly_one, check_label, check_seconds
 
 if TYPE_CHECKING:
@@ -72,10 +75,15 @@ MAX_START_PAGES = 10_000
 #: An id the trigger accepts from the server: the contract's prefixed ids, bounded.
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
 
-CONVERSATION_ENDED = ("completed", "failed", "cancelled")
-CONVERSATION_ACTIVE = ("queued", "running")
-VIDEO_ENDED = ("ready", "failed")
-VIDEO_ACTIVE = ("processing",)
+
+def _statuses(enum: type[RemoteStatus], ended: bool) -> tuple[str, ...]:
+    return tuple(member.value for member in enum if member.is_terminal == ended)
+
+
+CONVERSATION_ENDED = _statuses(ConversationStatus, ended=True)  # completed, failed, cancelled
+CONVERSATION_ACTIVE = _statuses(ConversationStatus, ended=False)
+VIDEO_ENDED = _statuses(VideoStatus, ended=True)  # ready, failed
+VIDEO_ACTIVE = _statuses(VideoStatus, ended=False)
 
 
 def _checked_id(value: object) -> str | None:
@@ -343,18 +351,17 @@ class NairiEventTrigger(BaseEventTrigger):
         return items
 
     async def _find_id(self, client: Any, path: str, kind: str, name: str) -> str:
-        matches: list[str] = []
-        offset = 0
-        for _ in range(MAX_PAGES_PER_POLL * 4):
-            items = await self._list_page(client, path, {}, offset)
-            offset += len(items)
-            matches += [str(i.get("id")) for i in items if isinstance(i, Mapping) and i.get("name") == name]
-            if len(items) < PAGE_SIZE:
+        """The id of the one ``kind`` called ``name``, over the whole list (``find_by_name``)."""
+        items: list[Any] = []
+        for _ in range(MAX_START_PAGES):
+            page = await self._list_page(client, path, {}, len(items))
+            items += page
+            if len(page) < PAGE_SIZE:
                 break
-        if len(matches) != 1:
-            cls = NairiNotFoundError if not matches else NairiConflictError
-            raise cls(f"{len(matches)} {kind}s are named {name!r} ({', '.join(matches)}); need exactly one.")
-        return matches[0]
+        found = find_by_name([i for i in items if isinstance(i, Mapping)], name, kind)
+        if found is None:
+            raise NairiNotFoundError(f"no {kind} is named {name!r}.", code="not_found")
+        return str(found["id"])
 
     async def source(self, client: Any) -> tuple[str, str, str | None]:
         """``(source id, scope, the job's last run)``: what a poll reads. The job is read on every poll (its
