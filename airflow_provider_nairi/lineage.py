@@ -97,6 +97,7 @@ def asset_extra(result: Any) -> dict[str, Any]:
             for item in result[:MAX_ITEMS]
             if isinstance(item, Mapping | str)
         ]
+        items = [item for item in items if item]
         return {"count": len(result), "items": items}
     return {}
 
