@@ -2,7 +2,7 @@
 
 The asset ``nairi://jobs/nightly-report`` is watched by a :class:`NairiEventTrigger` in the triggerer: each
 run of the Nairi scheduled job ``nightly-report`` that completes becomes one asset event, and each asset
-event runs ``nairi_after_nightly_job`` once. The payload names the run (``conversation_id``, ``job_id``,
+event runs ``nairi_events`` once. The payload names the run (``conversation_id``, ``job_id``,
 ``agent_id``, ``reply_message_id``...); the DAG reads it from ``triggering_asset_events`` and fetches the
 reply itself.
 
@@ -37,7 +37,7 @@ nightly_report_runs = Asset(
     catchup=False,
     tags=["nairi", "example"],
 )
-def nairi_after_nightly_job():
+def nairi_events():
     @task
     def summarise_run(triggering_asset_events=None):
         """Fetch the reply of each run that triggered this DAG run (usually one)."""
@@ -59,4 +59,4 @@ def nairi_after_nightly_job():
     summarise_run()
 
 
-nairi_after_nightly_job()
+nairi_events()

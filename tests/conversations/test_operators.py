@@ -24,6 +24,7 @@ from airflow_provider_nairi.operators.conversation import (
     NairiSendMessageOperator,
     NairiStartConversationOperator,
 )
+from airflow_provider_nairi.outcomes import make_event
 from airflow_provider_nairi.triggers.conversation import NairiConversationTrigger
 
 URL = "https://dash.example/conversations/conv_1"
@@ -469,13 +470,9 @@ def test_send_does_not_take_an_earlier_turn_for_its_reply(hook, context, no_slee
 def test_a_resumed_conversation_attaches_its_ids_to_the_asset_event_and_lineage(hook, context):
     asset = Asset("nairi://conversations/summaries")
     events = OutletEventAccessors()
-    event = {
-        "status": "success",
-        "kind": "conversation",
-        "id": "conv_1",
-        "message": "",
-        "resource": conversation("completed"),
-    }
+    event = make_event(
+        "success", kind="conversation", resource_id="conv_1", message="", resource=conversation("completed")
+    )
     operator = start(hook, outlets=[asset])
     result = operator.resume_execution(
         "execute_complete", {"event": event}, {**context, "outlet_events": events}

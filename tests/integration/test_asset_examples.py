@@ -12,11 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-import subprocess
 from pathlib import Path
 
 import pytest
-from airflow_home import BIN, migrated_env
+from airflow_home import airflow_output, migrated_env
 
 from airflow_provider_nairi.emulator import run_emulator
 from airflow_provider_nairi.testing import connection_env_var, connection_json
@@ -63,15 +62,7 @@ def test_the_consumer_reads_the_extras_of_the_producers_asset_events(tmp_path):
     env["NAIRI_EXAMPLE_DOWNLOADS"] = str(downloads)
     with run_emulator() as emulator:
         env[connection_env_var("nairi_default")] = connection_json(emulator.base_url, emulator.api_key)
-        produce = subprocess.run(
-            [str(BIN / "airflow"), "dags", "test", "nairi_asset_producer"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        log = produce.stdout + produce.stderr
+        log = airflow_output(env, "dags", "test", "nairi_asset_producer")
         assert "state=success" in log, log[-5000:]
 
         stored = extras(env["AIRFLOW_HOME"])
@@ -85,15 +76,7 @@ def test_the_consumer_reads_the_extras_of_the_producers_asset_events(tmp_path):
         assert sorted((Path(i["path"]).name, i["sha256"]) for i in written["items"]) == sorted(sha.items())
         assert "nr_" not in json.dumps(stored) and emulator.api_key not in json.dumps(stored)
 
-        consume = subprocess.run(
-            [str(BIN / "python"), "-c", CONSUME],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-    log = consume.stdout + consume.stderr
+        log = airflow_output(env, "python", "-c", CONSUME)
     assert "state=success" in log, log[-5000:]
     for name in sha:
         assert f"{downloads / name} (artifact art_" in log and "): ok" in log

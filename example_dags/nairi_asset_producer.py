@@ -1,12 +1,10 @@
-"""Data-aware scheduling on what Nairi produced: a producer DAG and the DAG that runs on its asset events.
+"""Data-aware scheduling on what Nairi produced, the producer: its download's destination is its asset.
 
 ``nairi_asset_producer`` uploads the example transcripts as Nairi artifacts, then downloads them into a folder
 that it names as its asset (``outlets=[DOWNLOADS]``). Every Nairi operator attaches an ``extra`` to the asset
 events of its outlets: here, per written file, its path, the artifact id and the sha256 the download verified
-(ids, sha256s and counts only: never a text, never a secret).
-
-``nairi_asset_consumer`` is scheduled on that asset: it reads the extras from ``triggering_asset_events`` and
-checks each file against its sha256 before using it.
+(ids, sha256s and counts only: never a text, never a secret). ``nairi_asset_consumer``
+(``nairi_asset_consumer.py``) runs on those events.
 
 The folder is ``$NAIRI_EXAMPLE_DOWNLOADS`` (default ``/tmp/nairi-asset-example``). Run it offline with
 ``nairi_default`` pointing at the emulator (``make demo`` sets one up).
@@ -14,12 +12,11 @@ The folder is ``$NAIRI_EXAMPLE_DOWNLOADS`` (default ``/tmp/nairi-asset-example``
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import Asset, dag, task
+from airflow.sdk import Asset, dag
 
 from airflow_provider_nairi.operators.content import (
     NairiDownloadArtifactsOperator,
@@ -49,27 +46,4 @@ def nairi_asset_producer():
     )
 
 
-@dag(
-    schedule=[DOWNLOADS],
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    tags=["nairi", "example"],
-)
-def nairi_asset_consumer():
-    @task
-    def verify(triggering_asset_events=None):
-        """Each downloaded file, checked against the sha256 its asset event carries."""
-        checked = []
-        for event in (triggering_asset_events or {}).get(DOWNLOADS, []):
-            for item in event.extra.get("items", []):
-                digest = hashlib.sha256(Path(item["path"]).read_bytes()).hexdigest()
-                status = "ok" if digest == item["sha256"] else "CHANGED"
-                print(f"{item['path']} (artifact {item['id']}): {status}")
-                checked.append({"path": item["path"], "artifact_id": item["id"], "ok": status == "ok"})
-        return checked
-
-    verify()
-
-
 nairi_asset_producer()
-nairi_asset_consumer()
