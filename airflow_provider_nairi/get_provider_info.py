@@ -57,7 +57,7 @@ def get_provider_info() -> dict[str, Any]:
             "operators.scheduled_jobs",
             "operators.secrets",
         ),
-        "sensors": _modules("sensors.content", "sensors.conversation"),
+        "sensors": _modules("sensors.base", "sensors.content", "sensors.conversation"),
         "triggers": _modules(
             "triggers.conversation", "triggers.events", "triggers.polling", "triggers.video"
         ),

@@ -24,10 +24,11 @@ triggerer, and :func:`raise_for_event` turns either into the same outcome.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, NoReturn
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn, TypeVar
 
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, AirflowSkipException
 
 from airflow_provider_nairi.exceptions import NairiError
 from airflow_provider_nairi.resources.conversation import ConversationStatus
@@ -54,6 +55,7 @@ __all__ = [  # the event names moved to resources.events; their old import path 
     "SUCCESS",
     "TERMINAL_STATES",
     "TIMEOUT",
+    "airflow_outcome",
     "error_event",
     "error_summary",
     "event_for_resource",
@@ -80,6 +82,36 @@ def outcome_for_error(error: NairiError) -> AirflowException:
 def raise_for_error(error: NairiError) -> NoReturn:
     """Raise the Airflow outcome of ``error`` (see the table above), chained to it."""
     raise outcome_for_error(error) from error
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def airflow_outcome(method: F) -> F:
+    """Make a task method end the way the table above says; the one place a ``NairiError`` is translated.
+
+    A :class:`~airflow_provider_nairi.exceptions.NairiError` becomes :func:`outcome_for_error`'s exception;
+    with the task's ``soft_fail`` (sensors) any ``AirflowException`` becomes ``AirflowSkipException``.
+    ``AirflowSkipException`` and ``TaskDeferred`` pass through. The bases apply it to ``execute``,
+    ``resume_execution`` and ``poke``; a class applies it to its own resume targets (``execute_complete``...).
+    Never apply it around Airflow's own poke/reschedule loop: it would turn a reschedule into a failure.
+    """
+
+    @functools.wraps(method)
+    def translated(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            try:
+                return method(self, *args, **kwargs)
+            except NairiError as error:
+                raise outcome_for_error(error) from error
+        except AirflowSkipException:
+            raise
+        except AirflowException as error:
+            if getattr(self, "soft_fail", False):
+                raise AirflowSkipException(f"soft_fail: {error}") from error
+            raise
+
+    return translated  # type: ignore[return-value]
 
 
 def event_for_resource(kind: str, resource: Mapping[str, Any]) -> dict[str, Any] | None:

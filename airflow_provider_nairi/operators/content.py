@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -37,14 +36,14 @@ from airflow_provider_nairi.idempotency import task_idempotency_key
 from airflow_provider_nairi.lineage import Lineage, download_lineage, upload_lineage, video_lineage
 from airflow_provider_nairi.links import NairiVideoLink, publish_video_link
 from airflow_provider_nairi.operators.base import NairiBaseOperator
-from airflow_provider_nairi.options import default_deferrable
+from airflow_provider_nairi.options import VIDEO_POLL_INTERVAL, resolve_deferrable
 from airflow_provider_nairi.outcomes import TIMEOUT, raise_for_event
 from airflow_provider_nairi.resources.video import KIND as VIDEO
 from airflow_provider_nairi.resources.video import check_videos
-from airflow_provider_nairi.resources.waiting import Waiter
+from airflow_provider_nairi.resources.waiting import Waiter, WaitOptions
 from airflow_provider_nairi.sources import SourceItem, as_path, resolve_sources, upload_sources
 from airflow_provider_nairi.triggers.video import NairiVideoTrigger
-from airflow_provider_nairi.validation import check_flag, check_seconds, ids_of
+from airflow_provider_nairi.validation import check_flag, ids_of
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -395,13 +394,12 @@ class NairiVideoOperator(NairiBaseOperator):
     wait ends when all are ``ready`` (the XCom is the list of Video objects) or as soon as one is ``failed``
     (the task fails with the API's reason). ``timeout`` is an absolute budget for the wait, counted from the
     start of processing; when it passes the task fails and Airflow's retries apply (the videos are left
-    alone). With ``deferrable=True`` the wait happens in the triggerer (:class:`NairiVideoTrigger`), which
-    tolerates a few transient API errors in a row; otherwise the worker polls.
+    alone). With ``deferrable=True`` the wait happens in the triggerer (:class:`NairiVideoTrigger`), otherwise
+    on the worker: the same wait either way (:mod:`airflow_provider_nairi.resources.waiting`).
 
     :param wait_until_ready: wait for processing to end; ``False`` returns the videos as ``processing``.
-    :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
-    :param poll_interval: seconds between two polls.
-    :param timeout: seconds to wait for processing, at most.
+    :param deferrable, poll_interval, timeout, max_transient_errors: the waiting options
+        (:mod:`airflow_provider_nairi.options`; ``timeout`` ``None``: no bound of its own).
     :param conn_id: the Nairi connection.
     """
 
@@ -414,18 +412,18 @@ class NairiVideoOperator(NairiBaseOperator):
         *,
         wait_until_ready: bool = True,
         deferrable: bool | None = None,
-        poll_interval: float = 30.0,
-        timeout: float = 3600.0,
+        poll_interval: float = VIDEO_POLL_INTERVAL,
+        timeout: float | None = None,
+        max_transient_errors: int = 5,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        check_seconds("poll_interval", poll_interval)
-        check_seconds("timeout", timeout)
-        check_flag("wait_until_ready", wait_until_ready)
-        self.wait_until_ready = wait_until_ready
-        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.wait_options = WaitOptions(poll_interval, timeout, max_transient_errors)
+        self.wait_until_ready = check_flag("wait_until_ready", wait_until_ready)
+        self.deferrable = resolve_deferrable(deferrable)
         self.poll_interval = poll_interval
         self.timeout = timeout
+        self.max_transient_errors = max_transient_errors
 
     def start(self, context: Context) -> list[dict[str, Any]]:
         """Start processing; return the Video objects."""
@@ -442,16 +440,18 @@ class NairiVideoOperator(NairiBaseOperator):
                 trigger=NairiVideoTrigger(
                     conn_id=self.conn_id,
                     video_ids=video_ids,
-                    deadline=time.time() + self.timeout,
+                    deadline=self.wait_options.deadline(),
                     poll_interval=self.poll_interval,
+                    max_transient_errors=self.max_transient_errors,
                 ),
                 method_name="execute_complete",
             )
         waiter = Waiter(
             VIDEO,
             ", ".join(video_ids),
-            deadline=time.time() + self.timeout,
+            deadline=self.wait_options.deadline(),
             poll_interval=self.poll_interval,
+            max_transient_errors=self.max_transient_errors,
             log=self.log,
             state=lambda: "processing",
             timeout_message=self.timeout_text(video_ids),
@@ -460,7 +460,8 @@ class NairiVideoOperator(NairiBaseOperator):
 
     def timeout_text(self, video_ids: list[str]) -> str:
         """What a timeout says, on the worker and deferred alike."""
-        return f"video(s) {', '.join(video_ids)} not ready after {self.timeout:g} s"
+        waited = "at the deadline" if self.timeout is None else f"after {self.timeout:g} s"
+        return f"video(s) {', '.join(video_ids)} not ready {waited}"
 
     def lineage(self, namespace: str, result: Any) -> Lineage | None:
         """The videos written; an upload's sources as given, when they are plain paths or URIs."""

@@ -21,14 +21,15 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
-from airflow.providers.common.compat.sdk import AirflowException, BaseOperator, ResumableJobMixin, conf
+from airflow.providers.common.compat.sdk import AirflowException, ResumableJobMixin
 
-from airflow_provider_nairi.exceptions import NairiConflictError, NairiError, NairiNotFoundError
+from airflow_provider_nairi.exceptions import NairiConflictError, NairiNotFoundError
 from airflow_provider_nairi.idempotency import task_idempotency_key
 from airflow_provider_nairi.lineage import Lineage, conversation_lineage
 from airflow_provider_nairi.links import XCOM_CONVERSATION_ID, XCOM_CONVERSATION_URL, NairiConversationLink
-from airflow_provider_nairi.operators.base import NairiProducerMixin
-from airflow_provider_nairi.outcomes import ERROR, TIMEOUT, make_event, raise_for_error, raise_for_event
+from airflow_provider_nairi.operators.base import NairiBaseOperator
+from airflow_provider_nairi.options import CONVERSATION_POLL_INTERVAL, resolve_deferrable
+from airflow_provider_nairi.outcomes import ERROR, TIMEOUT, airflow_outcome, make_event, raise_for_event
 from airflow_provider_nairi.resources.conversation import (
     ACTIVE_STATES,
     conversation_event,
@@ -36,10 +37,10 @@ from airflow_provider_nairi.resources.conversation import (
     latest_reply,
 )
 from airflow_provider_nairi.resources.lookup import resolve_agent_id
-from airflow_provider_nairi.resources.waiting import Waiter, seconds_left
+from airflow_provider_nairi.resources.waiting import Waiter, WaitOptions, seconds_left
 from airflow_provider_nairi.sources import upload_sources
 from airflow_provider_nairi.triggers.conversation import NairiConversationTrigger
-from airflow_provider_nairi.validation import check_count, check_flag, check_label, check_seconds
+from airflow_provider_nairi.validation import check_flag, check_label
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -61,7 +62,7 @@ SUBMISSION_KEY = "nairi_submission"
 TRIGGER_FAIL = "__fail__"
 
 
-class NairiConversationOperator(NairiProducerMixin, BaseOperator):
+class NairiConversationOperator(NairiBaseOperator):
     """Base of the conversation operators: wait for a conversation's latest turn and return its reply.
 
     .. important::
@@ -103,39 +104,34 @@ class NairiConversationOperator(NairiProducerMixin, BaseOperator):
         self,
         *,
         wait_for_reply: bool = True,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        poll_interval: float = 5.0,
+        deferrable: bool | None = None,
+        poll_interval: float = CONVERSATION_POLL_INTERVAL,
         timeout: float | None = None,
         keep_on_timeout: bool = False,
         final_on_agent_failure: bool = False,
         max_transient_errors: int = 5,
-        conn_id: str = "nairi_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        check_seconds("poll_interval", poll_interval)
-        check_seconds("timeout", timeout, optional=True)
-        check_count("max_transient_errors", max_transient_errors)
+        self.wait_options = WaitOptions(poll_interval, timeout, max_transient_errors)
         for flag, value in (
             ("wait_for_reply", wait_for_reply),
-            ("deferrable", deferrable),
             ("keep_on_timeout", keep_on_timeout),
             ("final_on_agent_failure", final_on_agent_failure),
         ):
             check_flag(flag, value)
         self.wait_for_reply = wait_for_reply
-        self.deferrable = deferrable
+        self.deferrable = resolve_deferrable(deferrable)
         self.poll_interval = poll_interval
         self.timeout = timeout
         self.keep_on_timeout = keep_on_timeout
         self.final_on_agent_failure = final_on_agent_failure
         self.max_transient_errors = max_transient_errors
-        self.conn_id = conn_id
         self.current_conversation_id: str | None = None
 
     def deadline(self) -> float | None:
         """``timeout`` seconds from now, as epoch seconds, or ``None``."""
-        return None if self.timeout is None else time.time() + self.timeout
+        return self.wait_options.deadline()
 
     def publish(self, context: Context, conversation_id: str) -> str:
         """Remember the conversation (for :meth:`on_kill`), push its id and URL as XCom; return the URL."""
@@ -200,12 +196,10 @@ class NairiConversationOperator(NairiProducerMixin, BaseOperator):
         first = conversation_event(conversation, turn)
         return first if first is not None else waiter.wait(check, checked=True)
 
+    @airflow_outcome
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the trigger: turn its event into the XCom dict or an outcome."""
-        try:
-            return self.finish(context, event)
-        except NairiError as error:
-            raise_for_error(error)
+        return self.finish(context, event)
 
     def finish(self, context: Context, event: Any) -> dict[str, Any]:
         """The XCom dict of a ``success`` event; for a timeout, cancel (unless kept) then fail."""
@@ -305,11 +299,8 @@ class NairiConversationSubmitOperator(ResumableJobMixin, NairiConversationOperat
         #: The conversation as :meth:`submit_job` received it, if it did.
         self.snapshot: dict[str, Any] | None = None
 
-    def execute(self, context: Context) -> Any:
-        try:
-            return self.produced(context, self.execute_resumable(context))
-        except NairiError as error:
-            raise_for_error(error)
+    def run(self, context: Context) -> Any:
+        return self.execute_resumable(context)
 
     def submission_number(self, context: Context) -> int | str:
         """The number of this submission; stored before the request so that a lost answer is replayed.
@@ -509,6 +500,7 @@ class NairiSendMessageOperator(NairiConversationSubmitOperator):
         self.publish(context, conversation_id)
         return {"conversation_id": conversation_id, "turn": message.get("turn"), "submission": number}
 
+    @airflow_outcome
     def send_when_idle(
         self, context: Context, event: dict[str, Any], artifact_ids: list[str], deadline: float | None
     ) -> Any:

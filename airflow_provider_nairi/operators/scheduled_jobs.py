@@ -83,7 +83,6 @@ class NairiScheduledJobOperator(NairiAdminOperator):
 
         hook = self.hook
         _, plan = self.upsert(
-            context,
             "scheduled job",
             name,
             desired,

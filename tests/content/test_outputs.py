@@ -1,4 +1,4 @@
-"""What the operators' results become, once, in NairiProducerMixin: the extra of each asset outlet's event
+"""What the operators' results become, once, in NairiBaseOperator: the extra of each asset outlet's event
 (ids, sha256s, counts; never a reply, never a secret, bounded) and the OpenLineage facets."""
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import pytest
@@ -23,16 +24,22 @@ SLOW_DOWN = NairiRateLimitError("slow down", status=429, code="rate_limited", re
 
 
 class Clock:
-    """Epoch time that only moves when a wait sleeps; records every sleep."""
+    """Epoch time that only moves when a wait sleeps; records every sleep of the test's own thread (other
+    threads, such as a server another test left running, sleep for real)."""
 
     def __init__(self) -> None:
         self.now = 1_000_000.0
         self.sleeps: list[float] = []
+        self.thread = threading.current_thread()
+        self.real_time, self.real_sleep = time.time, time.sleep
 
     def time(self) -> float:
-        return self.now
+        return self.now if threading.current_thread() is self.thread else self.real_time()
 
     def sleep(self, seconds: float) -> None:
+        if threading.current_thread() is not self.thread:
+            self.real_sleep(seconds)
+            return
         self.sleeps.append(seconds)
         self.now += seconds
 
@@ -65,7 +72,7 @@ def run_both(script, clock, **settings):
             max_transient_errors=options.max_transient_errors,
         )
 
-        def check():
+        def check(answers=answers):
             answer = answers.pop(0)
             if isinstance(answer, Exception):
                 raise answer
