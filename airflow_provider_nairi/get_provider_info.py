@@ -51,13 +51,17 @@ def get_provider_info() -> dict[str, Any]:
         "operators": _modules(
             "operators.admin",
             "operators.agents",
+            "operators.artifacts",
             "operators.base",
             "operators.content",
             "operators.conversation",
+            "operators.corpus",
             "operators.scheduled_jobs",
             "operators.secrets",
+            "operators.video",
+            "operators.waiting",
         ),
-        "sensors": _modules("sensors.base", "sensors.content", "sensors.conversation"),
+        "sensors": _modules("sensors.base", "sensors.content", "sensors.conversation", "sensors.video"),
         "triggers": _modules(
             "triggers.conversation", "triggers.events", "triggers.polling", "triggers.video"
         ),

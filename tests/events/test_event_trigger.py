@@ -39,7 +39,7 @@ def fast(monkeypatch):
 
 @pytest.fixture
 def org(nairi_emulator):
-    hook = NairiHook()
+    hook = NairiHook().client
     agent = hook.create_agent("support", "Answer briefly.")
     other = hook.create_agent("other", "Answer briefly.")
     job = hook.create_scheduled_job("nightly", agent["id"], "Summarise the day.", "0 2 * * *")

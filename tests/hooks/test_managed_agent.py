@@ -54,9 +54,9 @@ ManagedAgentRequest = managed.ManagedAgentRequest
 @pytest.fixture
 def hook(nairi_emulator):
     hook = NairiHook()
-    support = hook.create_agent("support", "Answer briefly.")
-    hook.create_agent("twin", "a")
-    hook.create_agent("twin", "b")
+    support = hook.client.create_agent("support", "Answer briefly.")
+    hook.client.create_agent("twin", "a")
+    hook.client.create_agent("twin", "b")
     yield hook, support
     hook.close()
 
@@ -82,7 +82,7 @@ def test_invoke_returns_the_reply_and_a_session_that_continues_the_conversation(
     second = bound.invoke(ManagedAgentRequest(prompt="it worked, thanks", session_id=first.session_id))
     assert second.session_id == first.session_id
     assert second.text.startswith("Reply to turn 2: it worked, thanks")
-    conversation = nairi.get_conversation(first.session_id)
+    conversation = nairi.client.get_conversation(first.session_id)
     assert (conversation["turns"], conversation["status"]) == (2, "completed")
     assert second.trace_ref not in (None, first.trace_ref)
 
@@ -94,7 +94,7 @@ def test_an_agent_by_id_and_messages_instead_of_a_prompt(hook):
     )
     response = nairi.agent(support["id"]).invoke(request)
     assert response.text.startswith("Reply to turn 1: hello")
-    assert nairi.get_conversation(response.session_id)["title"] == "T"
+    assert nairi.client.get_conversation(response.session_id)["title"] == "T"
 
 
 def test_the_timeout_bounds_the_invocation_and_cancels_the_conversation(hook):
@@ -103,7 +103,7 @@ def test_the_timeout_bounds_the_invocation_and_cancels_the_conversation(hook):
     with pytest.raises(TimeoutError):
         nairi.agent("support").invoke(ManagedAgentRequest(prompt="slow [[delay:30]]", timeout=0.6))
     assert time.monotonic() - started < 3
-    [conversation] = [c for c in nairi.list_conversations() if c["title"] is None and c["turns"] == 1][-1:]
+    [conversation] = [c for c in nairi.client.list_conversations() if c["title"] is None and c["turns"] == 1][-1:]
     assert conversation["status"] == "cancelled"
 
 
@@ -119,7 +119,7 @@ def test_errors_are_sorted_as_the_contract_asks(hook, nairi_emulator, monkeypatc
         nairi.agent("support").invoke(ManagedAgentRequest(prompt=""))  # the API refuses an empty message
     with pytest.raises(cai_errors.ManagedAgentInvocationError, match="404"):
         nairi.agent("support").invoke(ManagedAgentRequest(prompt="hi", session_id="conv_missing"))
-    other = nairi.create_conversation(nairi.create_agent("other", "x")["id"], "hello")
+    other = nairi.client.create_conversation(nairi.client.create_agent("other", "x")["id"], "hello")
     with pytest.raises(cai_errors.ManagedAgentInvocationError, match="another agent"):
         nairi.agent("support").invoke(ManagedAgentRequest(prompt="hi", session_id=other["id"]))
     with pytest.raises(ValueError, match="re-target"):
@@ -160,5 +160,5 @@ def test_a_common_ai_agent_calls_nairi_through_the_managed_agent_toolset(hook):
 
     result = pydantic_ai.Agent(FunctionModel(script), toolsets=[toolset]).run_sync("help the user")
     assert result.output.startswith("Support says: Reply to turn 1: How do I reset a password?")
-    [conversation] = [c for c in nairi.list_conversations() if c["status"] == "completed"]
+    [conversation] = [c for c in nairi.client.list_conversations() if c["status"] == "completed"]
     assert conversation["turns"] == 1
