@@ -50,7 +50,9 @@ def nairi_events():
             conversation_id = run.get("conversation_id")
             if not conversation_id:
                 continue
-            messages = [m for m in hook.client.list_messages(conversation_id) if m["id"] == run["reply_message_id"]]
+            messages = [
+                m for m in hook.client.list_messages(conversation_id) if m["id"] == run["reply_message_id"]
+            ]
             reply = messages[0]["content"] if messages else None
             print(f"Nightly run {conversation_id} ({run.get('status')}): {reply}")
             replies.append({"conversation_id": conversation_id, "reply": reply})

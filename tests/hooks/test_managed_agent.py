@@ -103,7 +103,9 @@ def test_the_timeout_bounds_the_invocation_and_cancels_the_conversation(hook):
     with pytest.raises(TimeoutError):
         nairi.agent("support").invoke(ManagedAgentRequest(prompt="slow [[delay:30]]", timeout=0.6))
     assert time.monotonic() - started < 3
-    [conversation] = [c for c in nairi.client.list_conversations() if c["title"] is None and c["turns"] == 1][-1:]
+    [conversation] = [c for c in nairi.client.list_conversations() if c["title"] is None and c["turns"] == 1][
+        -1:
+    ]
     assert conversation["status"] == "cancelled"
 
 
