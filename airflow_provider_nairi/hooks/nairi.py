@@ -40,6 +40,7 @@ from airflow_provider_nairi.client.sync import NairiClient
 if TYPE_CHECKING:
     from airflow_provider_nairi.client.aio import AsyncNairiClient
 from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiError
+from airflow_provider_nairi.hooks.managed_agent import NairiManagedAgentMixin
 
 
 def _extras(connection: Any) -> dict[str, Any]:
@@ -92,8 +93,10 @@ class _NairiConnectionHook(BaseHook):
         self.overrides = overrides
 
 
-class NairiHook(_NairiConnectionHook):
-    """An Airflow connection turned into a Nairi client: ``NairiHook(conn_id).client`` is the API object.
+class NairiHook(_NairiConnectionHook, NairiManagedAgentMixin):
+    """An Airflow connection turned into a Nairi client: ``NairiHook(conn_id).client`` is the API object; with
+    the ``common-ai`` extra, also a common.ai managed-agent hook (``NairiHook().agent("support")``, see
+    ``docs/common-ai.md``).
 
     ``hook.client`` is a :class:`~airflow_provider_nairi.client.sync.NairiClient`: every endpoint of the API
     (``hook.client.create_conversation(...)``, ``hook.client.list_agents()``...; the table is

@@ -20,6 +20,7 @@ from airflow.providers.common.compat.sdk import AirflowException, ResumableJobMi
 
 from airflow_provider_nairi.exceptions import NairiNotFoundError
 from airflow_provider_nairi.idempotency import task_idempotency_key
+from airflow_provider_nairi.lineage import Lineage, conversation_lineage, video_lineage
 from airflow_provider_nairi.links import (
     XCOM_CONVERSATION_ID,
     XCOM_CONVERSATION_URL,
@@ -208,6 +209,17 @@ class NairiConversationOperator(NairiBaseOperator):
         result = conversation_result(conversation, latest_reply(self.api, conversation), url)
         self.log.info("Nairi conversation %s turn %s: %s", result["conversation_id"], result["turn"], url)
         return result
+
+    def lineage(self, namespace: str, result: Any) -> Lineage | None:
+        """The attached artifacts read, the reply's artifacts written, the conversation (run facet) and the
+        agent when the task names it (job facet)."""
+        if not isinstance(result, Mapping):
+            return None
+        agent = getattr(self, "agent_id", None) or getattr(self, "agent_name", None)
+        given = getattr(self, "artifact_ids", None) or []
+        return conversation_lineage(
+            namespace, result, agent=agent, attachments=[i for i in given if isinstance(i, str)]
+        )
 
     def cancel_quietly(self) -> bool:
         """Cancel the current conversation; log (never raise) a failure. Return whether it was cancelled."""
@@ -408,6 +420,13 @@ class NairiVideoOperator(NairiBaseOperator):
         """What a timeout says, on the worker and deferred alike."""
         waited = "at the deadline" if self.timeout is None else f"after {self.timeout:g} s"
         return f"video(s) {', '.join(video_ids)} not ready {waited}"
+
+    def lineage(self, namespace: str, result: Any) -> Lineage | None:
+        """The videos written; an upload's sources as given, when they are plain paths or URIs."""
+        given = getattr(self, "sources", None)
+        given = [given] if isinstance(given, str) else given if isinstance(given, list) else []
+        plain = [s for s in given if isinstance(s, str) and not any(c in s for c in "*?[")]
+        return video_lineage(namespace, result or [], plain)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> list[dict[str, Any]]:
         """Resume after the wait: the ready videos, or the outcome of a failure, timeout or polling error."""
