@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_api import AirflowApi
+from events_scenario import event_trigger_restart
 from stack import Airflow, E2EError, Emulator, log, wait_until, watchdogs
 
 from airflow_provider_nairi.emulator.admin import AdminClient
@@ -38,7 +39,7 @@ EXAMPLES: dict[str, dict[str, list[str]]] = {
     "nairi_content": {"deferred": ["wait_until_ready", "ask_agent"], "links": ["ask_agent"]},
     "nairi_org_as_code": {"deferred": ["run_now"], "links": ["run_now"]},
 }
-FAULT_DAGS = ["nairi_e2e_deferred", "nairi_e2e_on_worker"]
+E2E_DAGS = ["nairi_e2e_deferred", "nairi_e2e_on_worker", "nairi_e2e_events"]
 
 
 @dataclass
@@ -100,7 +101,7 @@ def run_phase(ctx: Context, executor: str, first: bool) -> None:
             else:
                 create_connection_by_api(ctx, api)
         if not ctx.harness.run(
-            "DAGs parsed", label, lambda: api.wait_for_dags(list(EXAMPLES) + FAULT_DAGS, timeout=180)
+            "DAGs parsed", label, lambda: api.wait_for_dags(list(EXAMPLES) + E2E_DAGS, timeout=180)
         ):
             return
         steps = [
@@ -111,6 +112,10 @@ def run_phase(ctx: Context, executor: str, first: bool) -> None:
             ("mark deferred task failed", lambda: mark_failed(ctx, api)),
             ("mark deferred task success", lambda: mark_success(ctx, api)),
         ]
+        if label == "local":  # the watcher's guarantee is the triggerer's, whatever the executor: proved once
+            steps.append(
+                ("event trigger across a triggerer restart", lambda: event_trigger_restart(ctx, api))
+            )
         for name, step in steps:
             if ctx.wanted(name):
                 ctx.harness.run(name, label, step)
