@@ -37,7 +37,7 @@ from airflow_provider_nairi.resources.conversation import (
     latest_reply,
 )
 from airflow_provider_nairi.resources.video import KIND as VIDEO
-from airflow_provider_nairi.resources.video import check_videos
+from airflow_provider_nairi.resources.video import check_videos, videos_id
 from airflow_provider_nairi.resources.waiting import Waiter, WaitOptions
 from airflow_provider_nairi.triggers.conversation import NairiConversationTrigger
 from airflow_provider_nairi.triggers.video import NairiVideoTrigger
@@ -394,7 +394,7 @@ class NairiVideoOperator(NairiBaseOperator):
             )
         waiter = Waiter(
             VIDEO,
-            ", ".join(video_ids),
+            videos_id(video_ids),
             deadline=self.wait_options.deadline(),
             poll_interval=self.poll_interval,
             max_transient_errors=self.max_transient_errors,

@@ -4,7 +4,9 @@
 what one poll is (:meth:`~NairiPollingTrigger.poll`: return an event to stop, ``None`` to keep waiting) and
 how to cancel the work (:meth:`~NairiPollingTrigger.cancel`); the base does the rest:
 
-- **Serialisation.** Only JSON values: the connection id, the resource id, the absolute deadline (epoch
+- **Serialisation.** Only JSON values: the connection id, what the trigger waits for
+  (:meth:`~NairiPollingTrigger.identity`: ``resource_id`` for one resource; a subclass waiting for something
+  else says what identifies it, e.g. the video trigger's ``video_ids`` list), the absolute deadline (epoch
   seconds, so a trigger restarted on another triggerer keeps the original deadline), the poll interval and the
   number of transient errors tolerated in a row, plus a subclass's :meth:`~NairiPollingTrigger.extra_kwargs`.
   Never the API key (the triggerer reads the connection itself) and never a callable.
@@ -57,7 +59,9 @@ class NairiPollingTrigger(BaseTrigger):
     """Poll a Nairi resource until :meth:`poll` returns an event or the deadline passes.
 
     :param conn_id: the Nairi connection (read by the triggerer; its key never enters the kwargs).
-    :param resource_id: id of the conversation, video... being waited for.
+    :param resource_id: what the events and log lines name: the id of the resource waited for (the
+        conversation's); a subclass waiting for several resources passes the id its events carry and says in
+        :meth:`identity` what it serializes instead.
     :param deadline: absolute deadline, epoch seconds (``time.time()``), or ``None`` to wait without one.
         When it passes, a ``timeout`` event is emitted; the work itself is left alone (the task decides).
     :param poll_interval: seconds between two polls; must be positive.
@@ -90,6 +94,11 @@ class NairiPollingTrigger(BaseTrigger):
         #: The remote state the latest :meth:`poll` read, for the log (a subclass's poll sets it).
         self.remote_state: str | None = None
 
+    def identity(self) -> dict[str, Any]:
+        """The JSON kwargs that say what this trigger waits for (:meth:`serialize` stores them): here
+        ``resource_id``; a subclass waiting for something else returns its own ``__init__`` parameters."""
+        return {"resource_id": self.resource_id}
+
     def extra_kwargs(self) -> dict[str, Any]:
         """JSON kwargs a subclass adds to :meth:`serialize` (its own ``__init__`` parameters)."""
         return {}
@@ -99,7 +108,7 @@ class NairiPollingTrigger(BaseTrigger):
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
                 "conn_id": self.conn_id,
-                "resource_id": self.resource_id,
+                **self.identity(),
                 "deadline": self.deadline,
                 "poll_interval": self.poll_interval,
                 "max_transient_errors": self.max_transient_errors,
