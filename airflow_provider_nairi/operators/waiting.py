@@ -183,8 +183,9 @@ class NairiConversationOperator(NairiBaseOperator):
             log=self.log,
             state=lambda: str(latest.get("status")),
             timeout_message="deadline passed",
+            last_answer=lambda: self.api.last_answer,
         )
-        first = conversation_event(conversation, turn)
+        first = waiter.read(lambda: conversation_event(conversation, turn))
         return first if first is not None else waiter.wait(check, checked=True)
 
     @airflow_outcome
@@ -401,6 +402,7 @@ class NairiVideoOperator(NairiBaseOperator):
             log=self.log,
             state=lambda: "processing",
             timeout_message=self.timeout_text(video_ids),
+            last_answer=lambda: self.api.last_answer,
         )
         return self.execute_complete(context, waiter.wait(lambda: check_videos(self.api, video_ids)))
 

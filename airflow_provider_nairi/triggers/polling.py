@@ -12,9 +12,8 @@ how to cancel the work (:meth:`~NairiPollingTrigger.cancel`); the base does the 
   Never the API key (the triggerer reads the connection itself) and never a callable.
 - **The wait** is :meth:`airflow_provider_nairi.resources.waiting.Waiter.wait_async`: the same decisions as a
   wait on a worker (transient errors tolerated ``max_transient_errors`` in a row, ``Retry-After`` honoured,
-  no busy loop, the deadline, the logs). An answer a subclass's :meth:`~NairiPollingTrigger.poll` cannot read
-  (a field of the wrong type: ``AttributeError``, ``KeyError``, ``TypeError``, ``ValueError``) counts as a
-  malformed answer, a NairiServerError naming the call and the request id of the latest answer. Events are
+  no busy loop, the deadline, the logs, an answer :meth:`~NairiPollingTrigger.poll` cannot read counted as a
+  malformed answer naming the call and the request id of the latest answer). Events are
   JSON dicts from :mod:`airflow_provider_nairi.resources.events`; the task turns them into outcomes with
   :func:`airflow_provider_nairi.outcomes.raise_for_event`. They carry only what the resuming task needs
   (Airflow logs each one at INFO, "Trigger fired event"): a subclass slims the resource snapshot.
@@ -35,7 +34,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_nairi.exceptions import NairiServerError
 from airflow_provider_nairi.resources.waiting import STILL_WAITING_EVERY, Waiter, WaitLog, seconds_left
 from airflow_provider_nairi.validation import check_count, check_seconds
 
@@ -153,23 +151,9 @@ class NairiPollingTrigger(BaseTrigger):
             max_transient_errors=self.max_transient_errors,
             log=self.log,
             state=lambda: self.remote_state,
+            last_answer=lambda: hook.last_answer,
         )
-        yield _event(await waiter.wait_async(lambda: self.read_poll(hook)))
-
-    async def read_poll(self, hook: NairiAsyncHook) -> dict[str, Any] | None:
-        """:meth:`poll`, with an answer it cannot read turned into a malformed-answer NairiServerError."""
-        try:
-            return await self.poll(hook)
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            method, path, request_id = hook.last_answer or (None, None, None)
-            raise NairiServerError(
-                f"the answer about {self.kind} {self.resource_id} could not be read ({type(exc).__name__}: "
-                "a field is missing or has the wrong type).",
-                code="malformed_answer",
-                request_id=request_id,
-                method=method,
-                path=path,
-            ) from None
+        yield _event(await waiter.wait_async(lambda: self.poll(hook)))
 
     async def task_runs_again(self) -> bool:
         """Whether Airflow will run this trigger's task instance again (it was cleared or is up for retry).
