@@ -38,7 +38,7 @@ from airflow_provider_nairi.resources.conversation import (
     latest_reply,
 )
 from airflow_provider_nairi.resources.video import KIND as VIDEO
-from airflow_provider_nairi.resources.video import check_videos
+from airflow_provider_nairi.resources.video import check_videos, videos_id
 from airflow_provider_nairi.resources.waiting import Waiter, WaitOptions
 from airflow_provider_nairi.triggers.conversation import NairiConversationTrigger
 from airflow_provider_nairi.triggers.video import NairiVideoTrigger
@@ -184,8 +184,9 @@ class NairiConversationOperator(NairiBaseOperator):
             log=self.log,
             state=lambda: str(latest.get("status")),
             timeout_message="deadline passed",
+            last_answer=lambda: self.api.last_answer,
         )
-        first = conversation_event(conversation, turn)
+        first = waiter.read(lambda: conversation_event(conversation, turn))
         return first if first is not None else waiter.wait(check, checked=True)
 
     @airflow_outcome
@@ -406,13 +407,14 @@ class NairiVideoOperator(NairiBaseOperator):
             )
         waiter = Waiter(
             VIDEO,
-            ", ".join(video_ids),
+            videos_id(video_ids),
             deadline=self.wait_options.deadline(),
             poll_interval=self.poll_interval,
             max_transient_errors=self.max_transient_errors,
             log=self.log,
             state=lambda: "processing",
             timeout_message=self.timeout_text(video_ids),
+            last_answer=lambda: self.api.last_answer,
         )
         return self.execute_complete(context, waiter.wait(lambda: check_videos(self.api, video_ids)))
 

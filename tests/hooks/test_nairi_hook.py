@@ -12,6 +12,7 @@ from unittest import mock
 
 import airflow
 import pytest
+from airflow.exceptions import AirflowProviderDeprecationWarning
 from airflow_connections import connection_env_json
 
 from airflow_provider_nairi.client.config import EXTRA_FIELDS
@@ -118,8 +119,11 @@ def test_hook_methods_go_through_one_client(monkeypatch, requests_mock):
     set_connection(monkeypatch, dashboard_url="https://nairi.example.com/")
     requests_mock.get(f"{BASE}/agents/agt_1", json={"success": True, "data": {"id": "agt_1"}})
     hook = NairiHook()
-    assert hook.get_agent("agt_1") == {"id": "agt_1"}
-    assert hook.request("GET", "/agents/agt_1") == {"id": "agt_1"}
+    with pytest.warns(AirflowProviderDeprecationWarning, match="NairiHook.get_agent is deprecated"):
+        assert hook.get_agent("agt_1") == {"id": "agt_1"}  # the deprecated aliases forward to the client
+    with pytest.warns(AirflowProviderDeprecationWarning, match="NairiHook.request is deprecated"):
+        assert hook.request("GET", "/agents/agt_1") == {"id": "agt_1"}
+    assert hook.client.get_agent("agt_1") == hook.client.request("GET", "/agents/agt_1") == {"id": "agt_1"}
     assert hook.get_conn() is hook.client
     assert hook.dashboard_url("conversations", "conv_1") == "https://nairi.example.com/conversations/conv_1"
     hook.close()
@@ -147,9 +151,10 @@ def test_async_hook_against_the_emulator(emulator_connection):
     async def run():
         hook = NairiAsyncHook()
         try:
+            client = await hook.get_async_client()
             with pytest.raises(NairiNotFoundError):
-                await hook.get_conversation("conv_missing")
-            return await hook.request("GET", "/me")
+                await client.get_conversation("conv_missing")
+            return await client.request("GET", "/me")
         finally:
             await hook.close()
 
