@@ -65,6 +65,9 @@ if TYPE_CHECKING:
 SETTLE_SECONDS = 5.0
 #: The longest wait between two polls after errors in a row.
 MAX_BACKOFF_SECONDS = 600.0
+#: The longest wait between two looks for a source that does not exist (yet): a job or agent is often created
+#: by another DAG after the watcher was deployed, and its first runs should not wait ten minutes.
+MISSING_SOURCE_BACKOFF_SECONDS = 60.0
 #: Announced ids kept with the position to de-duplicate.
 RECENT_IDS = 200
 #: Items read per request, and pages read per poll at most (the rest is read on the next poll).
@@ -490,8 +493,11 @@ class NairiEventTrigger(BaseEventTrigger):
 
     def backoff(self, error: Exception, errors_in_row: int) -> float:
         """Seconds to wait after the ``errors_in_row``-th failed poll in a row (logged): doubling from the
-        poll interval up to :data:`MAX_BACKOFF_SECONDS`, at least ``Retry-After``."""
+        poll interval up to :data:`MAX_BACKOFF_SECONDS` (:data:`MISSING_SOURCE_BACKOFF_SECONDS` while the
+        source is not found), at least ``Retry-After``."""
         delay = min(self.poll_interval * 2.0 ** min(errors_in_row - 1, 10), MAX_BACKOFF_SECONDS)
+        if isinstance(error, NairiNotFoundError):
+            delay = min(delay, max(self.poll_interval, MISSING_SOURCE_BACKOFF_SECONDS))
         if isinstance(error, NairiRateLimitError) and error.retry_after:
             delay = max(delay, min(float(error.retry_after), MAX_BACKOFF_SECONDS))
         transient = isinstance(error, NairiError) and error.retryable

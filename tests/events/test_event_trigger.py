@@ -230,6 +230,14 @@ def test_backoff_doubles_honours_retry_after_and_is_capped():
     assert trigger.backoff(nx.NairiRateLimitError("x", retry_after=10**6), 1) == events.MAX_BACKOFF_SECONDS
 
 
+def test_a_source_not_found_yet_is_looked_up_again_within_a_minute():
+    missing = nx.NairiNotFoundError("no job is named 'nightly'.", code="not_found")
+    trigger = NairiEventTrigger(job_id="job_1", poll_interval=10)
+    assert [trigger.backoff(missing, n) for n in (1, 2, 3, 4, 30)] == [10, 20, 40, 60, 60]
+    slow = NairiEventTrigger(job_id="job_1", poll_interval=300)
+    assert slow.backoff(missing, 5) == 300  # never more often than the user's poll interval
+
+
 async def test_answers_outside_the_contract_are_never_announced():
     class Hostile:
         def __init__(self, answers):
