@@ -141,6 +141,7 @@ class NairiApp:
             "request_id": request_id,
         }
         self.core.log.append(entry)
+        self.core.requests_total += 1
         headers = {"X-Request-Id": request_id}
         fault = self.core.faults.draw(path)
         if fault == "reset" and reset_connection(send):
