@@ -10,7 +10,7 @@ resource counts and live settings. Answers are ``{"success": true, "data": ...}`
 | ``POST /_admin/keys`` | ``{scopes, prefix, name}`` | ``{key}`` |
 | ``POST /_admin/keys/revoke`` | ``{key}`` | ``{revoked: bool}`` |
 | ``GET /_admin/requests`` · ``DELETE /_admin/requests`` | | the request log (oldest first) · ``{}`` |
-| ``GET /_admin/counts`` | | ``{agents: n, conversations: n, ..., requests_total: n}`` |
+| ``GET /_admin/counts`` | | ``{agents: n, ..., requests_total: n, requests_rate_limited: n}`` |
 | ``POST /_admin/conversations/finish`` | ``{ids}`` | ``{finished: {id: updated_at}}`` (turns ended now) |
 | ``PATCH /_admin/settings`` | any of ``turn_latency, video_delay, upload_limit, rate_limit, rate_window,
   slow_seconds, fault_retry_after`` | the changed settings |
@@ -155,7 +155,8 @@ class AdminClient:
 
     def counts(self) -> dict[str, int]:
         """How many records each table holds (agents, conversations, messages, artifacts, videos...), and
-        ``requests_total``: API requests received since start (the log keeps only the last 10,000)."""
+        ``requests_total``: API requests received since start (the log keeps only the last 10,000), and
+        ``requests_rate_limited``: those refused with 429 by the key's rate limit."""
         return dict(self._call("GET", "/counts"))
 
     def finish_turns(self, conversation_ids: Sequence[str]) -> dict[str, str]:

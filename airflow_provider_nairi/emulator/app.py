@@ -215,6 +215,7 @@ class NairiApp:
         headers.update(limit_headers)
         key = core.authenticate(received)
         if not allowed:
+            core.requests_rate_limited += 1
             raise ApiError(429, "rate_limited", "Too many requests for this key; see Retry-After.")
         if route is None:
             raise ApiError(404, "not_found", f"No endpoint {request.method} {path}.")

@@ -1,0 +1,135 @@
+"""The shared rate budget of a key (client/budget.py), on a hand-driven clock: pacing, pauses, the probe."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_provider_nairi.client.budget import DEFAULT_PAUSE, RateBudget, RateBudgets, key_fingerprint
+from airflow_provider_nairi.client.protocol import RateLimit
+
+T0 = 1_000_000.0
+
+
+def fresh_with_answer(remaining: int | None, window: float, now: float = T0) -> RateBudget:
+    budget = RateBudget()
+    probe = budget.reserve(now)
+    assert probe is not None and probe.slot == now
+    reset = None if remaining is None else now + window
+    budget.record(now, RateLimit(limit=None, remaining=remaining, reset=reset))
+    return budget
+
+
+def slots(budget: RateBudget, now: float, count: int) -> list[float]:
+    return [round(budget.reserve(now).slot - now, 6) for _ in range(count)]
+
+
+def test_the_first_request_probes_alone_and_the_others_wait_for_its_answer():
+    budget = RateBudget()
+    assert budget.reserve(T0).slot == T0
+    assert budget.reserve(T0) is None and budget.reserve(T0 + 5) is None  # still probing
+    budget.record(T0 + 0.1, RateLimit(limit=20, remaining=19, reset=T0 + 1.1))
+    assert budget.reserve(T0 + 0.1) is not None
+
+
+def test_a_probe_without_an_answer_lets_the_next_request_probe():
+    budget = RateBudget()
+    budget.reserve(T0)
+    budget.record(T0, None, answered=False)
+    assert budget.reserve(T0).slot == T0  # the new probe
+    assert budget.reserve(T0) is None
+
+
+def test_requests_are_spaced_by_time_left_over_requests_left():
+    budget = fresh_with_answer(remaining=10, window=2.0)
+    assert slots(budget, T0, 4) == [0.0, 0.2, 0.4, 0.6]
+    # a later answer: 4 left for 0.2 s -> 0.05 s apart, after the slots already given
+    budget.record(T0 + 1.8, RateLimit(limit=11, remaining=4, reset=T0 + 2.0))
+    assert slots(budget, T0 + 1.8, 2) == [0.0, 0.05]
+
+
+def test_clients_asking_later_than_the_schedule_go_at_once():
+    budget = fresh_with_answer(remaining=10, window=2.0)
+    assert slots(budget, T0, 1) == [0.0]
+    assert slots(budget, T0 + 5, 2) == [0.0, 0.2]
+
+
+def test_a_429_pauses_everyone_and_moves_the_whole_schedule_back():
+    budget = fresh_with_answer(remaining=10, window=2.0)
+    taken = [budget.reserve(T0) for _ in range(3)]  # slots at +0, +0.2, +0.4
+    budget.record(T0 + 0.1, RateLimit(20, 5, T0 + 2.0), rate_limited=True, retry_after=3.0)
+    assert budget.paused_until == T0 + 3.1
+    # every ticket taken before sees the move: 3 s added to the pause
+    assert [round(budget.shift - t.shift, 6) for t in taken] == [3.0, 3.0, 3.0]
+    nxt = budget.reserve(T0 + 0.1)
+    assert nxt.slot >= T0 + 3.1 and nxt.shift == budget.shift  # nothing before the pause ends
+
+
+def test_overlapping_pauses_add_only_the_extra_time():
+    budget = fresh_with_answer(remaining=10, window=2.0)
+    budget.record(T0, None, rate_limited=True, retry_after=2.0)
+    budget.record(T0 + 1, None, rate_limited=True, retry_after=2.0)  # ends at +3: one more second
+    assert budget.paused_until == T0 + 3 and budget.shift == 3.0
+    budget.record(T0 + 1, None, rate_limited=True, retry_after=0.5)  # inside the pause: nothing added
+    assert budget.paused_until == T0 + 3 and budget.shift == 3.0
+
+
+def test_a_429_without_retry_after_pauses_for_the_default():
+    budget = fresh_with_answer(remaining=10, window=2.0)
+    budget.record(T0, None, rate_limited=True)
+    assert budget.paused_until == T0 + DEFAULT_PAUSE
+
+
+def test_nothing_left_pauses_until_the_reset_then_probes_if_nothing_was_known():
+    budget = RateBudget()
+    budget.reserve(T0)
+    budget.record(T0, RateLimit(limit=20, remaining=0, reset=T0 + 4))
+    probe = budget.reserve(T0 + 1)
+    assert probe.slot == T0 + 4  # the next probe waits for the reset
+    assert budget.reserve(T0 + 1) is None
+
+
+def test_a_server_without_rate_limit_headers_is_not_paced():
+    budget = fresh_with_answer(remaining=None, window=0)
+    assert slots(budget, T0, 3) == [0.0, 0.0, 0.0]
+    budget.record(T0, None, rate_limited=True, retry_after=2)
+    assert slots(budget, T0, 1) == [2.0]  # pauses still apply
+
+
+def test_a_reset_in_the_past_keeps_the_last_spacing():
+    budget = fresh_with_answer(remaining=10, window=2.0)
+    budget.record(T0 + 3, RateLimit(limit=11, remaining=5, reset=T0 + 2.0))  # clocks disagree
+    assert budget.spacing == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("sharers", [1, 2, 5])
+def test_sharers_pacing_by_the_same_headers_slow_down_before_the_limit(sharers):
+    """k processes with their own budgets, each pacing by the key's common headers and sending as soon as
+    it may: at most k - 1 requests of the window are refused (each sharer's first 429 pauses it until the
+    reset); one alone is never refused."""
+    limit, window = 100, 60.0
+    budgets = [fresh_with_answer(remaining=limit - 1, window=window) for _ in range(sharers)]
+    remaining, reset, refused = limit - 1 - (sharers - 1), T0 + window, 0
+    next_send = [T0] * sharers
+    while min(next_send) < reset:
+        k = min(range(sharers), key=next_send.__getitem__)
+        now = next_send[k]
+        if remaining > 0:
+            remaining -= 1
+            budgets[k].record(now, RateLimit(limit, remaining, reset))
+        else:
+            refused += 1
+            budgets[k].record(now, RateLimit(limit, 0, reset), rate_limited=True, retry_after=reset - now)
+        next_send[k] = budgets[k].reserve(now).slot
+    assert refused <= sharers - 1
+    assert remaining <= 1  # the window was used, not wasted
+
+
+def test_budgets_are_shared_by_base_url_and_key_and_never_show_the_key():
+    budgets = RateBudgets()
+    one = budgets.for_key("https://a/api", "nr_secret_one")
+    assert budgets.for_key("https://a/api", "nr_secret_one") is one
+    assert budgets.for_key("https://b/api", "nr_secret_one") is not one
+    assert budgets.for_key("https://a/api", "nr_secret_two") is not one
+    assert "nr_secret" not in repr(one) and "nr_secret" not in repr(budgets.__dict__)
+    assert key_fingerprint("nr_secret_one") != key_fingerprint("nr_secret_two")
+    assert len(key_fingerprint("nr_secret_one")) == 12
