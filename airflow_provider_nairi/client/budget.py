@@ -95,7 +95,9 @@ class RateBudget:
             self.probing = False
             if not answered:
                 return
-            remaining, reset = (None, None) if rate_limit is None else (rate_limit.remaining, rate_limit.reset)
+            remaining, reset = (
+                (None, None) if rate_limit is None else (rate_limit.remaining, rate_limit.reset)
+            )
             if remaining and reset is not None and reset > now:
                 self.spacing = (reset - now) / remaining
             elif self.spacing is None and remaining != 0:
