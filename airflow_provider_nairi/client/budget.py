@@ -9,8 +9,8 @@ Every answer says how many requests the key has left in its window and when the 
   window divided by the requests left in it (as of the latest answer). A thousand waits on one key therefore
   poll at the key's rate, each a little later, instead of all at once and mostly refused.
 - **Pause together.** After a 429 nobody sends before its ``Retry-After`` (1 s without one), and when an
-  answer says nothing is left, nobody sends before the reset; the whole schedule moves back by the pause, so the
-  clients keep their order and do not burst when it ends.
+  answer says nothing is left, nobody sends before the reset; the whole schedule moves back by the pause, so
+  the clients keep their order and do not burst when it ends.
 - **Probe first.** Until an answer has said anything about the key, one request goes alone and the others wait
   for it. An answer without rate-limit headers turns pacing off (pauses after a 429 still apply).
 
