@@ -239,7 +239,9 @@ def make_supervisor_class() -> Any:
             interval, n = plan["poll_interval"], len(plan["waits"])
             self.marks.setdefault("boot", now)
             settled = interval + 2  # every released trigger has started and polled at least once
-            if now - self.marks["boot"] > 8 * interval + 120:  # something is stuck: report how far it got
+            if (
+                now - self.marks["boot"] > 4 * interval + plan["finish_timeout"] + 120
+            ):  # something is stuck: report how far it got
                 self.samples["gave_up_in"] = self.phase
                 self.phase = "done"
             elif self.phase == "boot" and self._last_runner_comms != math.inf:
@@ -265,7 +267,7 @@ def make_supervisor_class() -> Any:
                     self.finisher.start()
             elif self.phase == "finish":
                 finishing = self.finisher is not None and self.finisher.is_alive()
-                if (not finishing and not self.specs) or now - self.marks["finish"] > 3 * interval + 30:
+                if (not finishing and not self.specs) or now - self.marks["finish"] > plan["finish_timeout"]:
                     self.phase = "done"
 
         def handed_over(self) -> int:
@@ -343,6 +345,10 @@ def supervise(plan_path: str, result_path: str) -> None:
         )
     for module in PRELOAD[plan["contender"]]:
         importlib.import_module(module)
+    if plan["budget"] == "per-client":  # bench/rate_budget.py's "today": no budget shared between triggers
+        from airflow_provider_nairi.client import budget  # noqa: PLC0415
+
+        budget.RateBudgets.for_key = lambda self, base_url, api_key: budget.RateBudget()  # type: ignore[method-assign]
     supervisor = make_supervisor_class().start(
         job=None, capacity=len(plan["waits"]), logger=structlog.get_logger("bench"), plan=plan
     )
@@ -358,14 +364,15 @@ def supervise(plan_path: str, result_path: str) -> None:
 
 
 def start_conversations(shard: dict[str, Any], count: int) -> list[str]:
+    """Start ``count`` conversations on ``shard`` (with its ``setup_key`` if it has one) that run until
+    ended by ``finish_turns``."""
     from airflow_provider_nairi.client import ClientConfig  # noqa: PLC0415
     from airflow_provider_nairi.client.aio import AsyncNairiClient  # noqa: PLC0415
 
     async def run() -> list[str]:
-        async with AsyncNairiClient(
-            ClientConfig(api_key=shard["api_key"], base_url=shard["base_url"])
-        ) as client:
-            body = {"agent_id": shard["agent_id"], "message": "wait [[delay:3600]]"}
+        config = ClientConfig(api_key=shard.get("setup_key") or shard["api_key"], base_url=shard["base_url"])
+        async with AsyncNairiClient(config) as client:
+            body = {"agent_id": shard["agent_id"], "message": "wait [[delay:3600]]"}  # ended by finish_turns
             semaphore = asyncio.Semaphore(64)
 
             async def one() -> str:
@@ -402,21 +409,36 @@ def trigger_spec(
     }
 
 
-def run_round(contender: str, shards: list[dict[str, Any]], n: int, interval: float) -> dict[str, Any]:
-    """One contender, N waits, in a fresh supervisor process; its report plus what its log shows."""
+def make_plan(
+    contender: str, shards: list[dict[str, Any]], n: int, interval: float, **settings: Any
+) -> dict[str, Any]:
+    """N conversations started across the shards and the plan of one round (``settings`` override its
+    defaults: ``window``, ``warm_up``, ``finish_timeout``, ``budget``)."""
     per_shard = [start_conversations(shard, len(range(k, n, len(shards)))) for k, shard in enumerate(shards)]
     waits = []
     for i in range(n):
         k = i % len(shards)
         waits.append(trigger_spec(contender, k, shards[k], per_shard[k][i // len(shards)], interval))
-    plan = {
+    return {
         "contender": contender,
         "shards": shards,
         "waits": waits,
         "poll_interval": interval,
         "window": max(interval, 10.0),
         "warm_up": max(10, n // 100),
+        "finish_timeout": 3 * interval + 30,
+        "budget": "shared",
+        **settings,
     }
+
+
+def run_round(contender: str, shards: list[dict[str, Any]], n: int, interval: float) -> dict[str, Any]:
+    """One contender, N waits, in a fresh supervisor process."""
+    return run_plan(make_plan(contender, shards, n, interval))
+
+
+def run_plan(plan: dict[str, Any]) -> dict[str, Any]:
+    """Run ``plan`` in a fresh supervisor process; its report plus what its log shows."""
     with tempfile.TemporaryDirectory(prefix="nairi-bench-triggerer-") as folder:
         plan_path, result_path = os.path.join(folder, "plan.json"), os.path.join(folder, "result.json")
         log_path = os.path.join(folder, "supervisor.log")

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from airflow_provider_nairi.client.budget import RateBudget, RateBudgets
 from airflow_provider_nairi.client.config import ClientConfig
 from airflow_provider_nairi.client.protocol import (
     DEFAULT_PAGE_SIZE,
@@ -36,6 +37,7 @@ from airflow_provider_nairi.client.protocol import (
     api_url,
     log_answer,
     parse_response,
+    parse_retry_after,
     rate_limit_wait,
     request_headers,
     segment,
@@ -99,6 +101,26 @@ class _LoopSessions:
 SESSIONS = _LoopSessions()
 
 
+class _LoopBudgets:
+    """The rate budgets of each running event loop, one per key (every trigger of a triggerer on that key
+    shares it), and per loop the event that wakes clients waiting for a probe's answer."""
+
+    def __init__(self) -> None:
+        self._loops: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[RateBudgets, asyncio.Event]
+        ] = weakref.WeakKeyDictionary()
+
+    def for_config(self, config: ClientConfig) -> tuple[RateBudget, asyncio.Event]:
+        loop = asyncio.get_running_loop()
+        if loop not in self._loops:
+            self._loops[loop] = (RateBudgets(), asyncio.Event())
+        budgets, answered = self._loops[loop]
+        return budgets.for_key(config.base_url, config.api_key), answered
+
+
+BUDGETS = _LoopBudgets()
+
+
 @functools.lru_cache(maxsize=16)
 def _ca_bundle_context(path: str) -> ssl.SSLContext:
     if os.path.isdir(path):
@@ -119,7 +141,11 @@ def _ssl_setting(verify: bool | str) -> bool | ssl.SSLContext:
 
 class AsyncNairiClient:
     """What triggers need, asynchronously: ``request``, ``get_conversation``, ``list_messages`` (all pages),
-    ``cancel_conversation``, ``get_video``, ``close``. Use one per trigger and close it in ``finally``."""
+    ``cancel_conversation``, ``get_video``, ``close``. Use one per trigger and close it in ``finally``.
+
+    Every client of one key in an event loop shares its rate budget (:mod:`.budget`): requests are spaced
+    by the ``X-RateLimit-*`` headers, and a 429 or a used-up window holds them all until ``Retry-After`` or
+    the reset (a longer hold than ``retry_max_wait`` fails at once with NairiRateLimitError)."""
 
     def __init__(self, config: ClientConfig, *, sleep: Any = asyncio.sleep) -> None:
         self.config = config
@@ -131,6 +157,8 @@ class AsyncNairiClient:
         )
         self._ssl = _ssl_setting(config.verify)
         self._proxy: str | None = None
+        self._budget: tuple[RateBudget, asyncio.Event] | None = None
+        self._waited_until = 0.0  # the end of the pause this client's own 429 caused (its retry waits it out)
 
     @property
     def rate_limit(self) -> RateLimit | None:
@@ -230,6 +258,21 @@ class AsyncNairiClient:
             self.config, lambda: self._exchange(method, path, headers, params=params, json=json), self._sleep
         )
 
+    async def _take_turn(self) -> tuple[RateBudget, asyncio.Event]:
+        """Wait for this request's slot in the key's budget (and any pause recorded meanwhile)."""
+        if self._budget is None:
+            self._budget = BUDGETS.for_config(self.config)
+        budget, answered = self._budget
+        while (ticket := budget.reserve(now := max(time.time(), self._waited_until))) is None:
+            await answered.wait()  # another client's first request is learning the key's limit
+        self._waited_until = 0.0
+        budget.check_pause(now, self.config.retry_max_wait)
+        wait, seen = ticket.slot - now, ticket.shift
+        while wait > 0:
+            await self._sleep(wait)
+            wait, seen = budget.shift - seen, budget.shift
+        return budget, answered
+
     async def _exchange(
         self,
         method: str,
@@ -239,12 +282,12 @@ class AsyncNairiClient:
         params: Mapping[str, Any] | None,
         json: Any,
     ) -> Envelope:
-        wait = rate_limit_wait(self._rate_limit, self.config)
-        if wait:
-            await self._sleep(wait)
+        rate_limit_wait(self._rate_limit, self.config)  # raises if the window resets after retry_max_wait
+        budget, answered = await self._take_turn()
         if self._session is None or self._session.closed:
             self._session, self._proxy = SESSIONS.acquire(self.config)
         started = time.monotonic()
+        response = None
         try:
             async with self._session.request(
                 method,
@@ -266,6 +309,19 @@ class AsyncNairiClient:
             raise NairiError(
                 self.config.redact(str(exc)), code="request_error", method=method, path=path
             ) from None
-        self._rate_limit = RateLimit.from_headers(response.headers) or self._rate_limit
+        finally:
+            if response is None:  # no answer (an error, or the trigger was cancelled): only ends a probe
+                budget.record(time.time(), None, answered=False)
+                answered.set()
+                answered.clear()
+        rate_limit = RateLimit.from_headers(response.headers)
+        self._rate_limit = rate_limit or self._rate_limit
+        limited = response.status == 429
+        retry_after = parse_retry_after(response.headers.get("Retry-After")) if limited else None
+        budget.record(time.time(), rate_limit, rate_limited=limited, retry_after=retry_after)
+        if retry_after is not None and retry_after <= self.config.retry_max_wait:
+            self._waited_until = budget.paused_until  # the retry's wait (Retry-After) covers the pause
+        answered.set()  # wakes the clients waiting for a probe's answer
+        answered.clear()
         log_answer(method, path, response.status, started, response.headers)
         return parse_response(self.config, response.status, response.headers, body, method=method, path=path)

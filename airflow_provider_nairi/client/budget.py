@@ -30,6 +30,7 @@ import threading
 from dataclasses import dataclass
 
 from airflow_provider_nairi.client.protocol import RateLimit
+from airflow_provider_nairi.exceptions import NairiRateLimitError
 
 #: Seconds every client of a key waits after a 429 that gave no ``Retry-After``.
 DEFAULT_PAUSE = 1.0
@@ -78,6 +79,18 @@ class RateBudget:
             slot = max(start, self.next_slot)
             self.next_slot = slot + self.spacing
             return Ticket(slot, self.shift)
+
+    def check_pause(self, now: float, longest: float) -> None:
+        """Raise :class:`~airflow_provider_nairi.exceptions.NairiRateLimitError` when the key is paused for
+        longer than ``longest`` seconds (a client's ``retry_max_wait``) instead of waiting that long."""
+        left = self.paused_until - now
+        if left > longest:
+            raise NairiRateLimitError(
+                f"The key's rate limit pauses its requests for {left:.0f} s, longer than retry_max_wait "
+                f"({longest:g} s).",
+                code="rate_limited",
+                retry_after=left,
+            )
 
     def record(
         self,
