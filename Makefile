@@ -44,7 +44,7 @@ $(COMPAT_VENV)/.installed: pyproject.toml
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
 	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(COMPAT_VENV)
 	$(UV) pip install --quiet --compile-bytecode --python $(COMPAT_VENV)/bin/python \
-		"apache-airflow==2.11.*" -e ".[test]"
+		"apache-airflow==2.11.*" -e ".[tests]"
 	@touch $@
 
 test-compat: $(COMPAT_VENV)/.installed

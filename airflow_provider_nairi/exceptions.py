@@ -3,8 +3,10 @@
 Every failure the client sees becomes one of these classes, in one place (the client core). Operators, sensors
 and triggers translate them into Airflow outcomes in one other place (:mod:`airflow_provider_nairi.outcomes`).
 
-``str(error)`` starts with the request id (when the server gave one), names the call, and never contains the
-API key: the client redacts it from everything it puts into an error.
+``str(error)`` names the call, the status, the code and the message, and ends with the request id when the
+server gave one, as ``(request id req_...)``: in parentheses, because Airflow's CLI prints through rich, which
+deletes text in square brackets. It never contains the API key: the client redacts it from everything it puts
+into an error.
 
 This module imports nothing from Airflow.
 """
@@ -60,8 +62,6 @@ class NairiError(Exception):
 
     def __str__(self) -> str:
         parts: list[str] = []
-        if self.request_id:
-            parts.append(f"[{self.request_id}]")
         if self.call:
             parts.append(f"{self.call}:")
         if self.status is not None or self.code:
@@ -71,6 +71,9 @@ class NairiError(Exception):
             field, text = detail.get("field"), detail.get("message")
             if field or text:
                 parts.append(f"({field}: {text})" if field else f"({text})")
+        if self.request_id:
+            # In parentheses, not brackets: rich (airflow connections test) deletes "[...]" as markup.
+            parts.append(f"(request id {self.request_id})")
         return " ".join(parts)
 
     def __reduce__(self) -> tuple[Any, ...]:

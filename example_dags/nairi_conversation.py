@@ -55,9 +55,13 @@ def nairi_conversation():
     )
 
     @task
-    def report(first: dict, second: dict) -> str:
-        text = f"{first['reply']}\n---\n{second['reply']}"
-        print(f"=== Nairi agent replied ({first['url']}) ===\n{text}\n=== end of reply ===")
+    def report(first: dict | None, second: dict | None) -> str:
+        # A task a user marked success while it waited returned nothing: its result is None here.
+        replies = [
+            result["reply"] if result else "(no reply: marked success by hand)" for result in (first, second)
+        ]
+        text = "\n---\n".join(replies)
+        print(f"=== Nairi agent replied ===\n{text}\n=== end of reply ===")
         return text
 
     agent >> ask >> follow_up

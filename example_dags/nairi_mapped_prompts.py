@@ -38,8 +38,9 @@ def nairi_mapped_prompts():
     ).expand(message=PROMPTS)
 
     @task
-    def collect(results: list[dict]) -> list[str]:
-        replies = [result["reply"] for result in results]
+    def collect(results: list[dict | None]) -> list[str]:
+        # A mapped instance a user marked success while it waited returned nothing: None in the list.
+        replies = [result["reply"] if result else "(no reply: marked success by hand)" for result in results]
         for prompt, reply in zip(PROMPTS, replies, strict=True):
             print(f"{prompt} -> {reply.splitlines()[0]}")
         return replies

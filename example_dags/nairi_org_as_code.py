@@ -83,12 +83,16 @@ def nairi_org_as_code():
     env_vars >> run_now
 
     @task
-    def report(reply: dict[str, Any], *plans: dict[str, Any], params=None, run_id=None) -> dict[str, Any]:
-        """Use the reply: write it, with what each step did, to ``<output_dir>/<run id>.json``."""
+    def report(
+        reply: dict[str, Any] | None, *plans: dict[str, Any] | None, params=None, run_id=None
+    ) -> dict[str, Any]:
+        """Use the reply: write it, with what each step did, to ``<output_dir>/<run id>.json``.
+
+        A task a user marked success returned nothing: its value is None here, and the summary says so."""
         summary = {
-            "reply": reply["reply"],
-            "conversation_id": reply["conversation_id"],
-            "actions": {plan["kind"]: plan["action"] for plan in plans},
+            "reply": reply["reply"] if reply else None,
+            "conversation_id": reply["conversation_id"] if reply else None,
+            "actions": {plan["kind"]: plan["action"] for plan in plans if plan},
         }
         out = Path(params["output_dir"]) / f"{run_id.replace(':', '-').replace('+', '-')}.json"
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -49,16 +49,35 @@ class ExtraField:
     help: str
     choices: tuple[str, ...] = ()
     minimum: float | None = None
+    #: Names this extra had before (still read from existing connections).
+    former_names: tuple[str, ...] = ()
+    #: The :class:`ClientConfig` attribute it sets, when not its name.
+    config_attribute: str = ""
+
+    @property
+    def attribute(self) -> str:
+        """The :class:`ClientConfig` attribute this extra sets."""
+        return self.config_attribute or self.name
+
+
+#: What Airflow's secrets masker puts in place of a value it hides; a connection saved from a form that
+#: showed it holds it literally.
+REDACTED = "***"
 
 
 EXTRA_FIELDS: tuple[ExtraField, ...] = (
+    # Names of extras must not contain a word of Airflow's secrets masker (``auth``+``_header``, ``proxies``,
+    # ``proxy``, ``token``, ``secret``, ``password``, ``api_key``...): the UI shows such values as "***" and a
+    # form saved from them stores "***" (tests/client/test_extras_round_trip.py feeds every name to it).
     ExtraField(
-        "auth_header",
+        "key_header",
         "string",
         "x-api-key",
-        "Auth header",
+        "Key header",
         "How the key is sent: 'x-api-key' (X-API-Key header) or 'bearer' (Authorization: Bearer).",
         choices=AUTH_HEADERS,
+        former_names=("auth_header",),
+        config_attribute="auth_header",
     ),
     ExtraField(
         "connect_timeout", "number", 10.0, "Connect timeout (s)", "Seconds to open a connection.", minimum=0
@@ -111,11 +130,14 @@ EXTRA_FIELDS: tuple[ExtraField, ...] = (
         "true (default), false (do not verify: unsafe), or the path of a CA bundle.",
     ),
     ExtraField(
-        "proxies",
+        "egress_urls",
         "object",
         None,
-        "Proxies",
-        'Proxy URLs by scheme, e.g. {"https": "http://proxy:3128"}, or one URL for both.',
+        "Egress (forward proxy) URLs",
+        'Forward proxy URL by scheme, e.g. {"https": "http://egress:3128"}, or one URL for both. Shown in '
+        "clear in the form: for a proxy that needs credentials, set HTTPS_PROXY on the workers instead.",
+        former_names=("proxies",),
+        config_attribute="proxies",
     ),
     ExtraField(
         "user_agent_suffix",
@@ -133,6 +155,10 @@ EXTRA_FIELDS: tuple[ExtraField, ...] = (
     ),
 )
 EXTRAS_BY_NAME: dict[str, ExtraField] = {f.name: f for f in EXTRA_FIELDS}
+#: Every name an extra is read under: its name and its former names.
+EXTRAS_BY_ANY_NAME: dict[str, ExtraField] = {
+    name: f for f in EXTRA_FIELDS for name in (f.name, *f.former_names)
+}
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
@@ -146,13 +172,23 @@ def _bool(value: Any) -> bool | None:
     return None
 
 
-def _coerce(spec: ExtraField, value: Any) -> Any:
-    """``value`` as ``spec.type``, or NairiConfigurationError naming the field and what it accepts."""
+def _coerce(spec: ExtraField, value: Any, given_name: str) -> Any:
+    """``value`` as ``spec.type``, or NairiConfigurationError naming the field (as given) and what it
+    accepts."""
 
     def wrong(expected: str) -> NairiConfigurationError:
         return NairiConfigurationError(
-            f"Connection extra {spec.name!r} is {value!r}; expected {expected}. {spec.help}",
+            f"Connection extra {given_name!r} is {value!r}; expected {expected}. {spec.help}",
             code="invalid_extra",
+        )
+
+    if value == REDACTED:
+        renamed = f" and rename it to {spec.name!r}" if given_name != spec.name else ""
+        raise NairiConfigurationError(
+            f"Connection extra {given_name!r} is {REDACTED!r}: Airflow's placeholder for a value its secrets "
+            f"masker hid in the connection form, saved as if it were the value. Edit the connection: give "
+            f"{given_name!r} its real value{renamed} ({spec.help})",
+            code="redacted_extra",
         )
 
     if spec.type == "string":
@@ -205,21 +241,32 @@ def _coerce(spec: ExtraField, value: Any) -> Any:
 
 
 def parse_extras(extras: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate connection extras and return every field, defaults filled in.
+    """Validate connection extras; return every field by its :class:`ClientConfig` attribute, defaults
+    filled in.
 
     ``None`` and ``""`` mean "not set" (a form leaves them so). Unknown names are an error listing the
     known ones; Airflow's own prefixed form names (``extra__nairi__read_timeout``) are accepted as their
-    short names.
+    short names, and former names (``auth_header``, ``proxies``) as the current ones; an extra given under
+    both names is an error. ``"***"`` (a value Airflow's form hid, then saved) is an error naming the fix;
+    it is never sent.
     """
-    values = {spec.name: spec.default for spec in EXTRA_FIELDS}
+    values = {spec.attribute: spec.default for spec in EXTRA_FIELDS}
+    given_as: dict[str, str] = {}
     unknown: list[str] = []
     for raw_name, value in extras.items():
         name = raw_name.removeprefix("extra__nairi__")
-        spec = EXTRAS_BY_NAME.get(name)
+        spec = EXTRAS_BY_ANY_NAME.get(name)
         if spec is None:
             unknown.append(raw_name)
         elif value is not None and value != "":
-            values[name] = _coerce(spec, value)
+            if spec.name in given_as:
+                raise NairiConfigurationError(
+                    f"Connection extras {given_as[spec.name]!r} and {name!r} are the same setting (the "
+                    f"first name is {spec.name!r}); keep only {spec.name!r}.",
+                    code="invalid_extra",
+                )
+            given_as[spec.name] = name
+            values[spec.attribute] = _coerce(spec, value, name)
     if unknown:
         raise NairiConfigurationError(
             f"Unknown connection extra(s) {', '.join(sorted(map(repr, unknown)))}; "
@@ -263,15 +310,24 @@ def normalize_base_url(host: str | None, *, allow_insecure_http: bool = False) -
 
     Empty: the default. A bare host (``api.niravi.io``) gets ``https://`` and the default API path; a URL
     with a path keeps it. Plain ``http://`` is refused unless the host is loopback or
-    ``allow_insecure_http`` is set.
+    ``allow_insecure_http`` is set; a loopback host without a scheme (``127.0.0.1:8080/...``) is refused with
+    the ``http://`` fix (the emulator does not speak TLS).
     """
     text = (host or "").strip()
     if not text:
         return DEFAULT_BASE_URL
-    if "://" not in text:
+    schemeless = "://" not in text
+    if schemeless:
         text = "https://" + text
     parts = urlsplit(text)
     scheme = parts.scheme.lower()
+    if schemeless and parts.hostname in LOOPBACK_HOSTS:
+        # https:// to a local plain-http server (the emulator) fails with a bare TLS "wrong version number".
+        raise NairiConfigurationError(
+            f"Connection host {host!r} has no scheme, so https:// would be used, but a loopback host such as "
+            f"the local emulator speaks plain http: write http://{text.removeprefix('https://')}",
+            code="invalid_host",
+        )
     if scheme not in ("http", "https") or not parts.hostname:
         raise NairiConfigurationError(
             f"Connection host {host!r} is not an http(s) URL; expected e.g. {DEFAULT_BASE_URL}.",

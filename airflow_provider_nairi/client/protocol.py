@@ -14,7 +14,9 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
@@ -476,12 +478,33 @@ class PageCursor:
 # -- logging -------------------------------------------------------------------------------------------------
 
 
+#: Level of the line of a successful read; a wait lowers it to DEBUG while it polls (:func:`polling`).
+_READ_LOG_LEVEL: ContextVar[int] = ContextVar("nairi_read_log_level", default=logging.INFO)
+
+
+@contextmanager
+def polling() -> Iterator[None]:
+    """Within it (this thread or asyncio task only), a successful read logs its answer line at DEBUG: a wait
+    that polls every few seconds would otherwise log hundreds of identical lines an hour; its own lines say
+    what changed (``WaitLog`` in ``triggers/polling.py``)."""
+    token = _READ_LOG_LEVEL.set(logging.DEBUG)
+    try:
+        yield
+    finally:
+        _READ_LOG_LEVEL.reset(token)
+
+
 def log_answer(method: str, path: str, status: int, started: float, headers: Mapping[str, str]) -> None:
-    """One INFO line per answer: call, status, time, request id. Never a body, never a request header."""
-    if not log.isEnabledFor(logging.INFO):
+    """One line per answer: call, status, time, request id. Never a body, never a request header.
+
+    INFO, except a successful read (``GET``) inside :func:`polling`: DEBUG."""
+    read = method in ("GET", "HEAD") and status < 400
+    level = _READ_LOG_LEVEL.get() if read else logging.INFO
+    if not log.isEnabledFor(level):
         return
-    log.info(
-        "Nairi %s %s -> %d in %.0f ms [%s]%s",
+    log.log(
+        level,
+        "Nairi %s %s -> %d in %.0f ms (request id %s)%s",
         method,
         path,
         status,

@@ -11,12 +11,15 @@ and the key handed to Airflow's secrets masker on the first call.
 
 from __future__ import annotations
 
+import asyncio
+import importlib
+import sys
 from collections.abc import Iterator, Mapping
 from functools import cached_property
 from typing import Any
 
 import airflow
-from airflow.providers.common.compat.sdk import BaseHook, mask_secret
+from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook, mask_secret
 
 from airflow_provider_nairi.client.api import Destination, NairiApi, Source
 from airflow_provider_nairi.client.config import (
@@ -36,6 +39,20 @@ def _extras(connection: Any) -> dict[str, Any]:
         return dict(connection.extra_dejson)
     except (TypeError, ValueError) as exc:  # pragma: no cover - Airflow already rejects malformed extras
         raise NairiConfigurationError(f"Connection extras are not a JSON object: {exc}") from None
+
+
+def connection_not_found(conn_id: str) -> NairiConfigurationError:
+    """The error for a connection Airflow does not know: what to create, and how to use the emulator."""
+    variable = f"AIRFLOW_CONN_{conn_id.upper()}"
+    return NairiConfigurationError(
+        f"Airflow connection {conn_id!r} is not defined. Create a connection of type 'nairi' with your "
+        f'public API key (nr_...) as password, e.g. {variable}=\'{{"conn_type": "nairi", "password": '
+        f'"nr_..."}}\'. To work offline against the local emulator, start `nairi-emulator` and set '
+        f'{variable}=\'{{"conn_type": "nairi", "host": "http://127.0.0.1:<port>/api/public/v1", '
+        f'"password": "<the key it prints>"}}\'; in pytest, the nairi_emulator fixture sets it for you '
+        "(docs/testing-your-dags.md).",
+        code="connection_not_found",
+    )
 
 
 def config_from_connection(connection: Any, overrides: Mapping[str, Any]) -> ClientConfig:
@@ -84,7 +101,11 @@ class NairiHook(_NairiConnectionHook, NairiApi):
     @cached_property
     def config(self) -> ClientConfig:
         """The validated connection (read on first use)."""
-        return config_from_connection(self.get_connection(self.nairi_conn_id), self.overrides)
+        try:
+            connection = self.get_connection(self.nairi_conn_id)
+        except AirflowNotFoundException:
+            raise connection_not_found(self.nairi_conn_id) from None
+        return config_from_connection(connection, self.overrides)
 
     @cached_property
     def client(self) -> NairiClient:
@@ -187,6 +208,10 @@ class NairiHook(_NairiConnectionHook, NairiApi):
         return {"hidden_fields": HIDDEN_FIELDS, "relabeling": RELABELING, "placeholders": PLACEHOLDERS}
 
 
+#: The async client's module (it imports aiohttp): loaded on a trigger's first use, never at DAG parse.
+ASYNC_CLIENT_MODULE = "airflow_provider_nairi.client.aio"
+
+
 class NairiAsyncHook(_NairiConnectionHook):
     """What triggers need, asynchronously, from an Airflow connection (read with ``aget_connection``).
 
@@ -200,20 +225,32 @@ class NairiAsyncHook(_NairiConnectionHook):
         self._client: Any = None
 
     async def get_async_client(self) -> Any:
-        """The :class:`~airflow_provider_nairi.client.aio.AsyncNairiClient`, built on first use."""
-        if self._client is None:
-            from airflow_provider_nairi.client.aio import AsyncNairiClient  # noqa: PLC0415 (not at DAG parse)
+        """The :class:`~airflow_provider_nairi.client.aio.AsyncNairiClient`, built on first use.
 
-            aget = getattr(self, "aget_connection", None)
+        The async client and aiohttp (about 0.25 s of imports, paid by the first trigger of a triggerer) are
+        imported in a thread, not on the event loop that every trigger of the triggerer shares. The connection
+        is read once per hook, so once per trigger run, never per poll.
+        """
+        if self._client is None:
+            aio = sys.modules.get(ASYNC_CLIENT_MODULE)
+            if aio is None:
+                aio = await asyncio.to_thread(importlib.import_module, ASYNC_CLIENT_MODULE)
+            config = await self.read_config()
+            if self._client is None:  # another coroutine of this hook may have built it meanwhile
+                self._client = aio.AsyncNairiClient(config)
+        return self._client
+
+    async def read_config(self) -> ClientConfig:
+        """Read and validate the connection (``aget_connection``; in a thread on Airflow 2.11)."""
+        aget = getattr(self, "aget_connection", None)
+        try:
             if aget is not None:
                 connection = await aget(self.nairi_conn_id)
             else:  # Airflow 2.11
-                from asgiref.sync import sync_to_async  # noqa: PLC0415
-
-                connection = await sync_to_async(self.get_connection)(self.nairi_conn_id)
-            if self._client is None:  # another coroutine of this hook may have built it meanwhile
-                self._client = AsyncNairiClient(config_from_connection(connection, self.overrides))
-        return self._client
+                connection = await asyncio.to_thread(self.get_connection, self.nairi_conn_id)
+        except AirflowNotFoundException:
+            raise connection_not_found(self.nairi_conn_id) from None
+        return config_from_connection(connection, self.overrides)
 
     async def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send one call and return the envelope's ``data`` (None for a 204).

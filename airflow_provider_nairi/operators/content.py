@@ -33,6 +33,7 @@ from airflow_provider_nairi.links import XCOM_VIDEO_URL, NairiVideoLink
 from airflow_provider_nairi.operators.base import NairiBaseOperator
 from airflow_provider_nairi.outcomes import TIMEOUT, make_event, raise_for_event
 from airflow_provider_nairi.sources import SourceItem, as_path, resolve_sources, upload_sources
+from airflow_provider_nairi.triggers.polling import WaitLog
 from airflow_provider_nairi.triggers.video import KIND as VIDEO
 from airflow_provider_nairi.triggers.video import NairiVideoTrigger, videos_event
 from airflow_provider_nairi.validation import check_flag, check_seconds
@@ -459,7 +460,10 @@ class NairiVideoOperator(NairiBaseOperator):
                 method_name="execute_complete",
             )
         deadline = time.monotonic() + self.timeout
-        while (event := check_videos(self.hook, video_ids)) is None:
+        wait_log = WaitLog(self.log, f"video(s) {', '.join(video_ids)}")
+        wait_log.started("on the worker", self.poll_interval)
+        while (event := self.check_quietly(video_ids)) is None:
+            wait_log.polled("processing")
             left = deadline - time.monotonic()
             if left <= 0:
                 event = make_event(
@@ -469,9 +473,16 @@ class NairiVideoOperator(NairiBaseOperator):
                     message=f"video(s) {', '.join(video_ids)} not ready after {self.timeout:g} s",
                 )
                 break
-            self.log.info("Waiting for video(s) %s to be processed", ", ".join(video_ids))
             time.sleep(min(self.poll_interval, left))
+        wait_log.ended(event)
         return self.execute_complete(context, event)
+
+    def check_quietly(self, video_ids: list[str]) -> dict[str, Any] | None:
+        """One poll of the wait (the client's read lines at DEBUG)."""
+        from airflow_provider_nairi.client.protocol import polling  # noqa: PLC0415 (not at DAG parse)
+
+        with polling():
+            return check_videos(self.hook, video_ids)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> list[dict[str, Any]]:
         """Resume after the wait: the ready videos, or the outcome of a failure, timeout or polling error."""

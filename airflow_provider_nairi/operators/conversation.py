@@ -35,6 +35,7 @@ from airflow_provider_nairi.triggers.conversation import (
     NairiConversationTrigger,
     conversation_event,
 )
+from airflow_provider_nairi.triggers.polling import WaitLog
 from airflow_provider_nairi.validation import check_count, check_flag, check_label, check_seconds
 
 if TYPE_CHECKING:
@@ -54,10 +55,15 @@ TRIGGER_FAIL = "__fail__"
 def latest_reply(hook: NairiHook, conversation: Mapping[str, Any]) -> dict[str, Any] | None:
     """The assistant's message of the conversation's latest turn, or ``None`` when it has none (yet).
 
-    Read from the snapshot's ``last_message`` when that is the reply; otherwise from the message list.
+    Read from the snapshot's ``last_message`` when that is the reply; otherwise from the message list. A
+    snapshot without ``last_message`` (a trigger event's, which never carries the reply) is completed by
+    reading the conversation first.
     """
     turn = conversation.get("turns")
-    last = conversation.get("last_message")
+    if "last_message" not in conversation:
+        last = hook.get_conversation(str(conversation["id"])).get("last_message")
+    else:
+        last = conversation.get("last_message")
     if last and last.get("role") == "assistant" and last.get("turn") == turn:
         return dict(last)
     replies = [
@@ -101,8 +107,10 @@ class NairiConversationOperator(NairiHookMixin, BaseOperator):
           long it waited; Airflow retries apply. **``execution_timeout``** is Airflow's bound on the whole
           task; when it hits a waiting worker, :meth:`on_kill` cancels the conversation, and when it fails a
           deferred wait, :meth:`resume_execution` cancels it (unless ``keep_on_timeout``).
-        - **Kill.** Marking the task failed or success, or clearing it, cancels the running turn: on the
-          worker through :meth:`on_kill`, in the triggerer through the trigger's ``on_kill`` (Airflow 3.3+).
+        - **Kill.** Marking the task failed or success cancels the running turn: on the worker through
+          :meth:`on_kill`, in the triggerer through the trigger's ``on_kill`` (Airflow 3.3+). Clearing a
+          deferred task does not: its next try reattaches to the conversation and returns its reply (clearing
+          a worker-side wait kills that try, which cancels; the next try then starts a new conversation).
           Cancel errors are logged, never raised.
         - **Errors.** API errors are translated by :mod:`airflow_provider_nairi.outcomes`: 401/403/404/413/422
           fail at once with the API's code, message and request id; 429/5xx/network let Airflow retry.
@@ -197,17 +205,26 @@ class NairiConversationOperator(NairiHookMixin, BaseOperator):
         )
 
     def poll_here(self, conversation: Mapping[str, Any], turn: int | None) -> dict[str, Any]:
-        """Poll on the worker until the turn ends or the deadline passes; return the event (as a trigger)."""
+        """Poll on the worker until the turn ends or the deadline passes; return the event (as a trigger).
+        Logs as the trigger does (:class:`~airflow_provider_nairi.triggers.polling.WaitLog`)."""
+        from airflow_provider_nairi.client.protocol import polling  # noqa: PLC0415 (not at DAG parse)
+
         deadline = self.deadline()
         conversation_id = str(conversation["id"])
+        wait_log = WaitLog(self.log, f"conversation {conversation_id}")
+        wait_log.started("on the worker", self.poll_interval)
         while (event := conversation_event(conversation, turn)) is None:
+            wait_log.polled(str(conversation.get("status")))
             left = None if deadline is None else deadline - time.time()
             if left is not None and left <= 0:
-                return make_event(
+                event = make_event(
                     TIMEOUT, kind="conversation", resource_id=conversation_id, message="deadline passed"
                 )
+                break
             time.sleep(self.poll_interval if left is None else min(self.poll_interval, left))
-            conversation = self.hook.get_conversation(conversation_id)
+            with polling():
+                conversation = self.hook.get_conversation(conversation_id)
+        wait_log.ended(event)
         return event
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:

@@ -44,7 +44,9 @@ class NairiConversationSensor(NairiHookMixin, BaseSensorOperator):
           the triggerer (:class:`~airflow_provider_nairi.triggers.conversation.NairiConversationTrigger`).
         - **Outcomes.** ``completed``: success. ``failed``: task failure with the agent's error (Airflow
           retries apply unless ``final_on_agent_failure``). ``cancelled``: final failure. ``timeout`` passed:
-          ``AirflowSensorTimeout``. The sensor does not cancel the conversation: it does not own it.
+          ``AirflowSensorTimeout``. The sensor does not cancel the conversation: it does not own it (neither
+          a kill on the worker nor one in the triggerer: a clear, mark failed or mark success of the sensor
+          leaves it running).
         - **soft_fail** skips the task on *any* of these failures and on API errors, in every mode alike
           (Airflow's deferred path skips on any failure; the poke path is aligned with it here).
 
@@ -91,6 +93,7 @@ class NairiConversationSensor(NairiHookMixin, BaseSensorOperator):
                 deadline=time.time() + self.timeout,
                 poll_interval=self.poke_interval,
                 max_transient_errors=self.max_transient_errors,
+                cancel_on_kill=False,  # the sensor watches a conversation it does not own
             ),
             method_name="execute_complete",
         )

@@ -15,6 +15,17 @@ if TYPE_CHECKING:
 ACTIVE_STATES = frozenset({"queued", "running"})
 
 
+#: The keys of a conversation snapshot a trigger event carries: what the resuming task needs to find the reply
+#: of the turn (it reads the reply itself), never the reply or the messages.
+EVENT_SNAPSHOT_KEYS = ("id", "status", "turns")
+
+
+def slim_event(event: dict[str, Any]) -> dict[str, Any]:
+    """``event`` with its conversation snapshot cut to :data:`EVENT_SNAPSHOT_KEYS`."""
+    resource = event.get("resource") or {}
+    return {**event, "resource": {key: resource.get(key) for key in EVENT_SNAPSHOT_KEYS}}
+
+
 def conversation_event(conversation: Mapping[str, Any], turn: int | None = None) -> dict[str, Any] | None:
     """The event a conversation snapshot ends in, or ``None`` while its latest turn is still running.
 
@@ -29,10 +40,12 @@ def conversation_event(conversation: Mapping[str, Any], turn: int | None = None)
 class NairiConversationTrigger(NairiPollingTrigger):
     """Poll ``GET /conversations/{id}`` until the latest turn is completed, failed or cancelled.
 
-    Emits one event (:func:`airflow_provider_nairi.outcomes.make_event`) whose ``resource`` is the last
-    conversation snapshot (with ``last_message``, the agent's reply), or a ``timeout`` / ``error``
-    event. A kill of the deferred task (Airflow 3.3+) cancels the conversation
-    (``POST /conversations/{id}/cancel``) unless ``cancel_on_kill`` is false.
+    Emits one event (:func:`airflow_provider_nairi.outcomes.make_event`) whose ``resource`` is the
+    conversation's ``id``, ``status`` and ``turns`` only (the resuming task reads the reply of that turn:
+    an event never carries the agent's text, which Airflow logs), or a ``timeout`` / ``error`` event. A
+    kill of the deferred task (Airflow 3.3+: mark failed or success) cancels the conversation
+    (``POST /conversations/{id}/cancel``) unless ``cancel_on_kill`` is false or the task was cleared (its
+    next try takes the conversation over).
 
     :param turn: the turn to wait for (see :func:`conversation_event`); ``None``: whatever turn is last.
     :param cancel_on_kill: cancel the conversation when the deferred task is killed; false when the task
@@ -53,7 +66,10 @@ class NairiConversationTrigger(NairiPollingTrigger):
         return {"turn": self.turn, "cancel_on_kill": self.cancel_on_kill}
 
     async def poll(self, hook: NairiAsyncHook) -> dict[str, Any] | None:
-        return conversation_event(await hook.get_conversation(self.resource_id), self.turn)
+        conversation = await hook.get_conversation(self.resource_id)
+        self.remote_state = str(conversation.get("status"))
+        event = conversation_event(conversation, self.turn)
+        return None if event is None else slim_event(event)
 
     async def cancel(self, hook: NairiAsyncHook) -> bool:
         if not self.cancel_on_kill:

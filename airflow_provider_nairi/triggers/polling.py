@@ -16,10 +16,17 @@ how to cancel the work (:meth:`~NairiPollingTrigger.cancel`); the base does the 
   ``inf``, zero or negative raise :class:`~airflow_provider_nairi.exceptions.NairiParameterError`), cut
   short only by the deadline.
 - **Events** are JSON dicts from :func:`airflow_provider_nairi.outcomes.make_event`; the task turns them into
-  outcomes with :func:`airflow_provider_nairi.outcomes.raise_for_event`.
-- **Kill.** On Airflow 3.3+, when a user kills the deferred task (mark failed/success, clear), the triggerer
-  calls :meth:`on_kill`, which runs the subclass's cancel (if it has one) within :attr:`CANCEL_TIMEOUT`
-  seconds and logs, never raises, its errors. A triggerer restart does not cancel anything.
+  outcomes with :func:`airflow_provider_nairi.outcomes.raise_for_event`. They carry only what the resuming
+  task needs (Airflow logs each one at INFO, "Trigger fired event"): a subclass slims the resource snapshot.
+- **Logs** (:class:`WaitLog`): at INFO the start of the wait, each change of the remote state, a "still
+  waiting" line every :data:`STILL_WAITING_EVERY` seconds, retries (WARNING) and the outcome; each poll (and
+  the client's line for each read) only at DEBUG.
+- **Kill.** On Airflow 3.3+, when a user acts on the deferred task (mark failed, mark success, clear), the
+  triggerer calls :meth:`on_kill`. It first asks Airflow for the task instance's state *now*: a cleared task
+  (or one up for retry) runs again, and its next try reattaches to the same remote work, so nothing is
+  cancelled. Otherwise (marked failed or success, deleted) it runs the subclass's cancel (if it has one)
+  within :attr:`CANCEL_TIMEOUT` seconds and logs, never raises, its errors. A triggerer restart does not
+  cancel anything.
 
 The async hook (and aiohttp) is imported inside :meth:`run`, never when a DAG file is parsed."""
 
@@ -36,8 +43,68 @@ from airflow_provider_nairi.exceptions import NairiError, NairiRateLimitError
 from airflow_provider_nairi.outcomes import TIMEOUT, error_event, make_event
 from airflow_provider_nairi.validation import check_count, check_seconds
 
+#: Task instance states in which a task will run (again): a clear sets ``None``, then the scheduler moves the
+#: next try through ``scheduled``, ``queued``, ``running`` (and ``deferred`` once it waits again).
+STATES_THAT_RUN_AGAIN = frozenset(
+    {None, "scheduled", "queued", "running", "deferred", "up_for_retry", "up_for_reschedule", "restarting"}
+)
+
 if TYPE_CHECKING:
+    import logging
+
     from airflow_provider_nairi.hooks.nairi import NairiAsyncHook
+
+#: Seconds between two INFO "still waiting" lines of one wait (polls in between log at DEBUG only).
+STILL_WAITING_EVERY = 300.0
+
+
+class WaitLog:
+    """What a wait tells a person reading the task or triggerer log.
+
+    INFO: the start (:meth:`started`), every change of the remote state and a "still waiting" line every
+    ``every`` seconds (:meth:`polled`), the outcome (:meth:`ended`). Polls with nothing new: DEBUG. Used by
+    the triggers and by the waits on a worker alike.
+
+    :param what: what is waited for, e.g. ``"conversation conv_1"``.
+    :param every: seconds between two "still waiting" lines (default :data:`STILL_WAITING_EVERY`).
+    """
+
+    def __init__(self, log: logging.Logger | Any, what: str, every: float | None = None) -> None:
+        self.log = log
+        self.what = what
+        self.every = STILL_WAITING_EVERY if every is None else every
+        self.began = time.monotonic()
+        self.last_line = self.began
+        self.state: str | None = None
+
+    def started(self, where: str, poll_interval: float) -> None:
+        self.log.info("Waiting for %s %s (poll every %g s)", self.what, where, poll_interval)
+
+    def polled(self, state: str | None) -> None:
+        """Log one poll that did not end the wait; ``state``: the remote state it read (``None``: unknown)."""
+        now = time.monotonic()
+        if state is not None and state != self.state:
+            self.log.info("%s is %s", self.what[0].upper() + self.what[1:], state)
+            self.state, self.last_line = state, now
+        elif now - self.last_line >= self.every:
+            self.log.info(
+                "Still waiting for %s (%s) after %.0f min",
+                self.what,
+                state or "working",
+                (now - self.began) / 60,
+            )
+            self.last_line = now
+        else:
+            self.log.debug("Polled %s: still %s", self.what, state or "working")
+
+    def ended(self, event: dict[str, Any]) -> None:
+        self.log.info(
+            "Done waiting for %s after %.0f s: %s (%s)",
+            self.what,
+            time.monotonic() - self.began,
+            event.get("status"),
+            event.get("message"),
+        )
 
 
 def _event(payload: dict[str, Any]) -> TriggerEvent:
@@ -78,6 +145,8 @@ class NairiPollingTrigger(BaseTrigger):
         self.deadline = deadline
         self.poll_interval = float(poll_interval)
         self.max_transient_errors = int(max_transient_errors)
+        #: The remote state the latest :meth:`poll` read, for the log (a subclass's poll sets it).
+        self.remote_state: str | None = None
 
     def extra_kwargs(self) -> dict[str, Any]:
         """JSON kwargs a subclass adds to :meth:`serialize` (its own ``__init__`` parameters)."""
@@ -125,11 +194,22 @@ class NairiPollingTrigger(BaseTrigger):
 
     async def poll_until_done(self, hook: NairiAsyncHook) -> AsyncIterator[TriggerEvent]:
         """The polling loop of :meth:`run` (which closes the hook's client after it)."""
+        wait_log = WaitLog(self.log, f"{self.kind} {self.resource_id}")
+        wait_log.started("in the triggerer", self.poll_interval)
+        async for event in self.events(hook, wait_log):
+            wait_log.ended(event.payload)
+            yield event
+
+    async def events(self, hook: NairiAsyncHook, wait_log: WaitLog) -> AsyncIterator[TriggerEvent]:
+        """Poll until there is an event to fire; yield it."""
+        from airflow_provider_nairi.client.protocol import polling  # noqa: PLC0415 (not at DAG parse)
+
         errors_in_row = 0
         while True:
             delay = self.poll_interval
             try:
-                event = await self.poll(hook)
+                with polling():
+                    event = await self.poll(hook)
             except NairiError as error:
                 if not error.retryable or errors_in_row >= self.max_transient_errors:
                     yield _event(error_event(self.kind, self.resource_id, error))
@@ -151,6 +231,7 @@ class NairiPollingTrigger(BaseTrigger):
             if event is not None:
                 yield _event(event)
                 return
+            wait_log.polled(self.remote_state)
             left = self.seconds_left()
             if left is not None:
                 if left <= 0:
@@ -166,8 +247,47 @@ class NairiPollingTrigger(BaseTrigger):
                 delay = min(delay, left)
             await asyncio.sleep(delay)
 
+    async def task_runs_again(self) -> bool:
+        """Whether Airflow will run this trigger's task instance again (it was cleared or is up for retry).
+
+        Asked from :meth:`on_kill`: the triggerer kills the trigger of a cleared task as it kills that of a
+        task marked failed, and only the task instance's state tells them apart. ``False`` when the trigger
+        has no task instance (not run by a triggerer), when the task instance is gone, or when Airflow cannot
+        be asked (logged): then the work is cancelled, so that no agent keeps working for nobody.
+        """
+        ti = self.task_instance
+        if ti is None:
+            return False
+        try:
+            from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance  # noqa: PLC0415
+
+            states = await asyncio.wait_for(
+                asyncio.to_thread(
+                    RuntimeTaskInstance.get_task_states,
+                    dag_id=ti.dag_id,
+                    map_index=ti.map_index,
+                    task_ids=[ti.task_id],
+                    run_ids=[ti.run_id],
+                ),
+                timeout=self.CANCEL_TIMEOUT / 3,
+            )
+        except Exception as error:
+            self.log.warning("Could not read the state of task %s: %s", ti.task_id, error)
+            return False
+        key = ti.task_id if ti.map_index is None or ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"
+        run_states = states.get(ti.run_id) or {}
+        return key in run_states and run_states[key] in STATES_THAT_RUN_AGAIN
+
     async def on_kill(self) -> None:
-        """Cancel the remote work when a user kills the deferred task (Airflow 3.3+); log any error."""
+        """Cancel the remote work when a user kills the deferred task (Airflow 3.3+), unless the task runs
+        again (cleared): its next try reattaches to that work. Log any error."""
+        if await self.task_runs_again():
+            self.log.info(
+                "Left %s %s running: the task was cleared and its next try takes it over",
+                self.kind,
+                self.resource_id,
+            )
+            return
         hook = self.make_hook()
         try:
             if await asyncio.wait_for(self.cancel(hook), timeout=self.CANCEL_TIMEOUT):

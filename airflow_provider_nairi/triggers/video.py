@@ -91,4 +91,5 @@ class NairiVideoTrigger(NairiPollingTrigger):
 
     async def poll(self, hook: NairiAsyncHook) -> dict[str, Any] | None:
         videos = [await hook.get_video(video_id) for video_id in self.video_ids]
+        self.remote_state = ", ".join(sorted({str(video.get("status")) for video in videos}))
         return videos_event(self.video_ids, videos)

@@ -145,3 +145,8 @@ def test_the_test_extra_brings_the_emulator_and_the_fixture_to_a_users_session(c
         python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", tmp_path, tmp_path, cwd=tmp_path
     )
     assert "1 passed" in out
+    # Only the emulator and the fixture: none of the provider's own test tools, so no pytest-asyncio warning.
+    assert "warning" not in out.lower() and "asyncio" not in out
+    ours = ["pytest_asyncio", "pytest_timeout", "requests_mock", "hypothesis", "trustme"]
+    probe = "import importlib.util, sys; print([n for n in sys.argv[1:] if importlib.util.find_spec(n)])"
+    assert run(python, "-c", probe, *ours, cwd=tmp_path).strip().splitlines()[-1] == "[]"

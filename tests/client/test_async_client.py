@@ -153,7 +153,8 @@ async def test_not_found_is_not_retried(client, server, sleeps):
     server.on("/conversations/conv_x", {"status": 404, "json": error_body(404, "not_found")})
     with pytest.raises(NairiNotFoundError) as info:
         await client.get_conversation("conv_x")
-    assert str(info.value).startswith("[req_404] GET /conversations/conv_x: 404 not_found")
+    assert str(info.value).startswith("GET /conversations/conv_x: 404 not_found")
+    assert str(info.value).endswith("(request id req_404)")
     assert sleeps == []
 
 

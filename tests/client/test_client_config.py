@@ -105,6 +105,15 @@ def test_base_url_from_host(host, base_url):
     assert normalize_base_url(host) == base_url
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1:8080/api/public/v1", "localhost:8080"])
+def test_a_loopback_host_without_scheme_names_the_http_fix(host):
+    """Not a bare TLS "wrong version number" from https:// to the plain-http emulator."""
+    with pytest.raises(NairiConfigurationError) as info:
+        build(host=host)
+    assert info.value.code == "invalid_host"
+    assert str(info.value).endswith(f"write http://{host}")
+
+
 def test_plain_http_to_a_remote_host_needs_the_explicit_extra():
     with pytest.raises(NairiConfigurationError, match="allow_insecure_http"):
         build(host="http://nairi.internal")
@@ -178,5 +187,5 @@ def test_connection_form_matches_the_provider_yaml_schema():
     }
     jsonschema.validate(entry, conn_types)
     assert set(form["conn-fields"]) == {spec.name for spec in EXTRA_FIELDS}
-    assert form["conn-fields"]["auth_header"]["schema"]["enum"] == ["x-api-key", "bearer"]
+    assert form["conn-fields"]["key_header"]["schema"]["enum"] == ["x-api-key", "bearer"]
     assert form["ui-field-behaviour"]["relabeling"] == {"host": "Base URL", "password": "API key"}

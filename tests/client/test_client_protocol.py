@@ -64,7 +64,7 @@ def test_status_maps_to_one_error_class(status, code, cls):
     error = info.value
     assert type(error) is cls
     assert (error.status, error.code, error.request_id) == (status, code, f"req_{status}")
-    assert str(error).startswith(f"[req_{status}] POST /conversations: {status} {code}: it failed")
+    assert str(error) == f"POST /conversations: {status} {code}: it failed (request id req_{status})"
 
 
 def test_validation_error_lists_the_fields():

@@ -169,7 +169,9 @@ async def test_trigger_waits_for_its_turn_and_emits_the_snapshot():
     with mock.patch.object(NairiConversationTrigger, "make_hook", return_value=hook):
         events = [event.payload async for event in trig.run()]
     assert len(events) == 1 and events[0]["status"] == "success"
-    assert events[0]["resource"]["last_message"]["content"] == "second"
+    # The event names the turn; the reply ("second") is read by the resuming task, never carried (issue 13).
+    assert events[0]["resource"] == {"id": "conv_1", "status": "completed", "turns": 2}
+    assert "second" not in json.dumps(events[0])
     hook.close.assert_awaited_once()
 
 

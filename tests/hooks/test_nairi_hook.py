@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import subprocess
+import sys
 from unittest import mock
 
 import airflow
@@ -50,7 +53,7 @@ def test_connection_becomes_a_validated_config(monkeypatch):
 
 def test_a_wrong_extra_or_override_names_the_field(monkeypatch):
     set_connection(monkeypatch, retries=3)
-    with pytest.raises(NairiConfigurationError, match=r"'retries'.*known extras: auth_header"):
+    with pytest.raises(NairiConfigurationError, match=r"'retries'.*known extras: key_header"):
         NairiHook().get_conn()
     set_connection(monkeypatch)
     with pytest.raises(NairiConfigurationError, match="'read_timeout' is 'x'"):
@@ -97,8 +100,20 @@ def test_test_connection_failure_is_a_clear_reason(monkeypatch, requests_mock, c
     with caplog.at_level(logging.DEBUG):
         ok, message = NairiHook().test_connection()
     assert not ok
-    assert message == "[req_bad] GET /me: 401 unauthorized: Invalid API key"
+    assert message == "GET /me: 401 unauthorized: Invalid API key (request id req_bad)"
     assert KEY not in caplog.text
+
+
+def test_the_request_id_survives_the_cli_console(monkeypatch, requests_mock):
+    """``airflow connections test`` prints the failure through rich, which deletes ``[...]`` as markup."""
+    rich_console = pytest.importorskip("rich.console")
+    set_connection(monkeypatch, max_retries=0)
+    body = {"success": False, "error": {"code": "unauthorized", "message": "Invalid API key", "status": 401}}
+    requests_mock.get(f"{BASE}/me", status_code=401, json=body, headers={"X-Request-Id": "req_bad"})
+    _, message = NairiHook().test_connection()
+    console = rich_console.Console(record=True, width=200)
+    console.print(f"[bold][red]\nConnection failed![/bold]\n{message}\n")  # as Airflow 3.3's CLI does
+    assert "(request id req_bad)" in console.export_text()
 
 
 def test_hook_methods_go_through_one_client(monkeypatch, requests_mock):
@@ -148,3 +163,52 @@ def test_sync_hook_against_the_emulator(emulator_connection):
     ok, message = NairiHook().test_connection()
     assert ok, message
     assert "Emulated org" in message
+
+
+def test_a_missing_connection_names_the_type_and_the_emulator(monkeypatch):
+    monkeypatch.delenv("AIRFLOW_CONN_NAIRI_DEFAULT", raising=False)
+    with pytest.raises(NairiConfigurationError) as info:
+        NairiHook().get_conn()
+    text = str(info.value)
+    assert info.value.code == "connection_not_found"
+    assert "Airflow connection 'nairi_default' is not defined" in text
+    assert "type 'nairi'" in text and "AIRFLOW_CONN_NAIRI_DEFAULT=" in text
+    assert "nairi-emulator" in text and "nairi_emulator fixture" in text
+
+
+async def test_a_missing_connection_in_the_triggerer_says_the_same(monkeypatch):
+    monkeypatch.delenv("AIRFLOW_CONN_NAIRI_X", raising=False)
+    with pytest.raises(NairiConfigurationError, match=r"'nairi_x' is not defined.*AIRFLOW_CONN_NAIRI_X="):
+        await NairiAsyncHook("nairi_x").get_async_client()
+
+
+def test_the_first_trigger_imports_aiohttp_off_the_event_loop(tmp_path):
+    """A triggerer's event loop runs every trigger: the ~0.25 s import of aiohttp must not stall it."""
+    probe = """
+import asyncio, importlib.abc, json, os, sys, threading
+seen = {}
+class Spy(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "aiohttp":
+            seen["thread"] = threading.current_thread().name
+        return None
+sys.meta_path.insert(0, Spy())
+from airflow_provider_nairi.hooks.nairi import NairiAsyncHook
+assert "aiohttp" not in sys.modules
+async def main():
+    hook = NairiAsyncHook()
+    await hook.get_async_client()
+    await hook.close()
+asyncio.run(main())
+print(json.dumps({"thread": seen.get("thread"), "main": threading.main_thread().name}))
+"""
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW_CONN_NAIRI_DEFAULT": json.dumps({"conn_type": "nairi", "host": BASE, "password": KEY}),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    seen = json.loads(out.strip().splitlines()[-1])
+    assert seen["thread"] is not None and seen["thread"] != seen["main"]

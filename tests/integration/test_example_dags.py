@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from airflow_home import BIN, migrated_env
 
 from airflow_provider_nairi.emulator import run_emulator
 from airflow_provider_nairi.testing import connection_env_var, connection_json
@@ -26,7 +27,6 @@ from airflow_provider_nairi.testing import connection_env_var, connection_json
 pytestmark = pytest.mark.integration
 
 EXAMPLE_DAGS = Path(__file__).parent.parent.parent / "example_dags"
-BIN = Path(sys.executable).parent
 FINISHED = re.compile(r"DagRun Finished: dag_id=(\w+),.* state=(\w+),")
 
 # The scheduler's part of a retry, done by hand: the task instance of a killed worker gets its next try and
@@ -58,23 +58,7 @@ with create_session() as session:
 
 @pytest.fixture(scope="module")
 def airflow_env(tmp_path_factory):
-    home = tmp_path_factory.mktemp("airflow")
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLE_DAGS),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    }
-    env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
-    migrate = subprocess.run(
-        [str(BIN / "airflow"), "db", "migrate"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert migrate.returncode == 0, migrate.stderr[-3000:]
+    env = migrated_env(tmp_path_factory.mktemp("airflow"), EXAMPLE_DAGS)
     with run_emulator(turn_latency=0.2) as emulator:
         env[connection_env_var("nairi_default")] = connection_json(emulator.base_url, emulator.api_key)
         yield env, emulator

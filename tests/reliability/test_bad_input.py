@@ -268,7 +268,7 @@ CATALOGUE = [
         with_connection(timeout=5),
         Fail,
         NairiConfigurationError,
-        r"known extras: auth_header",
+        r"known extras: key_header",
     ),
     Case(
         "extra of the wrong type",
