@@ -26,6 +26,7 @@ of its own (callers pass ``now``, Unix seconds, because ``X-RateLimit-Reset`` is
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 from dataclasses import dataclass
 
@@ -34,6 +35,8 @@ from airflow_provider_nairi.exceptions import NairiRateLimitError
 
 #: Seconds every client of a key waits after a 429 that gave no ``Retry-After``.
 DEFAULT_PAUSE = 1.0
+#: How much slower than the limit a budget paces in a window it opened (arrival jitter must not overrun it).
+PACE_MARGIN = 0.04
 
 
 def key_fingerprint(api_key: str) -> str:
@@ -43,42 +46,65 @@ def key_fingerprint(api_key: str) -> str:
 
 @dataclass(frozen=True)
 class Ticket:
-    """A client's turn: send at ``slot`` (Unix seconds), later by any pause recorded since it was taken (the
-    budget's ``shift`` minus the ticket's)."""
+    """A client's place in the key's queue (``None`` number: the probe, due at once after any pause)."""
 
-    slot: float
-    shift: float
+    number: int | None
 
 
 class RateBudget:
-    """The shared schedule of one key (see the module docstring). Thread-safe; every method is O(1)."""
+    """The shared schedule of one key (see the module docstring). Thread-safe; every method is O(1).
+
+    Clients take numbered tickets; ticket ``n`` is due at ``anchor_time + (n - anchor) * spacing``. When the
+    spacing changes or a pause starts, the anchor moves so that the tickets already handed out follow the new
+    pace at once (a thousand waiting triggers do not keep the pace of the moment they queued)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        #: Seconds between two slots: None until an answer spoke, 0 when the server sends no rate limit.
+        #: Seconds between two requests: None until an answer spoke, 0 when the server sends no rate limit.
         self.spacing: float | None = None
-        self.next_slot = 0.0
         self.paused_until = 0.0
-        #: Total seconds the schedule has moved back by pauses (lets a waiting client see a pause).
-        self.shift = 0.0
         self.probing = False
+        self.next_ticket = 0
+        self.anchor, self.anchor_time = 0, 0.0
+        #: The shortest window seen (seconds), and (reset, when it opened) of the latest window we opened.
+        self.window: float | None = None
+        self.window_opened = (0.0, 0.0)
 
     def __repr__(self) -> str:
         return f"RateBudget(spacing={self.spacing}, paused_until={self.paused_until:.3f})"
 
     def reserve(self, now: float) -> Ticket | None:
-        """Take the next slot (at ``now`` at the earliest). None: the key is unknown and another request is
-        probing it; wait for an answer to be recorded and ask again."""
+        """Take the next place in the queue. None: the key is unknown and another request is probing it;
+        wait for an answer to be recorded and ask again."""
         with self._lock:
-            start = max(now, self.paused_until)
             if self.spacing is None:
                 if self.probing:
                     return None
                 self.probing = True
-                return Ticket(start, self.shift)
-            slot = max(start, self.next_slot)
-            self.next_slot = slot + self.spacing
-            return Ticket(slot, self.shift)
+                return Ticket(None)
+            number = self.next_ticket
+            self.next_ticket += 1
+            start = max(now, self.paused_until)
+            if self._due(number) < start:  # nobody queued ahead: this one goes when it may
+                self.anchor, self.anchor_time = number, start
+            return Ticket(number)
+
+    def due(self, ticket: Ticket) -> float:
+        """When ``ticket`` may be sent (Unix seconds); ask again after waiting, a pause may have moved it."""
+        with self._lock:
+            if ticket.number is None:
+                return self.paused_until
+            return max(self.paused_until, self._due(ticket.number))
+
+    def _due(self, number: int) -> float:
+        return self.anchor_time + (number - self.anchor) * (self.spacing or 0.0)
+
+    def _set_spacing(self, now: float, spacing: float) -> None:
+        """Change the pace from now on: the first ticket not yet due keeps its time, the next follow."""
+        if self.spacing:
+            ahead = max(0, math.ceil((now - self.anchor_time) / self.spacing))
+            self.anchor, self.anchor_time = self.anchor + ahead, self.anchor_time + ahead * self.spacing
+        self.spacing = spacing
 
     def check_pause(self, now: float, longest: float) -> None:
         """Raise :class:`~airflow_provider_nairi.exceptions.NairiRateLimitError` when the key is paused for
@@ -97,13 +123,14 @@ class RateBudget:
         now: float,
         rate_limit: RateLimit | None,
         *,
+        sent_at: float | None = None,
         answered: bool = True,
         rate_limited: bool = False,
         retry_after: float | None = None,
     ) -> None:
-        """Learn from one try: its answer's rate-limit headers, and whether it was a 429 (``Retry-After`` in
-        seconds, or None). ``answered=False``: no answer came (a connection error, a cancelled request); it
-        only ends a probe."""
+        """Learn from one try sent at ``sent_at``: its answer's rate-limit headers, and whether it was a 429
+        (``Retry-After`` in seconds, or None). ``answered=False``: no answer came (a connection error, a
+        cancelled request); it only ends a probe."""
         with self._lock:
             self.probing = False
             if not answered:
@@ -111,8 +138,10 @@ class RateBudget:
             remaining, reset = (
                 (None, None) if rate_limit is None else (rate_limit.remaining, rate_limit.reset)
             )
+            if reset is not None and rate_limit is not None:
+                reset = self._window_end(rate_limit, reset, sent_at)
             if remaining and reset is not None and reset > now:
-                self.spacing = (reset - now) / remaining
+                self._set_spacing(now, self._own_pace(rate_limit) or (reset - now) / remaining)
             elif self.spacing is None and remaining != 0:
                 self.spacing = 0.0  # the server does not say: no pacing
             if remaining == 0 and reset is not None:
@@ -120,14 +149,39 @@ class RateBudget:
             if rate_limited:
                 self._pause_until(now, now + (DEFAULT_PAUSE if retry_after is None else retry_after))
 
+    def _window_end(self, rate_limit: RateLimit, reset: float, sent_at: float | None) -> float:
+        """When the answer's window really ends. ``X-RateLimit-Reset`` is often whole seconds, rounded up: a
+        1 s window may look 2 s long, which would halve the pace. A request that answers ``limit - 1`` left
+        opened its window when it was sent: the window is at most ``reset - sent_at`` long, and at most the
+        time since the previous window this budget opened. The shortest of these bounds where the current
+        window ends."""
+        if sent_at is not None and rate_limit.limit and rate_limit.remaining == rate_limit.limit - 1:
+            previous = sent_at - self.window_opened[1] if self.window_opened[1] else math.inf
+            length = min(reset - sent_at, previous)
+            if length > 0:
+                self.window = length if self.window is None else min(self.window, length)
+                self.window_opened = (reset, sent_at)
+        if self.window is not None and self.window_opened[0] == reset:
+            return min(reset, self.window_opened[1] + self.window)
+        return reset
+
+    def _own_pace(self, rate_limit: RateLimit | None) -> float | None:
+        """In a window this budget opened, the key's steady pace (window length / limit, plus
+        :data:`PACE_MARGIN`): spreading what is left over what remains would swing with every answer. None in
+        a window someone else opened."""
+        if rate_limit is None or not rate_limit.limit or self.window is None:
+            return None
+        if self.window_opened[0] != rate_limit.reset:
+            return None
+        return self.window * (1 + PACE_MARGIN) / rate_limit.limit
+
     def _pause_until(self, now: float, until: float) -> None:
-        """Nobody sends before ``until``; pending slots move back by the time added to the pause."""
+        """Nobody sends before ``until``; the queue moves back by the time added to the pause."""
         added = until - max(now, self.paused_until)
         if added <= 0:
             return
         self.paused_until = until
-        self.shift += added
-        self.next_slot += added
+        self.anchor_time += added
 
 
 class RateBudgets:

@@ -11,21 +11,24 @@ T0 = 1_000_000.0
 
 
 def fresh_with_answer(remaining: int | None, window: float, now: float = T0) -> RateBudget:
+    """A budget whose probe (sent at ``now``) was answered: ``remaining`` left until ``now + window``."""
     budget = RateBudget()
     probe = budget.reserve(now)
-    assert probe is not None and probe.slot == now
+    assert probe is not None and budget.due(probe) <= now
     reset = None if remaining is None else now + window
     budget.record(now, RateLimit(limit=None, remaining=remaining, reset=reset))
     return budget
 
 
-def slots(budget: RateBudget, now: float, count: int) -> list[float]:
-    return [round(budget.reserve(now).slot - now, 6) for _ in range(count)]
+def dues(budget: RateBudget, now: float, count: int) -> list[float]:
+    """Take ``count`` tickets at ``now``; when each is due, relative to ``now``."""
+    tickets = [budget.reserve(now) for _ in range(count)]
+    return [round(budget.due(t) - now, 6) if budget.due(t) > now else 0.0 for t in tickets]
 
 
 def test_the_first_request_probes_alone_and_the_others_wait_for_its_answer():
     budget = RateBudget()
-    assert budget.reserve(T0).slot == T0
+    assert budget.reserve(T0) is not None
     assert budget.reserve(T0) is None and budget.reserve(T0 + 5) is None  # still probing
     budget.record(T0 + 0.1, RateLimit(limit=20, remaining=19, reset=T0 + 1.1))
     assert budget.reserve(T0 + 0.1) is not None
@@ -35,42 +38,47 @@ def test_a_probe_without_an_answer_lets_the_next_request_probe():
     budget = RateBudget()
     budget.reserve(T0)
     budget.record(T0, None, answered=False)
-    assert budget.reserve(T0).slot == T0  # the new probe
+    assert budget.reserve(T0) is not None  # the new probe
     assert budget.reserve(T0) is None
 
 
 def test_requests_are_spaced_by_time_left_over_requests_left():
     budget = fresh_with_answer(remaining=10, window=2.0)
-    assert slots(budget, T0, 4) == [0.0, 0.2, 0.4, 0.6]
-    # a later answer: 4 left for 0.2 s -> 0.05 s apart, after the slots already given
-    budget.record(T0 + 1.8, RateLimit(limit=11, remaining=4, reset=T0 + 2.0))
-    assert slots(budget, T0 + 1.8, 2) == [0.0, 0.05]
+    assert dues(budget, T0, 4) == [0.0, 0.2, 0.4, 0.6]
+
+
+def test_tickets_already_handed_out_follow_a_new_pace():
+    budget = fresh_with_answer(remaining=10, window=2.0)
+    tickets = [budget.reserve(T0) for _ in range(4)]  # due at +0, +0.2, +0.4, +0.6
+    # at +0.1 an answer says 19 are left for 1.9 s: 0.1 s apart from the first ticket not yet due
+    budget.record(T0 + 0.1, RateLimit(limit=None, remaining=19, reset=T0 + 2.0))
+    assert [round(budget.due(t) - T0, 6) for t in tickets[1:]] == [0.2, 0.3, 0.4]
 
 
 def test_clients_asking_later_than_the_schedule_go_at_once():
     budget = fresh_with_answer(remaining=10, window=2.0)
-    assert slots(budget, T0, 1) == [0.0]
-    assert slots(budget, T0 + 5, 2) == [0.0, 0.2]
+    assert dues(budget, T0, 1) == [0.0]
+    assert dues(budget, T0 + 5, 2) == [0.0, 0.2]
 
 
-def test_a_429_pauses_everyone_and_moves_the_whole_schedule_back():
+def test_a_429_pauses_everyone_and_moves_the_whole_queue_back():
     budget = fresh_with_answer(remaining=10, window=2.0)
-    taken = [budget.reserve(T0) for _ in range(3)]  # slots at +0, +0.2, +0.4
-    budget.record(T0 + 0.1, RateLimit(20, 5, T0 + 2.0), rate_limited=True, retry_after=3.0)
+    taken = [budget.reserve(T0) for _ in range(3)]  # due at +0, +0.2, +0.4
+    budget.record(T0 + 0.1, None, rate_limited=True, retry_after=3.0)
     assert budget.paused_until == T0 + 3.1
-    # every ticket taken before sees the move: 3 s added to the pause
-    assert [round(budget.shift - t.shift, 6) for t in taken] == [3.0, 3.0, 3.0]
-    nxt = budget.reserve(T0 + 0.1)
-    assert nxt.slot >= T0 + 3.1 and nxt.shift == budget.shift  # nothing before the pause ends
+    assert [round(budget.due(t) - T0, 6) for t in taken] == [3.1, 3.2, 3.4]  # order kept, nobody in the pause
+    later = budget.reserve(T0 + 0.1)
+    assert budget.due(later) > budget.due(taken[-1])
 
 
 def test_overlapping_pauses_add_only_the_extra_time():
     budget = fresh_with_answer(remaining=10, window=2.0)
+    ticket = budget.reserve(T0 + 0.5)
     budget.record(T0, None, rate_limited=True, retry_after=2.0)
     budget.record(T0 + 1, None, rate_limited=True, retry_after=2.0)  # ends at +3: one more second
-    assert budget.paused_until == T0 + 3 and budget.shift == 3.0
+    assert budget.paused_until == T0 + 3 and budget.due(ticket) == pytest.approx(T0 + 3.5)
     budget.record(T0 + 1, None, rate_limited=True, retry_after=0.5)  # inside the pause: nothing added
-    assert budget.paused_until == T0 + 3 and budget.shift == 3.0
+    assert budget.paused_until == T0 + 3 and budget.due(ticket) == pytest.approx(T0 + 3.5)
 
 
 def test_a_429_without_retry_after_pauses_for_the_default():
@@ -84,21 +92,32 @@ def test_nothing_left_pauses_until_the_reset_then_probes_if_nothing_was_known():
     budget.reserve(T0)
     budget.record(T0, RateLimit(limit=20, remaining=0, reset=T0 + 4))
     probe = budget.reserve(T0 + 1)
-    assert probe.slot == T0 + 4  # the next probe waits for the reset
+    assert budget.due(probe) == T0 + 4  # the next probe waits for the reset
     assert budget.reserve(T0 + 1) is None
 
 
 def test_a_server_without_rate_limit_headers_is_not_paced():
     budget = fresh_with_answer(remaining=None, window=0)
-    assert slots(budget, T0, 3) == [0.0, 0.0, 0.0]
+    assert dues(budget, T0, 3) == [0.0, 0.0, 0.0]
     budget.record(T0, None, rate_limited=True, retry_after=2)
-    assert slots(budget, T0, 1) == [2.0]  # pauses still apply
+    assert dues(budget, T0, 1) == [2.0]  # pauses still apply
 
 
 def test_a_reset_in_the_past_keeps_the_last_spacing():
     budget = fresh_with_answer(remaining=10, window=2.0)
     budget.record(T0 + 3, RateLimit(limit=11, remaining=5, reset=T0 + 2.0))  # clocks disagree
     assert budget.spacing == pytest.approx(0.2)
+
+
+def test_a_pause_longer_than_retry_max_wait_raises_at_once():
+    from airflow_provider_nairi.exceptions import NairiRateLimitError  # noqa: PLC0415
+
+    budget = fresh_with_answer(remaining=10, window=2.0)
+    budget.record(T0, None, rate_limited=True, retry_after=120)
+    budget.check_pause(T0, 200)
+    with pytest.raises(NairiRateLimitError, match="longer than retry_max_wait") as info:
+        budget.check_pause(T0, 60)
+    assert info.value.retry_after == 120
 
 
 @pytest.mark.parametrize("sharers", [1, 2, 5])
@@ -119,9 +138,25 @@ def test_sharers_pacing_by_the_same_headers_slow_down_before_the_limit(sharers):
         else:
             refused += 1
             budgets[k].record(now, RateLimit(limit, 0, reset), rate_limited=True, retry_after=reset - now)
-        next_send[k] = budgets[k].reserve(now).slot
+        next_send[k] = max(now, budgets[k].due(budgets[k].reserve(now)))
     assert refused <= sharers - 1
     assert remaining <= 1  # the window was used, not wasted
+
+
+def test_whole_second_resets_are_narrowed_by_the_windows_it_opened():
+    """A 1 s window whose reset is rounded up to the second: a window this budget opened (limit - 1 left)
+    is at most ``reset - sent`` long, and at most the time since the previous one it opened."""
+    budget = RateBudget()
+    budget.reserve(T0)
+    opened = T0 + 0.3  # reset = ceil(opened + 1) = T0 + 2: looks 1.7 s long
+    budget.record(opened, RateLimit(limit=20, remaining=19, reset=T0 + 2), sent_at=opened)
+    assert budget.window == pytest.approx(1.7)
+    opened = T0 + 1.4  # reset T0 + 3 looks 1.6 s long, but it opened 1.1 s after the previous one
+    budget.record(opened, RateLimit(limit=20, remaining=19, reset=T0 + 3), sent_at=opened)
+    assert budget.window == pytest.approx(1.1)
+    assert budget.spacing == pytest.approx(1.1 * 1.04 / 20)  # the key's steady pace in its own window
+    budget.record(T0 + 2.4, RateLimit(limit=20, remaining=0, reset=T0 + 3))
+    assert budget.paused_until == pytest.approx(T0 + 2.5)  # the window's end, not the rounded T0 + 3
 
 
 def test_budgets_are_shared_by_base_url_and_key_and_never_show_the_key():
