@@ -152,3 +152,8 @@ class NairiChecksumError(NairiError):
     """A download's bytes do not match the sha256 the API announced."""
 
     retryable = True
+
+
+class NairiAnswerTooLargeError(NairiError):
+    """A JSON answer larger than the connection's ``max_answer_bytes`` (counted after decoding): reading
+    stopped at the cap. Not retried: the same call gets the same answer. The message says what to check."""

@@ -121,6 +121,8 @@ def event_for_resource(kind: str, resource: Mapping[str, Any]) -> dict[str, Any]
         return None
     resource_id = str(resource.get("id"))
     remote_error = resource.get("error") or None
+    if remote_error is not None and not isinstance(remote_error, Mapping):  # a server's slip: keep its text
+        remote_error = {"message": str(remote_error)}
     if status == FAILED:
         code = remote_error.get("code") if remote_error else None
         text = remote_error.get("message") if remote_error else "no error given"

@@ -8,11 +8,12 @@ Every answer says how many requests the key has left in its window and when the 
 - **Pace.** Requests go out one slot apart, in the order clients ask, the spacing being the time left in the
   window divided by the requests left in it (as of the latest answer). A thousand waits on one key therefore
   poll at the key's rate, each a little later, instead of all at once and mostly refused.
-- **Pause together.** After a 429 nobody sends before its ``Retry-After`` (1 s without one), and when an
+- **Pause together.** After a 429 nobody sends before its ``Retry-After`` (without one, only the client that
+  got it backs off, as a retry does), and when an
   answer says nothing is left, nobody sends before the reset; the whole schedule moves back by the pause, so
   the clients keep their order and do not burst when it ends.
-- **Probe first.** Until an answer has said anything about the key, one request goes alone and the others wait
-  for it. An answer without rate-limit headers turns pacing off (pauses after a 429 still apply).
+- **Probe first.** Until an answer has said anything about the key, only :data:`FIRST_REQUESTS` go and the
+  others wait for an answer (at most :data:`PROBE_PATIENCE`: a hung host holds nobody). An answer without rate-limit headers turns pacing off (pauses after a 429 still apply).
 
 Other processes on the same key (mapped tasks on workers, a second triggerer) each keep their own budget, but
 the headers count everyone's requests: as the window empties every budget's spacing grows, so together they
@@ -33,10 +34,12 @@ from dataclasses import dataclass
 from airflow_provider_nairi.client.protocol import RateLimit
 from airflow_provider_nairi.exceptions import NairiRateLimitError
 
-#: Seconds every client of a key waits after a 429 that gave no ``Retry-After``.
-DEFAULT_PAUSE = 1.0
 #: How much slower than the limit a budget paces in a window it opened (arrival jitter must not overrun it).
 PACE_MARGIN = 0.04
+#: Requests that may go before any answer has spoken about the key (the probe and a few beside it), and the
+#: seconds the others wait for an answer: a first answer that takes longer (a hung host) holds nobody.
+FIRST_REQUESTS = 10
+PROBE_PATIENCE = 0.2
 
 
 def key_fingerprint(api_key: str) -> str:
@@ -64,6 +67,8 @@ class RateBudget:
         self.spacing: float | None = None
         self.paused_until = 0.0
         self.probing = False
+        self.probe_started = 0.0
+        self.probes = 0
         self.next_ticket = 0
         self.anchor, self.anchor_time = 0, 0.0
         #: The shortest window seen (seconds), and (reset, when it opened) of the latest window we opened.
@@ -78,9 +83,11 @@ class RateBudget:
         wait for an answer to be recorded and ask again."""
         with self._lock:
             if self.spacing is None:
-                if self.probing:
+                if not self.probing:
+                    self.probing, self.probe_started, self.probes = True, now, 0
+                if self.probes >= FIRST_REQUESTS and now < self.probe_started + PROBE_PATIENCE:
                     return None
-                self.probing = True
+                self.probes += 1
                 return Ticket(None)
             number = self.next_ticket
             self.next_ticket += 1
@@ -88,6 +95,10 @@ class RateBudget:
             if self._due(number) < start:  # nobody queued ahead: this one goes when it may
                 self.anchor, self.anchor_time = number, start
             return Ticket(number)
+
+    def probe_wait(self, now: float) -> float:
+        """How long a client refused by :meth:`reserve` may still wait for the probe's answer."""
+        return max(0.0, self.probe_started + PROBE_PATIENCE - now)
 
     def due(self, ticket: Ticket) -> float:
         """When ``ticket`` may be sent (Unix seconds); ask again after waiting, a pause may have moved it."""
@@ -146,8 +157,8 @@ class RateBudget:
                 self.spacing = 0.0  # the server does not say: no pacing
             if remaining == 0 and reset is not None:
                 self._pause_until(now, reset)
-            if rate_limited:
-                self._pause_until(now, now + (DEFAULT_PAUSE if retry_after is None else retry_after))
+            if rate_limited and retry_after is not None:
+                self._pause_until(now, now + retry_after)
 
     def _window_end(self, rate_limit: RateLimit, reset: float, sent_at: float | None) -> float:
         """When the answer's window really ends. ``X-RateLimit-Reset`` is often whole seconds, rounded up: a

@@ -12,6 +12,9 @@ What a caller can rely on:
 - Every client of one key in the process shares its rate budget (:mod:`.budget`): calls are spaced by the
   ``X-RateLimit-*`` headers, and a 429 or a used-up window holds them all until ``Retry-After`` or the reset
   (a longer hold than ``retry_max_wait`` fails at once with NairiRateLimitError).
+- Each try has a total deadline, ``request_timeout``: a JSON answer whose body trickles or never ends is
+  cut off (a retryable NairiConnectionError), and its size is capped at ``max_answer_bytes`` after
+  decoding (NairiAnswerTooLargeError), while it is read.
 - Nothing logs a body or a header that holds the key; the key is redacted from every error.
 
 Imports no Airflow.
@@ -27,17 +30,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
+import urllib3
 
 from airflow_provider_nairi.client.api import Destination, NairiApi, Source
 from airflow_provider_nairi.client.budget import PROCESS_BUDGETS, RateBudget
 from airflow_provider_nairi.client.config import ClientConfig
 from airflow_provider_nairi.client.protocol import (
     DEFAULT_PAGE_SIZE,
+    AnswerBody,
     Envelope,
     PageCursor,
     RateLimit,
+    Shape,
     api_url,
     call_with_retries,
+    deadline_error,
     log_answer,
     parse_response,
     parse_retry_after,
@@ -154,8 +161,11 @@ class NairiClient(NairiApi):
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         idempotency_key: str | None = None,
+        expect: Shape | None = None,
     ) -> Any:
-        return self._call(method, path, params=params, json=json, idempotency_key=idempotency_key).data
+        return self._call(
+            method, path, params=params, json=json, idempotency_key=idempotency_key, expect=expect
+        ).data
 
     def paginate(
         self, path: str, params: Mapping[str, Any] | None = None, page_size: int = DEFAULT_PAGE_SIZE
@@ -165,7 +175,7 @@ class NairiClient(NairiApi):
 
     def _pages(self, path: str, cursor: PageCursor) -> Iterator[dict[str, Any]]:
         while not cursor.done:
-            envelope = self._call("GET", path, params=cursor.params())
+            envelope = self._call("GET", path, params=cursor.params(), expect="list")
             yield from cursor.accept(envelope, method="GET", path=path)
 
     def upload(
@@ -178,6 +188,7 @@ class NairiClient(NairiApi):
             data=body,
             extra_headers={"Content-Type": body.content_type},
             idempotency_key=idempotency_key,
+            expect="object",
         ).data
 
     def download(
@@ -203,18 +214,20 @@ class NairiClient(NairiApi):
         data: Any = None,
         extra_headers: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
+        expect: Shape | None = None,
     ) -> Envelope:
         headers = {**request_headers(self.config, method, idempotency_key), **(extra_headers or {})}
 
         def attempt() -> Envelope:
-            response = self._exchange(method, path, headers, params=params, json=json, data=data)
+            response, deadline = self._exchange(method, path, headers, params=params, json=json, data=data)
             return parse_response(
                 self.config,
                 response.status_code,
                 response.headers,
-                response.content,
+                self._read_answer(response, deadline, method, path),
                 method=method,
                 path=path,
+                expect=expect,
             )
 
         return call_with_retries(self.config, attempt, self._sleep)
@@ -228,12 +241,15 @@ class NairiClient(NairiApi):
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         data: Any = None,
-        stream: bool = False,
-    ) -> requests.Response:
-        """One try: wait for the key's budget, send, record the rate limit, log; no status check."""
+    ) -> tuple[requests.Response, float]:
+        """One try up to the answer's headers: wait for this call's turn in the key's budget, send, record
+        the rate limit, log; no status check. Returns the answer, its body not read yet, and the try's
+        deadline (``request_timeout`` from the send; until the headers, each wait is at most ``read_timeout``
+        and the deadline)."""
         rate_limit_wait(self._rate_limit, self.config)  # raises if the window resets after retry_max_wait
         self._take_turn()
         started, sent_at = time.monotonic(), time.time()
+        deadline = started + self.config.request_timeout
         answered = False
         try:
             response = self.session.request(
@@ -244,17 +260,23 @@ class NairiClient(NairiApi):
                 data=data,
                 headers=headers,
                 auth=_OWN_HEADERS_ONLY,
-                timeout=(self.config.connect_timeout, self.config.read_timeout),
+                timeout=(
+                    min(self.config.connect_timeout, self.config.request_timeout),
+                    min(self.config.read_timeout, self.config.request_timeout),
+                ),
                 # Per request, not only on the session: requests lets REQUESTS_CA_BUNDLE and HTTPS_PROXY from
                 # the environment override a session's settings.
                 verify=self.config.verify,
-                proxies=self.config.proxies,
+                # A copy: requests adds the environment's proxies into the dict it is given.
+                proxies=dict(self.config.proxies) if self.config.proxies else None,
                 allow_redirects=False,
-                stream=stream,
+                stream=True,
             )
         except requests.exceptions.SSLError as exc:
             raise transport_error(self.config, exc, method=method, path=path, tls=True) from None
         except _TRANSIENT as exc:
+            if time.monotonic() >= deadline:
+                raise deadline_error(self.config, method=method, path=path) from None
             raise transport_error(self.config, exc, method=method, path=path) from None
         except requests.RequestException as exc:
             raise NairiError(
@@ -274,13 +296,47 @@ class NairiClient(NairiApi):
         )
         if retry_after is not None and retry_after <= self.config.retry_max_wait:
             self._waited_until = self.budget.paused_until  # the retry's wait (Retry-After) covers the pause
-        log_answer(method, path, response.status_code, started, response.headers)
-        return response
+        log_answer(self.config, method, path, response.status_code, started=started, headers=response.headers)
+        return response, deadline
+
+    def _read_answer(self, response: requests.Response, deadline: float, method: str, path: str) -> bytes:
+        """The body of a JSON answer, read by :class:`AnswerBody` (decoded, capped) before ``deadline``.
+
+        Reads what each ``recv`` brings (``read1``), with the socket's timeout lowered to the time left, so
+        a trickling body ends at the deadline, give or take one read. The connection goes back to the pool
+        once the body has ended; it is closed on any error."""
+        raw = response.raw
+        try:
+            answer = AnswerBody(
+                self.config, response.headers, status=response.status_code, method=method, path=path
+            )
+            sock = getattr(raw.connection, "sock", None)
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise deadline_error(self.config, method=method, path=path, received=answer.size)
+                if sock is not None:
+                    sock.settimeout(min(self.config.read_timeout, left))
+                try:
+                    chunk = raw.read1(CHUNK_SIZE, decode_content=False)
+                except urllib3.exceptions.HTTPError as exc:
+                    if time.monotonic() >= deadline:
+                        raise deadline_error(
+                            self.config, method=method, path=path, received=answer.size
+                        ) from None
+                    raise transport_error(self.config, exc, method=method, path=path) from None
+                if not chunk:
+                    return answer.body()
+                answer.feed(chunk)
+        except BaseException:
+            response.close()
+            raise
 
     def _take_turn(self) -> None:
         """Wait for this call's slot in the key's budget (and any pause recorded meanwhile)."""
         while (ticket := self.budget.reserve(now := max(time.time(), self._waited_until))) is None:
-            self._sleep(PROBE_WAIT)  # another thread's first request is learning the key's limit
+            # another thread's first request is learning the key's limit
+            self._sleep(min(PROBE_WAIT, self.budget.probe_wait(time.time())) or PROBE_WAIT)
         self._waited_until = 0.0
         self.budget.check_pause(now, self.config.retry_max_wait)
         while (wait := self.budget.due(ticket) - now) > 0:
@@ -310,14 +366,14 @@ class NairiClient(NairiApi):
     ) -> None:
         asked = state.written
         range_headers = {**headers, "Range": f"bytes={asked}-"} if asked else headers
-        response = self._exchange("GET", path, range_headers, stream=True)
+        response, deadline = self._exchange("GET", path, range_headers)
         with response:
             if response.status_code >= 300:
                 parse_response(
                     self.config,
                     response.status_code,
                     response.headers,
-                    response.content,
+                    self._read_answer(response, deadline, "GET", path),
                     method="GET",
                     path=path,
                 )

@@ -25,7 +25,7 @@ from airflow_provider_nairi.exceptions import (
     NairiConflictError,
     NairiNotFoundError,
 )
-from airflow_provider_nairi.idempotency import task_idempotency_key
+from airflow_provider_nairi.idempotency import declaration_idempotency_key
 from airflow_provider_nairi.operators.base import NairiBaseOperator
 from airflow_provider_nairi.validation import check_exactly_one, check_label, check_name
 
@@ -63,7 +63,6 @@ class NairiAdminOperator(NairiBaseOperator):
 
     def upsert(
         self,
-        context: Context,
         kind: str,
         name: str,
         desired: Mapping[str, Any],
@@ -82,7 +81,7 @@ class NairiAdminOperator(NairiBaseOperator):
         resource = find_by_name(list_items(), name, kind)
         fields: list[str] = []
         if resource is None:
-            resource = self.create_once(context, kind, name, desired, create=create, get=get)
+            resource = self.create_once(kind, name, desired, create=create, get=get)
             action = CREATED
         else:
             fields = changed_fields(resource, desired)
@@ -95,7 +94,6 @@ class NairiAdminOperator(NairiBaseOperator):
 
     def create_once(
         self,
-        context: Context,
         kind: str,
         name: str,
         desired: Mapping[str, Any],
@@ -103,20 +101,25 @@ class NairiAdminOperator(NairiBaseOperator):
         create: Callable[..., dict[str, Any]],
         get: Callable[[str], Any],
     ) -> dict[str, Any]:
-        """``create(name, idempotency_key=..., **desired)``, with a key from the task instance, name and body.
+        """``create(name, idempotency_key=..., **desired)``, keyed on the declaration: kind, name and body.
 
-        A lost answer is replayed by the API instead of creating a twin. The body is part of the key, so a
-        cleared task re-run with another declaration is a new request (the same key with another body would
-        be a 409). A replay of an earlier create whose resource was deleted since would hand back a dead id:
-        ``get`` checks it, and on 404 the create is sent once more under a key naming the deleted id.
+        Not from the task instance: two DAG runs (or DAGs) that declare the same resource at once send the
+        same key, so the API creates it once and replays that answer to the other (keyed on the task
+        instance, both saw it absent and each created one: a twin, and every later run failed with
+        ``duplicate_name``). A lost answer is replayed too. The body is part of the key, so another
+        declaration is a new request (the same key with another body would be a 409). A replay of an earlier
+        create whose resource was deleted since would hand back a dead id: ``get`` checks it, and on 404 the
+        create is sent once more under a key naming the deleted id (the same for every task that finds it
+        deleted).
         """
         parts = (f"create-{kind.replace(' ', '-')}", name, json.dumps(desired, sort_keys=True))
-        resource = create(name, idempotency_key=task_idempotency_key(context["ti"], *parts), **desired)
+        resource = create(name, idempotency_key=declaration_idempotency_key(*parts), **desired)
         try:
             get(resource["id"])
         except NairiNotFoundError:
-            key = task_idempotency_key(context["ti"], *parts, resource["id"])
-            resource = create(name, idempotency_key=key, **desired)
+            resource = create(
+                name, idempotency_key=declaration_idempotency_key(*parts, resource["id"]), **desired
+            )
         return resource
 
 

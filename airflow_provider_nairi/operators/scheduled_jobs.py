@@ -89,7 +89,6 @@ class NairiScheduledJobOperator(NairiAdminOperator):
 
         hook = self.hook
         _, plan = self.upsert(
-            context,
             "scheduled job",
             name,
             desired,

@@ -8,10 +8,13 @@ how to cancel the work (:meth:`~NairiPollingTrigger.cancel`); the base does the 
   seconds, so a trigger restarted on another triggerer keeps the original deadline), the poll interval and the
   number of transient errors tolerated in a row, plus a subclass's :meth:`~NairiPollingTrigger.extra_kwargs`.
   Never the API key (the triggerer reads the connection itself) and never a callable.
-- **Transient errors.** A retryable :class:`~airflow_provider_nairi.exceptions.NairiError` (429, 5xx, network)
-  left after the client's own retries is logged and the poll tried again after the interval (after
-  ``Retry-After`` when longer), up to ``max_transient_errors`` in a row; one more, or any non-retryable error,
-  ends the wait with an ``error`` event.
+- **Transient errors.** A retryable :class:`~airflow_provider_nairi.exceptions.NairiError` (429, 5xx, network,
+  malformed answers) left after the client's own retries is logged and the poll tried again after the
+  interval (after ``Retry-After`` when longer, at most the client's ``MAX_SERVER_WAIT``), up to
+  ``max_transient_errors`` in a row; one more, or any non-retryable error, ends the wait with an ``error``
+  event. An answer a subclass's :meth:`~NairiPollingTrigger.poll` cannot read (a field of the wrong type:
+  ``AttributeError``, ``KeyError``, ``TypeError``, ``ValueError``) counts as a malformed answer, a
+  NairiServerError naming the call and the request id of the latest answer.
 - **No busy loop.** Every round sleeps ``poll_interval`` (positive and finite, like ``deadline``: ``nan``,
   ``inf``, zero or negative raise :class:`~airflow_provider_nairi.exceptions.NairiParameterError`), cut
   short only by the deadline.
@@ -39,7 +42,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_nairi.exceptions import NairiError, NairiRateLimitError
+from airflow_provider_nairi.exceptions import NairiError, NairiRateLimitError, NairiServerError
 from airflow_provider_nairi.outcomes import TIMEOUT, error_event, make_event
 from airflow_provider_nairi.validation import check_count, check_seconds
 
@@ -209,7 +212,7 @@ class NairiPollingTrigger(BaseTrigger):
             delay = self.poll_interval
             try:
                 with polling():
-                    event = await self.poll(hook)
+                    event = await self.read_poll(hook)
             except NairiError as error:
                 if not error.retryable or errors_in_row >= self.max_transient_errors:
                     yield _event(error_event(self.kind, self.resource_id, error))
@@ -246,6 +249,21 @@ class NairiPollingTrigger(BaseTrigger):
                     return
                 delay = min(delay, left)
             await asyncio.sleep(delay)
+
+    async def read_poll(self, hook: NairiAsyncHook) -> dict[str, Any] | None:
+        """:meth:`poll`, with an answer it cannot read turned into a malformed-answer NairiServerError."""
+        try:
+            return await self.poll(hook)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            method, path, request_id = hook.last_answer or (None, None, None)
+            raise NairiServerError(
+                f"the answer about {self.kind} {self.resource_id} could not be read ({type(exc).__name__}: "
+                "a field is missing or has the wrong type).",
+                code="malformed_answer",
+                request_id=request_id,
+                method=method,
+                path=path,
+            ) from None
 
     async def task_runs_again(self) -> bool:
         """Whether Airflow will run this trigger's task instance again (it was cleared or is up for retry).

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_nairi.client.budget import DEFAULT_PAUSE, RateBudget, RateBudgets, key_fingerprint
+from airflow_provider_nairi.client.budget import (
+    FIRST_REQUESTS,
+    PROBE_PATIENCE,
+    RateBudget,
+    RateBudgets,
+    key_fingerprint,
+)
 from airflow_provider_nairi.client.protocol import RateLimit
 
 T0 = 1_000_000.0
@@ -26,19 +32,22 @@ def dues(budget: RateBudget, now: float, count: int) -> list[float]:
     return [round(budget.due(t) - now, 6) if budget.due(t) > now else 0.0 for t in tickets]
 
 
-def test_the_first_request_probes_alone_and_the_others_wait_for_its_answer():
+def test_the_first_requests_probe_and_the_others_wait_for_an_answer_a_little():
     budget = RateBudget()
-    assert budget.reserve(T0) is not None
-    assert budget.reserve(T0) is None and budget.reserve(T0 + 5) is None  # still probing
-    budget.record(T0 + 0.1, RateLimit(limit=20, remaining=19, reset=T0 + 1.1))
-    assert budget.reserve(T0 + 0.1) is not None
+    assert all(budget.reserve(T0) is not None for _ in range(FIRST_REQUESTS))
+    assert budget.reserve(T0) is None and budget.reserve(T0 + 0.1) is None  # waiting for an answer
+    assert budget.probe_wait(T0 + 0.1) == pytest.approx(PROBE_PATIENCE - 0.1)
+    assert budget.reserve(T0 + PROBE_PATIENCE) is not None  # no answer in time (a hung host): go
+    budget.record(T0 + 0.3, RateLimit(limit=20, remaining=19, reset=T0 + 1.3))
+    assert budget.due(budget.reserve(T0 + 0.3)) <= T0 + 0.3  # paced from now on
 
 
-def test_a_probe_without_an_answer_lets_the_next_request_probe():
+def test_a_probe_without_an_answer_lets_the_next_requests_probe():
     budget = RateBudget()
-    budget.reserve(T0)
+    for _ in range(FIRST_REQUESTS):
+        budget.reserve(T0)
     budget.record(T0, None, answered=False)
-    assert budget.reserve(T0) is not None  # the new probe
+    assert all(budget.reserve(T0) is not None for _ in range(FIRST_REQUESTS))  # the new probes
     assert budget.reserve(T0) is None
 
 
@@ -81,10 +90,11 @@ def test_overlapping_pauses_add_only_the_extra_time():
     assert budget.paused_until == T0 + 3 and budget.due(ticket) == pytest.approx(T0 + 3.5)
 
 
-def test_a_429_without_retry_after_pauses_for_the_default():
+def test_a_429_without_retry_after_pauses_nobody_else():
+    """The client that got it backs off with jitter like any retry; the others are not held."""
     budget = fresh_with_answer(remaining=10, window=2.0)
     budget.record(T0, None, rate_limited=True)
-    assert budget.paused_until == T0 + DEFAULT_PAUSE
+    assert budget.paused_until == 0.0 and dues(budget, T0, 1) == [0.0]
 
 
 def test_nothing_left_pauses_until_the_reset_then_probes_if_nothing_was_known():
@@ -92,8 +102,7 @@ def test_nothing_left_pauses_until_the_reset_then_probes_if_nothing_was_known():
     budget.reserve(T0)
     budget.record(T0, RateLimit(limit=20, remaining=0, reset=T0 + 4))
     probe = budget.reserve(T0 + 1)
-    assert budget.due(probe) == T0 + 4  # the next probe waits for the reset
-    assert budget.reserve(T0 + 1) is None
+    assert budget.due(probe) == T0 + 4  # the next probes wait for the reset
 
 
 def test_a_server_without_rate_limit_headers_is_not_paced():

@@ -28,7 +28,8 @@ import jinja2
 import pytest
 import requests
 import requests_mock
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, Connection
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+from airflow_connections import connection_env_json
 
 from airflow_provider_nairi.emulator import EmulatorSettings
 from airflow_provider_nairi.emulator.faults import BAD_GATEWAY_HTML
@@ -77,10 +78,8 @@ class Env:
     emulator: Any
 
     def connect(self, host: str | None = FAKE, password: str | None = KEY, **extra: Any) -> None:
-        connection = Connection(
-            conn_id=CONN_ID, conn_type="nairi", host=host, password=password, extra=json.dumps(extra)
-        )
-        self.monkeypatch.setenv(connection_env_var(CONN_ID), connection.as_json())
+        connection = connection_env_json("nairi", host=host, password=password, extra=json.dumps(extra))
+        self.monkeypatch.setenv(connection_env_var(CONN_ID), connection)
 
     def to_emulator(self, key: str | None = None) -> None:
         self.connect(self.emulator.base_url, key or self.emulator.api_key, **FAST)
@@ -282,7 +281,7 @@ CATALOGUE = [
         with_connection(read_timeout=-1),
         Fail,
         NairiConfigurationError,
-        r"read_timeout.*>= 0",
+        r"read_timeout.*expected a number > 0",
     ),
     Case(
         "unknown auth header",
