@@ -13,7 +13,8 @@ Every answer says how many requests the key has left in its window and when the 
   answer says nothing is left, nobody sends before the reset; the whole schedule moves back by the pause, so
   the clients keep their order and do not burst when it ends.
 - **Probe first.** Until an answer has said anything about the key, only :data:`FIRST_REQUESTS` go and the
-  others wait for an answer (at most :data:`PROBE_PATIENCE`: a hung host holds nobody). An answer without rate-limit headers turns pacing off (pauses after a 429 still apply).
+  others wait for an answer (at most :data:`PROBE_PATIENCE`: a hung host holds nobody). An answer without
+  rate-limit headers turns pacing off (pauses after a 429 still apply).
 
 Other processes on the same key (mapped tasks on workers, a second triggerer) each keep their own budget, but
 the headers count everyone's requests: as the window empties every budget's spacing grows, so together they
