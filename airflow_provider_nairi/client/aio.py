@@ -33,7 +33,7 @@ from typing import Any
 import aiohttp
 from requests.utils import get_environ_proxies, select_proxy
 
-from airflow_provider_nairi.client.budget import RateBudget, RateBudgets
+from airflow_provider_nairi.client.budget import SHORTEST_WAIT, RateBudget, RateBudgets
 from airflow_provider_nairi.client.config import ClientConfig
 from airflow_provider_nairi.client.protocol import (
     DEFAULT_PAGE_SIZE,
@@ -308,7 +308,7 @@ class AsyncNairiClient:
                 await asyncio.wait_for(answered.wait(), budget.probe_wait(time.time()))
         self._waited_until = 0.0
         budget.check_pause(now, self.config.retry_max_wait)
-        while (wait := budget.due(ticket) - now) > 0:
+        while (wait := budget.due(ticket) - now) > SHORTEST_WAIT:
             await self._sleep(wait)
             now = max(time.time(), now + wait)  # (a test's recorded sleep takes no time)
         return budget, answered

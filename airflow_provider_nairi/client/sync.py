@@ -33,7 +33,7 @@ import requests
 import urllib3
 
 from airflow_provider_nairi.client.api import Destination, NairiApi, Source
-from airflow_provider_nairi.client.budget import PROCESS_BUDGETS, RateBudget
+from airflow_provider_nairi.client.budget import PROCESS_BUDGETS, SHORTEST_WAIT, RateBudget
 from airflow_provider_nairi.client.config import ClientConfig
 from airflow_provider_nairi.client.protocol import (
     DEFAULT_PAGE_SIZE,
@@ -339,7 +339,7 @@ class NairiClient(NairiApi):
             self._sleep(min(PROBE_WAIT, self.budget.probe_wait(time.time())) or PROBE_WAIT)
         self._waited_until = 0.0
         self.budget.check_pause(now, self.config.retry_max_wait)
-        while (wait := self.budget.due(ticket) - now) > 0:
+        while (wait := self.budget.due(ticket) - now) > SHORTEST_WAIT:
             if wait >= 1:
                 log.info("Nairi rate limit: waiting %.1f s for this key's turn.", wait)
             self._sleep(wait)
