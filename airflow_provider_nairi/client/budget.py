@@ -156,7 +156,11 @@ class RateBudget:
             if reset is not None and rate_limit is not None:
                 reset = self._window_end(rate_limit, reset, sent_at)
             if remaining and reset is not None and reset > now:
+                first = self.spacing is None
                 self._set_spacing(now, self._own_pace(rate_limit) or (reset - now) / remaining)
+                if first and self.spacing:  # the first requests went unpaced: count them as paced ones
+                    self.anchor = self.next_ticket
+                    self.anchor_time = max(now, self.probe_started + self.probes * self.spacing)
             elif self.spacing is None and remaining != 0:
                 self.spacing = 0.0  # the server does not say: no pacing
             if remaining == 0 and reset is not None:

@@ -39,7 +39,8 @@ def test_the_first_requests_probe_and_the_others_wait_for_an_answer_a_little():
     assert budget.probe_wait(T0 + 0.1) == pytest.approx(PROBE_PATIENCE - 0.1)
     assert budget.reserve(T0 + PROBE_PATIENCE) is not None  # no answer in time (a hung host): go
     budget.record(T0 + 0.3, RateLimit(limit=20, remaining=19, reset=T0 + 1.3))
-    assert budget.due(budget.reserve(T0 + 0.3)) <= T0 + 0.3  # paced from now on
+    # paced from now on, the 11 unpaced first requests counted as if they had been paced (1 s / 19 apart)
+    assert budget.due(budget.reserve(T0 + 0.3)) == pytest.approx(T0 + 11 / 19)
 
 
 def test_a_probe_without_an_answer_lets_the_next_requests_probe():
@@ -53,29 +54,29 @@ def test_a_probe_without_an_answer_lets_the_next_requests_probe():
 
 def test_requests_are_spaced_by_time_left_over_requests_left():
     budget = fresh_with_answer(remaining=10, window=2.0)
-    assert dues(budget, T0, 4) == [0.0, 0.2, 0.4, 0.6]
+    assert dues(budget, T0, 4) == [0.2, 0.4, 0.6, 0.8]  # the probe counts as the first paced request
 
 
 def test_tickets_already_handed_out_follow_a_new_pace():
     budget = fresh_with_answer(remaining=10, window=2.0)
-    tickets = [budget.reserve(T0) for _ in range(4)]  # due at +0, +0.2, +0.4, +0.6
+    tickets = [budget.reserve(T0) for _ in range(4)]  # due at +0.2, +0.4, +0.6, +0.8
     # at +0.1 an answer says 19 are left for 1.9 s: 0.1 s apart from the first ticket not yet due
     budget.record(T0 + 0.1, RateLimit(limit=None, remaining=19, reset=T0 + 2.0))
-    assert [round(budget.due(t) - T0, 6) for t in tickets[1:]] == [0.2, 0.3, 0.4]
+    assert [round(budget.due(t) - T0, 6) for t in tickets] == [0.2, 0.3, 0.4, 0.5]
 
 
 def test_clients_asking_later_than_the_schedule_go_at_once():
     budget = fresh_with_answer(remaining=10, window=2.0)
-    assert dues(budget, T0, 1) == [0.0]
+    assert dues(budget, T0, 1) == [0.2]
     assert dues(budget, T0 + 5, 2) == [0.0, 0.2]
 
 
 def test_a_429_pauses_everyone_and_moves_the_whole_queue_back():
     budget = fresh_with_answer(remaining=10, window=2.0)
-    taken = [budget.reserve(T0) for _ in range(3)]  # due at +0, +0.2, +0.4
+    taken = [budget.reserve(T0) for _ in range(3)]  # due at +0.2, +0.4, +0.6
     budget.record(T0 + 0.1, None, rate_limited=True, retry_after=3.0)
     assert budget.paused_until == T0 + 3.1
-    assert [round(budget.due(t) - T0, 6) for t in taken] == [3.1, 3.2, 3.4]  # order kept, nobody in the pause
+    assert [round(budget.due(t) - T0, 6) for t in taken] == [3.2, 3.4, 3.6]  # order kept, nobody in the pause
     later = budget.reserve(T0 + 0.1)
     assert budget.due(later) > budget.due(taken[-1])
 
@@ -94,7 +95,7 @@ def test_a_429_without_retry_after_pauses_nobody_else():
     """The client that got it backs off with jitter like any retry; the others are not held."""
     budget = fresh_with_answer(remaining=10, window=2.0)
     budget.record(T0, None, rate_limited=True)
-    assert budget.paused_until == 0.0 and dues(budget, T0, 1) == [0.0]
+    assert budget.paused_until == 0.0 and dues(budget, T0, 1) == [0.2]  # its normal turn
 
 
 def test_nothing_left_pauses_until_the_reset_then_probes_if_nothing_was_known():
