@@ -51,13 +51,17 @@ def get_provider_info() -> dict[str, Any]:
         "operators": _modules(
             "operators.admin",
             "operators.agents",
+            "operators.artifacts",
             "operators.base",
             "operators.content",
             "operators.conversation",
+            "operators.corpus",
             "operators.scheduled_jobs",
             "operators.secrets",
+            "operators.video",
+            "operators.waiting",
         ),
-        "sensors": _modules("sensors.content", "sensors.conversation"),
+        "sensors": _modules("sensors.base", "sensors.content", "sensors.conversation", "sensors.video"),
         "triggers": _modules("triggers.conversation", "triggers.polling", "triggers.video"),
         "extra-links": [
             f"{PACKAGE}.links.NairiConversationLink",

@@ -1,7 +1,7 @@
 """Resolve the ``sources`` of an upload and upload them: the one upload path of the provider.
 
-:func:`resolve_sources` turns what a DAG author writes into a list of :class:`Source` objects, checking every
-one of them before anything is sent:
+:func:`resolve_sources` turns what a DAG author writes into a list of :class:`UploadFile` objects, checking
+every one of them before anything is sent:
 
 - a local path (``"data/report.pdf"``, ``pathlib.Path``) or a ``file://`` URI;
 - a glob (``"transcripts/*.txt"``, ``"transcripts/**/*.vtt"``, ``"s3://bucket/in/*.csv"``): the files it
@@ -39,7 +39,7 @@ from airflow_provider_nairi.exceptions import NairiConfigurationError
 from airflow_provider_nairi.idempotency import task_idempotency_key
 
 if TYPE_CHECKING:
-    from airflow_provider_nairi.hooks.nairi import NairiHook
+    from airflow_provider_nairi.client.api import NairiApi
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ _LOCAL_PROTOCOLS = frozenset({"file", "local"})
 
 
 @dataclass(frozen=True)
-class Source:
+class UploadFile:
     """One file to upload.
 
     :param location: where it is, as the user wrote it (a local path or a URI); used in messages and XCom.
@@ -78,7 +78,7 @@ def _is_uri(text: str) -> bool:
     return "://" in text
 
 
-def _local_source(path: Path, location: str) -> Source:
+def _local_source(path: Path, location: str) -> UploadFile:
     if path.is_dir():
         raise NairiConfigurationError(
             f"sources: {location!r} is a directory. Name the files, or give a glob such as "
@@ -91,7 +91,7 @@ def _local_source(path: Path, location: str) -> Source:
         )
     resolved = path.resolve()
     stat = resolved.stat()
-    return Source(
+    return UploadFile(
         location=location,
         name=path.name,  # as given: a symlink keeps its own name
         size=stat.st_size,
@@ -100,7 +100,7 @@ def _local_source(path: Path, location: str) -> Source:
     )
 
 
-def _storage_source(path: ObjectStoragePath, location: str) -> Source:
+def _storage_source(path: ObjectStoragePath, location: str) -> UploadFile:
     try:
         info = path.fs.info(path.path)
     except FileNotFoundError:
@@ -114,7 +114,7 @@ def _storage_source(path: ObjectStoragePath, location: str) -> Source:
             f"'{location.rstrip('/')}/*' to upload the objects under it."
         )
     size = int(info.get("size") or 0)
-    return Source(
+    return UploadFile(
         location=location,
         name=path.name,
         size=size,
@@ -123,7 +123,7 @@ def _storage_source(path: ObjectStoragePath, location: str) -> Source:
     )
 
 
-def _source(item: SourceItem, location: str) -> Source:
+def _source(item: SourceItem, location: str) -> UploadFile:
     path = as_path(item)
     if isinstance(path, ObjectStoragePath):  # first: on Airflow 2 it is also a pathlib.Path
         return _storage_source(path, location)
@@ -138,7 +138,7 @@ def _split_glob(uri: str) -> tuple[str, str]:
     return f"{scheme}://{'/'.join(parts[:first])}", "/".join(parts[first:])
 
 
-def _expand_glob(pattern: str) -> list[Source]:
+def _expand_glob(pattern: str) -> list[UploadFile]:
     if _is_uri(pattern) and not pattern.startswith("file://"):
         base, rest = _split_glob(pattern)
         matches = sorted(_storage_path(base).glob(rest), key=str)
@@ -187,7 +187,7 @@ def as_path(location: str | os.PathLike[str] | ObjectStoragePath) -> Path | Obje
     return Path(location).expanduser()
 
 
-def _resolve_one(item: SourceItem) -> list[Source]:
+def _resolve_one(item: SourceItem) -> list[UploadFile]:
     if isinstance(item, str) and item.strip():
         return _expand_glob(item) if _is_glob(item) else [_source(item, item)]
     if isinstance(item, (os.PathLike, ObjectStoragePath)):
@@ -198,7 +198,7 @@ def _resolve_one(item: SourceItem) -> list[Source]:
     )
 
 
-def resolve_sources(sources: SourceItem | Iterable[SourceItem]) -> list[Source]:
+def resolve_sources(sources: SourceItem | Iterable[SourceItem]) -> list[UploadFile]:
     """Expand ``sources`` into the files to upload, in the order given; check all of them first.
 
     :raises NairiConfigurationError: no source given, a source is missing or a directory, or a glob matches no
@@ -209,7 +209,7 @@ def resolve_sources(sources: SourceItem | Iterable[SourceItem]) -> list[Source]:
         items = list(sources)
     if not items or items == [None]:
         raise NairiConfigurationError("sources: give at least one path, glob or URI to upload.")
-    resolved: dict[str, Source] = {}
+    resolved: dict[str, UploadFile] = {}
     for item in items:
         for source in _resolve_one(item):
             resolved.setdefault(source.identity, source)
@@ -217,7 +217,7 @@ def resolve_sources(sources: SourceItem | Iterable[SourceItem]) -> list[Source]:
 
 
 def upload_sources(
-    hook: NairiHook,
+    api: NairiApi,
     sources: SourceItem | Iterable[SourceItem],
     ti: Any,
     *,
@@ -228,7 +228,8 @@ def upload_sources(
     All sources are resolved and checked before the first upload. Each summary is
     ``{"id", "name", "size_bytes", "sha256", "source"}`` (``source`` is the location the file came from).
 
-    :param hook: the :class:`~airflow_provider_nairi.hooks.nairi.NairiHook` that streams the files.
+    :param api: the API object that streams the files (``hook.client``, a
+        :class:`~airflow_provider_nairi.client.sync.NairiClient`).
     :param sources: paths, globs, URIs or ObjectStoragePaths (see :func:`resolve_sources`).
     :param ti: the running task instance; with the file's identity it gives each upload its idempotency key.
     :param conversation_id: attach the artifacts to this conversation.
@@ -238,7 +239,7 @@ def upload_sources(
     resolved = resolve_sources(sources)
     uploaded = []
     for source in resolved:
-        artifact = hook.upload_artifact(
+        artifact = api.upload_artifact(
             source.path,
             name=source.name,
             conversation_id=conversation_id,

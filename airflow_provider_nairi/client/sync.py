@@ -32,7 +32,7 @@ from typing import Any
 import requests
 import urllib3
 
-from airflow_provider_nairi.client.api import Destination, NairiApi, Source
+from airflow_provider_nairi.client.api import DownloadTarget, NairiApi, UploadSource
 from airflow_provider_nairi.client.budget import PROCESS_BUDGETS, SHORTEST_WAIT, RateBudget
 from airflow_provider_nairi.client.config import ClientConfig
 from airflow_provider_nairi.client.protocol import (
@@ -179,7 +179,12 @@ class NairiClient(NairiApi):
             yield from cursor.accept(envelope, method="GET", path=path)
 
     def upload(
-        self, path: str, source: Source, fields: Mapping[str, str], *, idempotency_key: str | None = None
+        self,
+        path: str,
+        source: UploadSource,
+        fields: Mapping[str, str],
+        *,
+        idempotency_key: str | None = None,
     ) -> Any:
         body = MultipartBody(source, fields, fields.get("name"))
         return self._call(
@@ -194,7 +199,7 @@ class NairiClient(NairiApi):
     def download(
         self,
         path: str,
-        destination: Destination,
+        destination: DownloadTarget,
         *,
         expected_sha256: str | None = None,
         expected_size: int | None = None,

@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
-from airflow_provider_nairi.exceptions import (
-    NairiConfigurationError,
-    NairiConflictError,
-    NairiNotFoundError,
-)
+from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiNotFoundError
 from airflow_provider_nairi.idempotency import declaration_idempotency_key
 from airflow_provider_nairi.operators.base import NairiBaseOperator
+from airflow_provider_nairi.resources.lookup import find_by_name
+from airflow_provider_nairi.resources.org import ORG_KINDS
 from airflow_provider_nairi.validation import check_exactly_one, check_label, check_name
 
 if TYPE_CHECKING:
@@ -123,50 +121,6 @@ class NairiAdminOperator(NairiBaseOperator):
         return resource
 
 
-def find_by_name(items: Iterable[Mapping[str, Any]], name: str, kind: str) -> dict[str, Any] | None:
-    """Return the one item called ``name``, ``None`` when there is none.
-
-    :raises NairiConflictError: two or more items share the name; the error lists their ids, so the user can
-        delete or rename the extra ones (or address one by id).
-    """
-    matches = [dict(item) for item in items if item.get("name") == name]
-    if len(matches) > 1:
-        ids = ", ".join(str(item.get("id")) for item in matches)
-        raise NairiConflictError(
-            f"{len(matches)} {kind}s are named {name!r} ({ids}); names must be unique for the operator to "
-            "know which one to manage. Delete or rename all but one of them.",
-            code="duplicate_name",
-        )
-    return matches[0] if matches else None
-
-
-def resolve_id(
-    list_items: Callable[[], Iterable[Mapping[str, Any]]],
-    kind: str,
-    *,
-    id_param: str,
-    id_value: str | None,
-    name_param: str,
-    name_value: str | None,
-) -> str:
-    """The id given as ``id_value``, or the id of the one ``kind`` called ``name_value`` (exactly one given).
-
-    ``resolve_id(hook.list_agents, "agent", id_param="agent_id", id_value=None, name_param="agent_name",
-    name_value="triage")``. Checks the parameters before any request; no match raises
-    :class:`NairiNotFoundError`, two matches :class:`NairiConflictError` naming the ids.
-    """
-    if check_exactly_one(**{id_param: id_value, name_param: name_value}) == id_param:
-        return check_label(id_param, id_value)
-    name = check_label(name_param, name_value)
-    found = find_by_name(list_items(), name, kind)
-    if found is None:
-        raise NairiNotFoundError(
-            f"{name_param}: no {kind} is named {name!r}; create it first or give {id_param}.",
-            code="not_found",
-        )
-    return str(found["id"])
-
-
 def _comparable(value: Any) -> Any:
     # Lists of ids (vault_ids) are sets to the API: their order is not a difference.
     return sorted(value) if isinstance(value, list) else value
@@ -201,27 +155,19 @@ class NairiDeleteOperator(NairiAdminOperator):
 
     template_fields = ("resource_id", "name")
 
-    #: kind -> (list method, delete method) of the hook.
-    KINDS: ClassVar[dict[str, tuple[str, str]]] = {
-        "agent": ("list_agents", "delete_agent"),
-        "vault": ("list_vaults", "delete_vault"),
-        "scheduled_job": ("list_scheduled_jobs", "delete_scheduled_job"),
-        "env_var": ("list_env_vars", "delete_env_var"),
-    }
-
     def __init__(
         self, *, kind: str, resource_id: str | None = None, name: str | None = None, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
-        if kind not in self.KINDS:
-            raise ValueError(f"kind: {kind!r} is not one of {', '.join(self.KINDS)}.")
+        if kind not in ORG_KINDS:
+            raise ValueError(f"kind: {kind!r} is not one of {', '.join(ORG_KINDS)}.")
         self.kind = kind
         self.resource_id = resource_id
         self.name = name
 
     def run(self, context: Context) -> dict[str, Any]:
         check_exactly_one(resource_id=self.resource_id, name=self.name)
-        list_method, delete_method = self.KINDS[self.kind]
+        org_kind = ORG_KINDS[self.kind]
         target: str | None
         if self.kind == "env_var":
             if self.name is None:
@@ -230,14 +176,14 @@ class NairiDeleteOperator(NairiAdminOperator):
                 )
             target = check_name("name", self.name)
         elif self.name is not None:
-            found = find_by_name(getattr(self.hook, list_method)(), check_label("name", self.name), self.kind)
+            found = find_by_name(org_kind.list_items(self.api), check_label("name", self.name), self.kind)
             target = str(found["id"]) if found else None
         else:
             target = check_label("resource_id", self.resource_id)
         action = ALREADY_ABSENT
         if target is not None:
             try:
-                getattr(self.hook, delete_method)(target)
+                org_kind.delete(self.api, target)
                 action = DELETED
             except NairiNotFoundError:
                 pass

@@ -39,6 +39,7 @@ from airflow_provider_nairi.exceptions import (
     NairiConfigurationError,
     NairiConflictError,
     NairiConnectionError,
+    NairiDestinationExistsError,
     NairiError,
     NairiNotFoundError,
     NairiParameterError,
@@ -46,6 +47,7 @@ from airflow_provider_nairi.exceptions import (
     NairiRateLimitError,
     NairiServerError,
     NairiValidationError,
+    NairiXComSizeError,
 )
 from airflow_provider_nairi.hooks.nairi import NairiHook
 from airflow_provider_nairi.operators.content import (
@@ -443,14 +445,14 @@ CATALOGUE = [
         "download: destination is a file",
         with_connection(action=lambda env: download(env, destination=write(env, "file"))),
         Fail,
-        NairiConfigurationError,
+        NairiDestinationExistsError,
         r"give a folder",
     ),
     Case(
         "download: target exists, differs",
         existing_target,
         Fail,
-        NairiConfigurationError,
+        NairiDestinationExistsError,
         r"Set overwrite=True",
     ),
     Case(
@@ -617,8 +619,18 @@ CATALOGUE = [
         "oversized answer for XCom",
         on_fake_host(("POST", "/search", {"json": envelope(RESULTS)})),
         Fail,
-        NairiConfigurationError,
+        NairiXComSizeError,
         r"Set output_path=",
+    ),
+    Case(
+        "conversation status the contract does not name",
+        on_fake_host(
+            ("POST", "/conversations", {"json": envelope({"id": "conv_1", "status": "paused", "turns": 1})}),
+            action=ask,
+        ),
+        Retry,
+        NairiServerError,
+        r"unknown conversation status 'paused' for conversation conv_1; expected one of queued, running",
     ),
     Case(
         "pagination: more promised, empty page",
