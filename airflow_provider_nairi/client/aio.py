@@ -183,6 +183,7 @@ class AsyncNairiClient(AsyncNairiApi):
         )
         self._ssl = _ssl_setting(config.verify)
         self._proxy: str | None = None
+        self._read_headers = request_headers(config, "GET", None)  # the same for every read: built once
         self._budget: tuple[RateBudget, asyncio.Event] | None = None
         self._waited_until = 0.0  # the end of the pause this client's own 429 caused (its retry waits it out)
         #: ``(method, path, request id)`` of the latest answer read, for errors about what it held.
@@ -255,7 +256,9 @@ class AsyncNairiClient(AsyncNairiApi):
         idempotency_key: str | None = None,
         expect: Shape | None = None,
     ) -> Envelope:
-        headers = request_headers(self.config, method, idempotency_key)
+        headers = (
+            self._read_headers if method == "GET" else request_headers(self.config, method, idempotency_key)
+        )
         envelope = await acall_with_retries(
             self.config,
             lambda: self._exchange(method, path, headers, params=params, json=json, expect=expect),
@@ -264,11 +267,9 @@ class AsyncNairiClient(AsyncNairiApi):
         self.last_answer = (method, path, envelope.request_id)
         return envelope
 
-    async def _take_turn(self) -> tuple[RateBudget, asyncio.Event]:
-        """Wait for this request's slot in the key's budget (and any pause recorded meanwhile)."""
-        if self._budget is None:
-            self._budget = BUDGETS.for_config(self.config)
-        budget, answered = self._budget
+    async def _take_turn(self, budget: RateBudget, answered: asyncio.Event) -> bool:
+        """Wait for this request's slot in the key's budget (and any pause recorded meanwhile); return
+        whether it probes the key (its answer wakes the clients waiting for the first one)."""
         while (ticket := budget.reserve(now := max(time.time(), self._waited_until))) is None:
             with contextlib.suppress(asyncio.TimeoutError):  # a first request is learning the key's limit
                 await asyncio.wait_for(answered.wait(), budget.probe_wait(time.time()))
@@ -277,7 +278,7 @@ class AsyncNairiClient(AsyncNairiApi):
         while (wait := budget.due(ticket) - now) > SHORTEST_WAIT:
             await self._sleep(wait)
             now = max(time.time(), now + wait)  # (a test's recorded sleep takes no time)
-        return budget, answered
+        return ticket.number is None
 
     async def _exchange(
         self,
@@ -292,7 +293,13 @@ class AsyncNairiClient(AsyncNairiApi):
         """One try, bounded by ``request_timeout`` from the wait for a pooled connection to the body's end
         (read by :class:`AnswerBody`: decoded, capped), after this request's turn in the key's budget."""
         rate_limit_wait(self._rate_limit, self.config)  # raises if the window resets after retry_max_wait
-        budget, answered = await self._take_turn()
+        if self._budget is None:
+            self._budget = BUDGETS.for_config(self.config)
+        budget, answered = self._budget
+        # a key with headroom: go at once (no coroutine, one lock); else queue for a turn
+        probe = False
+        if self._waited_until or not budget.go_now(time.time()):
+            probe = await self._take_turn(budget, answered)
         if self._session is None or self._session.closed:
             self._session, self._proxy = SESSIONS.acquire(self.config)
         started, sent_at = time.monotonic(), time.time()
@@ -333,8 +340,9 @@ class AsyncNairiClient(AsyncNairiApi):
         finally:
             if not read:  # no answer (an error, or the trigger was cancelled): it only ends a probe
                 budget.record(time.time(), None, answered=False)
-                answered.set()
-                answered.clear()
+                if probe:
+                    answered.set()
+                    answered.clear()
         rate_limit = RateLimit.from_headers(response.headers)
         self._rate_limit = rate_limit or self._rate_limit
         limited = response.status == 429
@@ -342,8 +350,9 @@ class AsyncNairiClient(AsyncNairiApi):
         budget.record(time.time(), rate_limit, sent_at=sent_at, rate_limited=limited, retry_after=retry_after)
         if retry_after is not None and retry_after <= self.config.retry_max_wait:
             self._waited_until = budget.paused_until  # the retry's wait (Retry-After) covers the pause
-        answered.set()  # wakes the clients waiting for a probe's answer
-        answered.clear()
+        if probe:  # wakes the clients waiting for a probe's answer (there are none once the pace is known)
+            answered.set()
+            answered.clear()
         log_answer(self.config, method, path, response.status, started=started, headers=response.headers)
         return parse_response(
             self.config, response.status, response.headers, body, method=method, path=path, expect=expect

@@ -100,6 +100,22 @@ class RateBudget:
                 self.anchor, self.anchor_time = number, start
             return Ticket(number)
 
+    def go_now(self, now: float) -> bool:
+        """Take the next place when it is due at once (the key's pace known, no pause, nobody queued more
+        than :data:`SHORTEST_WAIT` ahead) and return True; else take nothing and return False (then
+        :meth:`reserve`). The path of every request on a key with headroom: one lock, no ticket."""
+        with self._lock:
+            if self.spacing is None or now < self.paused_until:
+                return False
+            number = self.next_ticket
+            due = self._due(number)
+            if due - now > SHORTEST_WAIT:
+                return False
+            self.next_ticket += 1
+            if due < now:  # as reserve: nobody queued ahead, this one goes now
+                self.anchor, self.anchor_time = number, now
+            return True
+
     def probe_wait(self, now: float) -> float:
         """How long a client refused by :meth:`reserve` may still wait for the probe's answer."""
         return max(0.0, self.probe_started + PROBE_PATIENCE - now)

@@ -339,6 +339,8 @@ class NairiClient(NairiApi):
 
     def _take_turn(self) -> None:
         """Wait for this call's slot in the key's budget (and any pause recorded meanwhile)."""
+        if not self._waited_until and self.budget.go_now(time.time()):  # a key with headroom: go at once
+            return
         while (ticket := self.budget.reserve(now := max(time.time(), self._waited_until))) is None:
             # another thread's first request is learning the key's limit
             self._sleep(min(PROBE_WAIT, self.budget.probe_wait(time.time())) or PROBE_WAIT)
