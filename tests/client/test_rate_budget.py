@@ -178,3 +178,25 @@ def test_budgets_are_shared_by_base_url_and_key_and_never_show_the_key():
     assert "nr_secret" not in repr(one) and "nr_secret" not in repr(budgets.__dict__)
     assert key_fingerprint("nr_secret_one") != key_fingerprint("nr_secret_two")
     assert len(key_fingerprint("nr_secret_one")) == 12
+
+
+def test_a_key_with_headroom_lets_a_request_go_at_once_and_counts_it_in_the_queue():
+    """go_now, the fast path of every request: it takes a place only when reserve would have made it due at
+    once, and that place counts for the requests that queue after it."""
+    unknown = RateBudget()
+    assert unknown.go_now(T0) is False  # the key's pace is not known yet: the probe path decides
+    budget = fresh_with_answer(remaining=10, window=2.0)  # 0.2 s apart
+    assert budget.go_now(T0 + 5) is True  # nobody queued: goes now
+    assert budget.go_now(T0 + 5) is False  # the next one is due 0.2 s later: it must queue
+    assert dues(budget, T0 + 5, 2) == [0.2, 0.4]  # ... behind the one that went
+    assert budget.go_now(T0 + 5.4) is False  # still two queued ahead
+    assert budget.go_now(T0 + 9) is True
+    budget.record(T0 + 9, RateLimit(limit=10, remaining=0, reset=T0 + 12))  # used up: paused to the reset
+    assert budget.go_now(T0 + 11) is False
+    assert budget.go_now(T0 + 12) is False  # the queue moved back by the pause: its next place is 0.2 s on
+    assert budget.go_now(T0 + 12.2) is True
+
+
+def test_without_rate_limit_headers_every_request_goes_at_once():
+    budget = fresh_with_answer(remaining=None, window=0)
+    assert all(budget.go_now(T0) for _ in range(100))
