@@ -15,8 +15,9 @@ emulators serve at most 500 polls/s), each contender in a fresh supervisor proce
 
 1. N conversations started (``[[delay:3600]]``), spread over ``--shards`` emulator processes (the emulator
    keeps state in memory, so each process owns its share; each trigger's connection points at its shard);
-2. the N triggers handed to the runner over P seconds (N / P per second), so their polls are spread evenly
-   as in a triggerer that picked them up over time;
+2. the N triggers handed to the runner over P seconds (N / P per second), at most :data:`PER_LOOP` per
+   supervisor loop (Airflow's ``max_trigger_to_select_per_loop``), so their polls are spread evenly as in a
+   triggerer that picked them up over time; the runner's capacity is N;
 3. after P + 2 s of settling, a measured window (``max(P, 10)`` s): the runner's CPU time per poll (polls
    counted by the emulators), its RSS growth per waiting trigger (from before the first trigger, median of 3
    samples), each emulator's CPU share;
@@ -71,6 +72,13 @@ CLASSPATHS = {
     OURS: "airflow_provider_nairi.triggers.conversation.NairiConversationTrigger",
     BARE: "triggerer.BareAiohttpTrigger",
 }
+#: New triggers handed to the runner per supervisor loop at most: Airflow's ``[triggerer]
+#: max_trigger_to_select_per_loop`` default. Without a bound, 500 new triggers in one state sync deadlocked
+#: the supervisor and the runner at 5,000 waits (each blocked sending to the other: the sync's answer one
+#: way, the new triggers' log lines the other). The harness's capacity is N (``[triggerer] capacity``,
+#: default 1,000).
+PER_LOOP = 50
+
 #: Modules each contender loads in the runner; imported before the fork (see the module docstring).
 PRELOAD = {
     OURS: ["airflow_provider_nairi.hooks.nairi", "airflow_provider_nairi.client.aio"],
@@ -176,6 +184,7 @@ def make_supervisor_class() -> Any:
                 )
             else:
                 due = self.released
+            due = min(due, self.released + self.plan["per_loop"])  # Airflow's max_trigger_to_select_per_loop
             while self.released < due:
                 wait = self.plan["waits"][self.released]
                 self.specs[self.released] = wait
@@ -429,6 +438,7 @@ def make_plan(
         "warm_up": max(10, n // 100),
         "finish_timeout": 3 * interval + 30,
         "budget": "shared",
+        "per_loop": PER_LOOP,
         **settings,
     }
 
