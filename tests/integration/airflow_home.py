@@ -29,3 +29,11 @@ def migrated_env(home: Path, dags_folder: Path) -> dict[str, str]:
     )
     assert migrate.returncode == 0, migrate.stderr[-3000:]
     return env
+
+
+def airflow_output(env: dict[str, str], *args: str, timeout: float = 300) -> str:
+    """Run ``airflow <args>`` (or ``python <args>`` when the first is ``python``) in ``env``; its output."""
+    program = BIN / ("python" if args[0] == "python" else "airflow")
+    argv = [str(program), *(args[1:] if args[0] == "python" else args)]
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    return result.stdout + result.stderr
