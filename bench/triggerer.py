@@ -31,8 +31,16 @@ window match N / P; both are printed. Modules of both contenders are imported be
 trigger is the cost of one more waiting trigger, not of loading aiohttp.
 
     .venv/bin/python bench/triggerer.py [--waits 1000,5000,10000] [--poll-interval P] [--rounds R]
+                                        [--only ours|bare] [--py-spy DIR]
 
-The default (``--waits 1000``, best of 2 rounds) takes about 4 minutes; ``--waits 1000,5000,10000`` about 15
+Fairness on a shared machine: the contenders run in interleaved rounds (bare, ours; ours, bare; ...), each
+round's ratio (ours / bare CPU per poll) is taken from two runs back to back, and the CPU goal is judged on
+the median of those ratios; their spread and the load average before and after every run are printed. The
+table's other columns are each contender's best round (CPU, RSS) or all rounds pooled (delays, errors).
+``--py-spy DIR`` samples the runner and the supervisor during the measured window and the finish (``py-spy``
+must be installed in the venv; it costs CPU, so its figures are not the bench's).
+
+The default (``--waits 1000``, 3 rounds) takes about 6 minutes; ``--waits 1000,5000,10000`` about 15 more
 (one round each above 1,000), which is why ``make bench`` runs only the default.
 Ends with one line per goal: ``GOAL <name> met|missed <value> (<goal>)``, each the worst over the Ns run.
 """
@@ -170,6 +178,7 @@ def make_supervisor_class() -> Any:
         marks: dict[str, float] = attrs.field(factory=dict)
         samples: dict[str, Any] = attrs.field(factory=dict)
         finisher: threading.Thread | None = None
+        profilers: list[subprocess.Popen[bytes]] = attrs.field(factory=list)
 
         # -- what a job-less supervisor must provide (see TriggerRunnerSupervisor's docstring) --------------
         def load_triggers(self) -> None:
@@ -262,6 +271,7 @@ def make_supervisor_class() -> Any:
             elif self.phase == "ramp" and self.released == n and self.handed_over() >= n:
                 self.phase, self.marks["settle"] = "settle", now
             elif self.phase == "settle" and now - self.marks["settle"] >= settled:
+                self.profile("window", plan["window"])
                 self.samples["window_start"] = self.counters()
                 self.samples["rss"] = [self.runner_rss()]
                 self.phase, self.marks["window"] = "window", now
@@ -273,12 +283,30 @@ def make_supervisor_class() -> Any:
                     self.samples["window_end"] = self.counters()
                     self.samples["rss"].append(self.runner_rss())
                     self.phase, self.marks["finish"] = "finish", now
+                    self.profile("finish", interval + 5)
                     self.finisher = threading.Thread(target=self._finish_all, daemon=True)
                     self.finisher.start()
             elif self.phase == "finish":
                 finishing = self.finisher is not None and self.finisher.is_alive()
                 if (not finishing and not self.specs) or now - self.marks["finish"] > plan["finish_timeout"]:
                     self.phase = "done"
+
+        def profile(self, phase: str, seconds: float) -> None:
+            """With ``--py-spy DIR``: sample the runner and this supervisor for ``seconds`` (py-spy, collapsed
+            stacks in ``DIR/<contender>-<N>-<phase>-<process>-<pid>.txt``)."""
+            folder = self.plan.get("py_spy")
+            if not folder:
+                return
+            for process, pid in (("runner", self.pid), ("supervisor", os.getpid())):
+                name = (
+                    f"{self.plan['contender'].split()[0]}-{len(self.plan['waits'])}-{phase}-{process}-{pid}"
+                )
+                command = [os.path.join(os.path.dirname(sys.executable), "py-spy"), "record", "--nonblocking"]
+                command += ["--format", "raw", "--duration", str(math.ceil(seconds)), "--pid", str(pid)]
+                command += ["--output", os.path.join(folder, name + ".txt")]
+                self.profilers.append(
+                    subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                )
 
         def handed_over(self) -> int:
             """Triggers given to the runner (or already ended)."""
@@ -366,6 +394,8 @@ def supervise(plan_path: str, result_path: str) -> None:
         supervisor.run()
     finally:
         supervisor.kill(escalation_delay=10, force=True)
+        for profiler in supervisor.profilers:
+            profiler.wait(timeout=60)
     with open(result_path, "w") as file:
         json.dump(supervisor.report(), file)
 
@@ -443,9 +473,11 @@ def make_plan(
     }
 
 
-def run_round(contender: str, shards: list[dict[str, Any]], n: int, interval: float) -> dict[str, Any]:
+def run_round(
+    contender: str, shards: list[dict[str, Any]], n: int, interval: float, **settings: Any
+) -> dict[str, Any]:
     """One contender, N waits, in a fresh supervisor process."""
-    return run_plan(make_plan(contender, shards, n, interval))
+    return run_plan(make_plan(contender, shards, n, interval, **settings))
 
 
 def run_plan(plan: dict[str, Any]) -> dict[str, Any]:
@@ -507,12 +539,29 @@ def load() -> str:
         return " ".join(file.read().split()[:3])
 
 
+def paired_ratios(results: dict[str, list[dict[str, Any]]]) -> list[float]:
+    """Ours / bare CPU per poll of each round (the two ran back to back, so under about the same load)."""
+    return [
+        (o["runner_cpu_s"] / o["polls"]) / (b["runner_cpu_s"] / b["polls"])
+        for o, b in zip(results[OURS], results[BARE], strict=True)
+        if o.get("polls") and b.get("polls")
+    ]
+
+
+def cpu_per_poll_ms(result: dict[str, Any]) -> str:
+    return f" ({result['runner_cpu_s'] / result['polls'] * 1000:.3f} ms)" if result.get("polls") else ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--waits", default="1000", help="comma-separated Ns (default 1000)")
     parser.add_argument("--poll-interval", type=float, default=None, help="seconds; default max(5, N / 500)")
-    parser.add_argument("--rounds", type=int, default=None, help="default 2 for N <= 1000, else 1")
+    parser.add_argument("--rounds", type=int, default=None, help="default 3 for N <= 1000, else 1")
     parser.add_argument("--shards", type=int, default=2, help="emulator processes (default 2)")
+    parser.add_argument("--only", choices=("ours", "bare"), help="run one contender (no ratios, no GOAL)")
+    parser.add_argument(
+        "--py-spy", metavar="DIR", help="sample the runner and supervisor with py-spy (raw stacks in DIR)"
+    )
     args = parser.parse_args()
     logging.getLogger("airflow_provider_nairi.client").setLevel(logging.WARNING)  # the set-up's requests
     sys.path.insert(0, BENCH)
@@ -520,6 +569,7 @@ def main() -> None:
 
     from airflow_provider_nairi.client import ClientConfig, NairiClient  # noqa: PLC0415
 
+    contenders = {"ours": [OURS], "bare": [BARE], None: [BARE, OURS]}[args.only]
     worst = {"cpu": 0.0, "rss": 0.0, "p99_over_interval": -math.inf, "errors": 0}
     with contextlib.ExitStack() as stack:
         shards = []
@@ -539,19 +589,27 @@ def main() -> None:
             )
         for n in (int(text) for text in args.waits.split(",")):
             interval = args.poll_interval or max(5.0, n / 500)
-            rounds = args.rounds or (2 if n <= 1000 else 1)
-            results: dict[str, list[dict[str, Any]]] = {BARE: [], OURS: []}
-            loads = [load()]
-            for _ in range(rounds):
-                for contender in (BARE, OURS):
-                    results[contender].append(run_round(contender, shards, n, interval))
-                    loads.append(load())
-            summary = {name: summarize(runs) for name, runs in results.items()}
+            rounds = args.rounds or (3 if n <= 1000 else 1)
+            results: dict[str, list[dict[str, Any]]] = {name: [] for name in contenders}
+            for k in range(rounds):  # interleaved: bare, ours; ours, bare; ... (a drifting load hits both)
+                for contender in contenders if k % 2 == 0 else contenders[::-1]:
+                    before = load()
+                    result = run_round(contender, shards, n, interval, py_spy=args.py_spy)
+                    result["load"] = f"{before} -> {load()}"
+                    results[contender].append(result)
             print(
                 f"{n:,} waits polling every {interval:g} s, {args.shards} emulator processes, "
-                f"best of {rounds} "
-                f"round(s); load average {loads[0]} at start, {loads[-1]} at end"
+                f"{rounds} interleaved round(s); load average (1, 5, 15 min) before -> after each run "
+                "(CPU per poll):"
             )
+            for k in range(rounds):
+                runs = [f"{name.split()[0]} {results[name][k]['load']}" for name in contenders]
+                runs = [
+                    run + cpu_per_poll_ms(results[name][k])
+                    for run, name in zip(runs, contenders, strict=True)
+                ]
+                print(f"  round {k + 1}: " + "; ".join(runs))
+            summary = {name: summarize(runs) for name, runs in results.items()}
             print(
                 f"  {'contender':26s} {'CPU/poll':>9s} {'RSS/trigger':>11s} {'p50':>6s} {'p99':>6s}"
                 f" {'errors':>6s}"
@@ -570,26 +628,25 @@ def main() -> None:
                         f"    ({row['blocked']} 'blocked main thread' warnings,"
                         f" {row['warnings']} warning/error lines)"
                     )
+            if len(contenders) == 1:
+                continue
             ours, bare = summary[OURS], summary[BARE]
-            cpu, rss = (
-                ours["cpu_per_poll"] / bare["cpu_per_poll"],
-                ours["rss_per_trigger"] / bare["rss_per_trigger"],
-            )
-            paired = [
-                (o["runner_cpu_s"] / o["polls"]) / (b["runner_cpu_s"] / b["polls"])
-                for o, b in zip(results[OURS], results[BARE], strict=True)
-                if "polls" in o and "polls" in b
-            ]
+            paired = paired_ratios(results)
+            cpu = statistics.median(paired) if paired else math.inf
+            rss = ours["rss_per_trigger"] / bare["rss_per_trigger"]
             print(
-                f"  ours/bare: CPU per poll {cpu:.2f} (round by round {min(paired, default=math.nan):.2f} to "
-                f"{max(paired, default=math.nan):.2f}), RSS per trigger {rss:.2f}; log lines per poll: ours "
-                f"{ours['log_lines_per_poll']:.2f}, bare {bare['log_lines_per_poll']:.2f}",
+                f"  ours/bare: CPU per poll {cpu:.2f} (median of the {len(paired)} rounds' ratios, spread "
+                f"{min(paired, default=math.nan):.2f} to {max(paired, default=math.nan):.2f}), "
+                f"RSS per trigger {rss:.2f}; log lines per poll: ours {ours['log_lines_per_poll']:.2f}, bare "
+                f"{bare['log_lines_per_poll']:.2f}",
                 flush=True,
             )
             worst["cpu"] = max(worst["cpu"], cpu)
             worst["rss"] = max(worst["rss"], rss)
             worst["p99_over_interval"] = max(worst["p99_over_interval"], ours["p99"] - interval)
             worst["errors"] += ours["errors"]
+    if len(contenders) == 1:
+        return
     print(
         f"GOAL cpu_per_poll {verdict(worst['cpu'] <= 1.1)} {worst['cpu']:.2f} (<= 1.1x bare aiohttp trigger)"
     )
