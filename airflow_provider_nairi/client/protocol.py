@@ -150,7 +150,7 @@ class Envelope:
     request_id: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per answer, kept until the next: one object, no __dict__
 class RateLimit:
     """The rate-limit headers of the latest answer: requests per window, left in it, and when it resets."""
 
