@@ -36,7 +36,7 @@ from airflow_provider_nairi.client.protocol import RateLimit
 from airflow_provider_nairi.exceptions import NairiRateLimitError
 
 #: How much slower than the limit a budget paces in a window it opened (arrival jitter must not overrun it).
-PACE_MARGIN = 0.04
+PACE_MARGIN = 0.02
 #: Requests that may go before any answer has spoken about the key (the probe and a few beside it), and the
 #: seconds the others wait for an answer: a first answer that takes longer (a hung host) holds nobody.
 FIRST_REQUESTS = 10
@@ -78,6 +78,8 @@ class RateBudget:
         #: The shortest window seen (seconds), and (reset, when it opened) of the latest window we opened.
         self.window: float | None = None
         self.window_opened = (0.0, 0.0)
+        #: Seconds a request may go ahead of its place in a window this budget opened (:meth:`lead_for`).
+        self.lead = 0.0
 
     def __repr__(self) -> str:
         return f"RateBudget(spacing={self.spacing}, paused_until={self.paused_until:.3f})"
@@ -109,7 +111,7 @@ class RateBudget:
                 return False
             number = self.next_ticket
             due = self._due(number)
-            if due - now > SHORTEST_WAIT:
+            if due - now > max(SHORTEST_WAIT, self.lead):
                 return False
             self.next_ticket += 1
             if due < now:  # as reserve: nobody queued ahead, this one goes now
@@ -173,7 +175,9 @@ class RateBudget:
                 reset = self._window_end(rate_limit, reset, sent_at)
             if remaining and reset is not None and reset > now:
                 first = self.spacing is None
-                self._set_spacing(now, self._own_pace(rate_limit) or (reset - now) / remaining)
+                own_pace = self._own_pace(rate_limit)
+                self.lead = lead_for(rate_limit, self.window) if own_pace else 0.0
+                self._set_spacing(now, own_pace or (reset - now) / remaining)
                 if first and self.spacing:  # the first requests went unpaced: count them as paced ones
                     self.anchor = self.next_ticket
                     self.anchor_time = max(now, self.probe_started + self.probes * self.spacing)
@@ -217,6 +221,18 @@ class RateBudget:
             return
         self.paused_until = until
         self.anchor_time += added
+
+
+def lead_for(rate_limit: RateLimit | None, window: float | None) -> float:
+    """How far ahead of its place a request may go in a window of ``window`` seconds the budget opened,
+    where it paces :data:`PACE_MARGIN` under the limit: ``window x (margin - (1 + margin) / limit)``, the
+    most that keeps any window of that length at or under the limit (0 when the margin cannot hold a whole
+    request: a 20-per-second key is paced slot by slot). A key allowing 100,000 a minute lets a burst of
+    polls (a triggerer's loop catching up after a pause) go at once instead of queueing each behind a timer.
+    """
+    if rate_limit is None or not rate_limit.limit or window is None:
+        return 0.0
+    return max(0.0, window * (PACE_MARGIN - (1 + PACE_MARGIN) / rate_limit.limit))
 
 
 class RateBudgets:

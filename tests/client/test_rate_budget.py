@@ -6,10 +6,12 @@ import pytest
 
 from airflow_provider_nairi.client.budget import (
     FIRST_REQUESTS,
+    PACE_MARGIN,
     PROBE_PATIENCE,
     RateBudget,
     RateBudgets,
     key_fingerprint,
+    lead_for,
 )
 from airflow_provider_nairi.client.protocol import RateLimit
 
@@ -164,7 +166,7 @@ def test_whole_second_resets_are_narrowed_by_the_windows_it_opened():
     opened = T0 + 1.4  # reset T0 + 3 looks 1.6 s long, but it opened 1.1 s after the previous one
     budget.record(opened, RateLimit(limit=20, remaining=19, reset=T0 + 3), sent_at=opened)
     assert budget.window == pytest.approx(1.1)
-    assert budget.spacing == pytest.approx(1.1 * 1.04 / 20)  # the key's steady pace in its own window
+    assert budget.spacing == pytest.approx(1.1 * (1 + PACE_MARGIN) / 20)  # the key's steady pace, own window
     budget.record(T0 + 2.4, RateLimit(limit=20, remaining=0, reset=T0 + 3))
     assert budget.paused_until == pytest.approx(T0 + 2.5)  # the window's end, not the rounded T0 + 3
 
@@ -200,3 +202,36 @@ def test_a_key_with_headroom_lets_a_request_go_at_once_and_counts_it_in_the_queu
 def test_without_rate_limit_headers_every_request_goes_at_once():
     budget = fresh_with_answer(remaining=None, window=0)
     assert all(budget.go_now(T0) for _ in range(100))
+
+
+def own_window_budget(limit: int, window: float) -> RateBudget:
+    """A budget that opened a window of ``window`` s on a key allowing ``limit`` per window (its probe
+    answered ``limit - 1`` left)."""
+    budget = RateBudget()
+    budget.reserve(T0)
+    budget.record(T0, RateLimit(limit=limit, remaining=limit - 1, reset=T0 + window), sent_at=T0)
+    return budget
+
+
+def test_a_key_with_much_headroom_lets_a_burst_go_at_once_and_no_window_gets_more_than_its_limit():
+    """On a key allowing 100,000 requests a minute, a burst of polls (a triggerer's loop catching up after a
+    pause) goes at once instead of queueing one slot apart; whatever the arrivals, no window of the key's
+    length gets more than the limit. A 20-per-second key is still paced slot by slot."""
+    roomy = own_window_budget(100_000, 60.0)
+    assert roomy.spacing == pytest.approx(60 * (1 + PACE_MARGIN) / 100_000)
+    assert roomy.lead == pytest.approx(60 * (PACE_MARGIN - (1 + PACE_MARGIN) / 100_000))
+    assert roomy.lead == lead_for(RateLimit(100_000, 99_999, T0 + 60), 60.0) and roomy.lead > 1.0
+    assert all(roomy.go_now(T0 + 1) for _ in range(1000))  # 1,000 at once: all go
+    tight = own_window_budget(20, 1.0)
+    assert tight.lead == 0.0
+    assert tight.go_now(T0 + 1) is True and tight.go_now(T0 + 1) is False  # the next is one slot later
+
+    budget, sent, now = own_window_budget(1000, 10.0), [T0], T0
+    while now < T0 + 60:  # demand far above the limit, in bursts
+        for _ in range(50):
+            if budget.go_now(now):
+                sent.append(now)
+        now += 0.2
+    for start in sent:
+        assert sum(1 for t in sent if start <= t < start + 10.0) <= 1000
+    assert len(sent) >= 5 * 1000 * 0.95  # and the key is used, not wasted
