@@ -31,7 +31,8 @@ with run_emulator(**settings) as emu:
 
 @contextlib.contextmanager
 def emulator_process(**settings: Any) -> Iterator[dict[str, Any]]:
-    """Run the emulator in a child process; yields ``base_url``, ``api_key`` and an ``admin`` client.
+    """Run the emulator in a child process; yields ``base_url``, ``api_key``, an ``admin`` client (and its
+    ``admin_url``, ``admin_token``) and the process's ``pid``.
 
     ``seed_agents=N`` stores N agents directly (without N requests) before the server answers.
     """
@@ -46,7 +47,8 @@ def emulator_process(**settings: Any) -> Iterator[dict[str, Any]]:
     try:
         assert child.stdout is not None
         info = json.loads(child.stdout.readline())
-        info["admin"] = AdminClient(info.pop("admin_url"), info.pop("admin_token"))
+        info["admin"] = AdminClient(info["admin_url"], info["admin_token"])
+        info["pid"] = child.pid
         yield info
     finally:
         assert child.stdin is not None

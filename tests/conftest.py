@@ -25,3 +25,13 @@ def emulator():
 
     with run_emulator() as running:
         yield running
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_budgets(monkeypatch):
+    """Each test's sync clients start with no shared rate-limit history (the process budget is global; an
+    async client's budgets belong to its event loop, fresh per test)."""
+    from airflow_provider_nairi.client import sync  # noqa: PLC0415
+    from airflow_provider_nairi.client.budget import RateBudgets  # noqa: PLC0415
+
+    monkeypatch.setattr(sync, "PROCESS_BUDGETS", RateBudgets())

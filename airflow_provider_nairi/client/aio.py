@@ -21,6 +21,7 @@ Imports no Airflow. Import it lazily (inside a trigger's ``run``): aiohttp costs
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import ssl
@@ -33,6 +34,7 @@ import aiohttp
 from requests.utils import get_environ_proxies, select_proxy
 
 from airflow_provider_nairi.client.api import AsyncNairiApi
+from airflow_provider_nairi.client.budget import SHORTEST_WAIT, RateBudget, RateBudgets
 from airflow_provider_nairi.client.config import ClientConfig
 from airflow_provider_nairi.client.protocol import (
     DEFAULT_PAGE_SIZE,
@@ -46,6 +48,7 @@ from airflow_provider_nairi.client.protocol import (
     deadline_error,
     log_answer,
     parse_response,
+    parse_retry_after,
     rate_limit_wait,
     request_headers,
     transport_error,
@@ -124,6 +127,26 @@ class _LoopSessions:
 SESSIONS = _LoopSessions()
 
 
+class _LoopBudgets:
+    """The rate budgets of each running event loop, one per key (every trigger of a triggerer on that key
+    shares it), and per loop the event that wakes clients waiting for a probe's answer."""
+
+    def __init__(self) -> None:
+        self._loops: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[RateBudgets, asyncio.Event]
+        ] = weakref.WeakKeyDictionary()
+
+    def for_config(self, config: ClientConfig) -> tuple[RateBudget, asyncio.Event]:
+        loop = asyncio.get_running_loop()
+        if loop not in self._loops:
+            self._loops[loop] = (RateBudgets(), asyncio.Event())
+        budgets, answered = self._loops[loop]
+        return budgets.for_key(config.base_url, config.api_key), answered
+
+
+BUDGETS = _LoopBudgets()
+
+
 @functools.lru_cache(maxsize=16)
 def _ca_bundle_context(path: str) -> ssl.SSLContext:
     if os.path.isdir(path):
@@ -144,7 +167,11 @@ def _ssl_setting(verify: bool | str) -> bool | ssl.SSLContext:
 
 class AsyncNairiClient(AsyncNairiApi):
     """Every endpoint, awaited (:class:`~airflow_provider_nairi.client.api.AsyncNairiApi`: the table the
-    sync client reads too), over aiohttp. Use one per trigger and close it in ``finally``."""
+    sync client reads too), over aiohttp. Use one per trigger and close it in ``finally``.
+
+    Every client of one key in an event loop shares its rate budget (:mod:`.budget`): requests are spaced
+    by the ``X-RateLimit-*`` headers, and a 429 or a used-up window holds them all until ``Retry-After`` or
+    the reset (a longer hold than ``retry_max_wait`` fails at once with NairiRateLimitError)."""
 
     def __init__(self, config: ClientConfig, *, sleep: Any = asyncio.sleep) -> None:
         self.config = config
@@ -156,6 +183,9 @@ class AsyncNairiClient(AsyncNairiApi):
         )
         self._ssl = _ssl_setting(config.verify)
         self._proxy: str | None = None
+        self._read_headers = request_headers(config, "GET", None)  # the same for every read: built once
+        self._budget: tuple[RateBudget, asyncio.Event] | None = None
+        self._waited_until = 0.0  # the end of the pause this client's own 429 caused (its retry waits it out)
         #: ``(method, path, request id)`` of the latest answer read, for errors about what it held.
         self.last_answer: tuple[str, str, str | None] | None = None
 
@@ -226,7 +256,9 @@ class AsyncNairiClient(AsyncNairiApi):
         idempotency_key: str | None = None,
         expect: Shape | None = None,
     ) -> Envelope:
-        headers = request_headers(self.config, method, idempotency_key)
+        headers = (
+            self._read_headers if method == "GET" else request_headers(self.config, method, idempotency_key)
+        )
         envelope = await acall_with_retries(
             self.config,
             lambda: self._exchange(method, path, headers, params=params, json=json, expect=expect),
@@ -234,6 +266,19 @@ class AsyncNairiClient(AsyncNairiApi):
         )
         self.last_answer = (method, path, envelope.request_id)
         return envelope
+
+    async def _take_turn(self, budget: RateBudget, answered: asyncio.Event) -> bool:
+        """Wait for this request's slot in the key's budget (and any pause recorded meanwhile); return
+        whether it probes the key (its answer wakes the clients waiting for the first one)."""
+        while (ticket := budget.reserve(now := max(time.time(), self._waited_until))) is None:
+            with contextlib.suppress(asyncio.TimeoutError):  # a first request is learning the key's limit
+                await asyncio.wait_for(answered.wait(), budget.probe_wait(time.time()))
+        self._waited_until = 0.0
+        budget.check_pause(now, self.config.retry_max_wait)
+        while (wait := budget.due(ticket) - now) > SHORTEST_WAIT:
+            await self._sleep(wait)
+            now = max(time.time(), now + wait)  # (a test's recorded sleep takes no time)
+        return ticket.number is None
 
     async def _exchange(
         self,
@@ -246,13 +291,19 @@ class AsyncNairiClient(AsyncNairiApi):
         expect: Shape | None,
     ) -> Envelope:
         """One try, bounded by ``request_timeout`` from the wait for a pooled connection to the body's end
-        (read by :class:`AnswerBody`: decoded, capped)."""
-        wait = rate_limit_wait(self._rate_limit, self.config)
-        if wait:
-            await self._sleep(wait)
+        (read by :class:`AnswerBody`: decoded, capped), after this request's turn in the key's budget."""
+        rate_limit_wait(self._rate_limit, self.config)  # raises if the window resets after retry_max_wait
+        if self._budget is None:
+            self._budget = BUDGETS.for_config(self.config)
+        budget, answered = self._budget
+        # a key with headroom: go at once (no coroutine, one lock); else queue for a turn
+        probe = False
+        if self._waited_until or not budget.go_now(time.time()):
+            probe = await self._take_turn(budget, answered)
         if self._session is None or self._session.closed:
             self._session, self._proxy = SESSIONS.acquire(self.config)
-        started = time.monotonic()
+        started, sent_at = time.monotonic(), time.time()
+        read = False
         try:
             async with self._session.request(
                 method,
@@ -284,7 +335,24 @@ class AsyncNairiClient(AsyncNairiApi):
             raise NairiError(
                 self.config.redact(str(exc)), code="request_error", method=method, path=path
             ) from None
-        self._rate_limit = RateLimit.from_headers(response.headers) or self._rate_limit
+        else:
+            read = True
+        finally:
+            if not read:  # no answer (an error, or the trigger was cancelled): it only ends a probe
+                budget.record(time.time(), None, answered=False)
+                if probe:
+                    answered.set()
+                    answered.clear()
+        rate_limit = RateLimit.from_headers(response.headers)
+        self._rate_limit = rate_limit or self._rate_limit
+        limited = response.status == 429
+        retry_after = parse_retry_after(response.headers.get("Retry-After")) if limited else None
+        budget.record(time.time(), rate_limit, sent_at=sent_at, rate_limited=limited, retry_after=retry_after)
+        if retry_after is not None and retry_after <= self.config.retry_max_wait:
+            self._waited_until = budget.paused_until  # the retry's wait (Retry-After) covers the pause
+        if probe:  # wakes the clients waiting for a probe's answer (there are none once the pace is known)
+            answered.set()
+            answered.clear()
         log_answer(self.config, method, path, response.status, started=started, headers=response.headers)
         return parse_response(
             self.config, response.status, response.headers, body, method=method, path=path, expect=expect

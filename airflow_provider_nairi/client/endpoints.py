@@ -29,6 +29,7 @@ Pure: imports no Airflow.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
@@ -139,12 +140,16 @@ class _Descriptor(Generic[P, T]):
         self.__wrapped__ = build
 
     def bind(self, api: SyncTransport | AsyncTransport) -> Callable[..., Any]:
-        build, send = self.build, api.send
+        """The endpoint as a method of ``api``, made once per API object: kept in its ``__dict__``, where
+        later look-ups find it before this descriptor (a trigger calls its endpoint on every poll)."""
+        build = self.build
 
         @functools.wraps(build)
         def method(*args: Any, **kwargs: Any) -> Any:
-            return send(build(*args, **kwargs))
+            return api.send(build(*args, **kwargs))
 
+        with contextlib.suppress(AttributeError):  # an API object without a __dict__ binds every time
+            vars(api)[self.__name__] = method
         return method
 
 

@@ -15,8 +15,7 @@ import logging
 import time
 import uuid
 import zlib
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -151,7 +150,7 @@ class Envelope:
     request_id: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per answer, kept until the next: one object, no __dict__
 class RateLimit:
     """The rate-limit headers of the latest answer: requests per window, left in it, and when it resets."""
 
@@ -163,7 +162,10 @@ class RateLimit:
     def from_headers(cls, headers: Mapping[str, str]) -> RateLimit | None:
         """The ``X-RateLimit-*`` headers (case-insensitive mapping); None when the answer has none of them.
         An unreadable value counts as absent."""
-        limit, remaining, reset = (_header_number(headers.get(name)) for name in RATE_LIMIT_HEADERS)
+        get = headers.get  # (once per answer of every poll: no generator)
+        limit = _header_number(get("X-RateLimit-Limit"))
+        remaining = _header_number(get("X-RateLimit-Remaining"))
+        reset = _header_number(get("X-RateLimit-Reset"))
         if limit is None and remaining is None and reset is None:
             return None
         return cls(
@@ -173,7 +175,6 @@ class RateLimit:
         )
 
 
-RATE_LIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 #: Largest number a header may carry (2**53: every integer up to it is exact as a float); above: unreadable.
 _MAX_HEADER_NUMBER = float(2**53)
 
@@ -711,16 +712,18 @@ class PageCursor:
 _READ_LOG_LEVEL: ContextVar[int] = ContextVar("nairi_read_log_level", default=logging.INFO)
 
 
-@contextmanager
-def polling() -> Iterator[None]:
+class polling:  # (lower case: used as ``with polling():``, like the function it was)
     """Within it (this thread or asyncio task only), a successful read logs its answer line at DEBUG: a wait
     that polls every few seconds would otherwise log hundreds of identical lines an hour; its own lines say
-    what changed (``WaitLog`` in ``triggers/polling.py``)."""
-    token = _READ_LOG_LEVEL.set(logging.DEBUG)
-    try:
-        yield
-    finally:
-        _READ_LOG_LEVEL.reset(token)
+    what changed (``WaitLog`` in ``resources/waiting.py``). A class, not a generator: it wraps every poll."""
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> None:
+        self._token = _READ_LOG_LEVEL.set(logging.DEBUG)
+
+    def __exit__(self, *exc: object) -> None:
+        _READ_LOG_LEVEL.reset(self._token)
 
 
 def log_answer(

@@ -9,7 +9,9 @@ What a caller can rely on:
 - Every POST carries an ``Idempotency-Key`` chosen before the first try; all retries reuse it.
 - Redirects are never followed (the key must not reach another host): a 3xx raises NairiError naming the
   hosts.
-- When the latest answer said the rate-limit window is used up, the next call first waits for its reset.
+- Every client of one key in the process shares its rate budget (:mod:`.budget`): calls are spaced by the
+  ``X-RateLimit-*`` headers, and a 429 or a used-up window holds them all until ``Retry-After`` or the reset
+  (a longer hold than ``retry_max_wait`` fails at once with NairiRateLimitError).
 - Each try has a total deadline, ``request_timeout``: a JSON answer whose body trickles or never ends is
   cut off (a retryable NairiConnectionError), and its size is capped at ``max_answer_bytes`` after
   decoding (NairiAnswerTooLargeError), while it is read.
@@ -31,6 +33,7 @@ import requests
 import urllib3
 
 from airflow_provider_nairi.client.api import DownloadTarget, NairiApi, UploadSource
+from airflow_provider_nairi.client.budget import PROCESS_BUDGETS, SHORTEST_WAIT, RateBudget
 from airflow_provider_nairi.client.config import ClientConfig
 from airflow_provider_nairi.client.protocol import (
     DEFAULT_PAGE_SIZE,
@@ -44,6 +47,7 @@ from airflow_provider_nairi.client.protocol import (
     deadline_error,
     log_answer,
     parse_response,
+    parse_retry_after,
     rate_limit_wait,
     request_headers,
     transport_error,
@@ -59,6 +63,9 @@ from airflow_provider_nairi.client.transfer import (
 from airflow_provider_nairi.exceptions import NairiConnectionError, NairiError, NairiServerError
 
 log = logging.getLogger("airflow_provider_nairi.client")
+
+#: Seconds a thread waits before asking again while another one's first request probes the key's budget.
+PROBE_WAIT = 0.05
 
 #: requests exceptions after which no answer arrived and a retry can succeed.
 _TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
@@ -113,6 +120,7 @@ class NairiClient(NairiApi):
     :param config: a validated :class:`ClientConfig`.
     :param session: a session to use instead of a new one (tests, connection sharing).
     :param sleep: how to wait between tries (tests pass a recorder).
+    :param budget: the key's rate budget; by default the one this process's clients of the key share.
     """
 
     def __init__(
@@ -121,11 +129,14 @@ class NairiClient(NairiApi):
         *,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        budget: RateBudget | None = None,
     ) -> None:
         self.config = config
         self.session = session or new_session(config)
         self._sleep = sleep
         self._rate_limit: RateLimit | None = None
+        self.budget = budget or PROCESS_BUDGETS.for_key(config.base_url, config.api_key)
+        self._waited_until = 0.0  # the end of the pause this client's own 429 caused (its retry waits it out)
 
     def close(self) -> None:
         self.session.close()
@@ -238,16 +249,15 @@ class NairiClient(NairiApi):
         json: Any = None,
         data: Any = None,
     ) -> tuple[requests.Response, float]:
-        """One try up to the answer's headers: wait for the rate-limit window, send, record the rate limit,
-        log; no status check. Returns the answer, its body not read yet, and the try's deadline
-        (``request_timeout`` from the send; until the headers, each wait is at most ``read_timeout`` and the
-        deadline)."""
-        wait = rate_limit_wait(self._rate_limit, self.config)
-        if wait:
-            log.info("Nairi rate limit used up; waiting %.1f s for the window to reset.", wait)
-            self._sleep(wait)
-        started = time.monotonic()
+        """One try up to the answer's headers: wait for this call's turn in the key's budget, send, record
+        the rate limit, log; no status check. Returns the answer, its body not read yet, and the try's
+        deadline (``request_timeout`` from the send; until the headers, each wait is at most ``read_timeout``
+        and the deadline)."""
+        rate_limit_wait(self._rate_limit, self.config)  # raises if the window resets after retry_max_wait
+        self._take_turn()
+        started, sent_at = time.monotonic(), time.time()
         deadline = started + self.config.request_timeout
+        answered = False
         try:
             response = self.session.request(
                 method,
@@ -279,7 +289,20 @@ class NairiClient(NairiApi):
             raise NairiError(
                 self.config.redact(str(exc)), code="request_error", method=method, path=path
             ) from None
-        self._rate_limit = RateLimit.from_headers(response.headers) or self._rate_limit
+        else:
+            answered = True
+        finally:
+            if not answered:
+                self.budget.record(time.time(), None, answered=False)
+        rate_limit = RateLimit.from_headers(response.headers)
+        self._rate_limit = rate_limit or self._rate_limit
+        limited = response.status_code == 429
+        retry_after = parse_retry_after(response.headers.get("Retry-After")) if limited else None
+        self.budget.record(
+            time.time(), rate_limit, sent_at=sent_at, rate_limited=limited, retry_after=retry_after
+        )
+        if retry_after is not None and retry_after <= self.config.retry_max_wait:
+            self._waited_until = self.budget.paused_until  # the retry's wait (Retry-After) covers the pause
         log_answer(self.config, method, path, response.status_code, started=started, headers=response.headers)
         return response, deadline
 
@@ -315,6 +338,21 @@ class NairiClient(NairiApi):
         except BaseException:
             response.close()
             raise
+
+    def _take_turn(self) -> None:
+        """Wait for this call's slot in the key's budget (and any pause recorded meanwhile)."""
+        if not self._waited_until and self.budget.go_now(time.time()):  # a key with headroom: go at once
+            return
+        while (ticket := self.budget.reserve(now := max(time.time(), self._waited_until))) is None:
+            # another thread's first request is learning the key's limit
+            self._sleep(min(PROBE_WAIT, self.budget.probe_wait(time.time())) or PROBE_WAIT)
+        self._waited_until = 0.0
+        self.budget.check_pause(now, self.config.retry_max_wait)
+        while (wait := self.budget.due(ticket) - now) > SHORTEST_WAIT:
+            if wait >= 1:
+                log.info("Nairi rate limit: waiting %.1f s for this key's turn.", wait)
+            self._sleep(wait)
+            now = max(time.time(), now + wait)  # (a test's recorded sleep takes no time)
 
     def _download_into(
         self, path: str, file: Any, expected_sha256: str | None, expected_size: int | None

@@ -10,7 +10,8 @@ resource counts and live settings. Answers are ``{"success": true, "data": ...}`
 | ``POST /_admin/keys`` | ``{scopes, prefix, name}`` | ``{key}`` |
 | ``POST /_admin/keys/revoke`` | ``{key}`` | ``{revoked: bool}`` |
 | ``GET /_admin/requests`` · ``DELETE /_admin/requests`` | | the request log (oldest first) · ``{}`` |
-| ``GET /_admin/counts`` | | ``{agents: n, conversations: n, ...}`` |
+| ``GET /_admin/counts`` | | ``{agents: n, ..., requests_total: n, requests_rate_limited: n}`` |
+| ``POST /_admin/conversations/finish`` | ``{ids}`` | ``{finished: {id: updated_at}}`` (turns ended now) |
 | ``PATCH /_admin/settings`` | any of ``turn_latency, video_delay, upload_limit, rate_limit, rate_window,
   slow_seconds, fault_retry_after`` | the changed settings |
 """
@@ -29,6 +30,7 @@ from starlette.responses import Response
 
 from airflow_provider_nairi.emulator.core import Core
 from airflow_provider_nairi.emulator.protocol import ApiError, parse_json
+from airflow_provider_nairi.emulator.resources.conversations import finish_now
 from airflow_provider_nairi.emulator.settings import FAULT_KINDS
 
 TOKEN_HEADER = "X-Admin-Token"  # noqa: S105 - a header name, not a secret
@@ -82,6 +84,12 @@ def _dispatch(core: Core, method: str, path: str, body: dict[str, Any]) -> Any:
         return {}
     if path == "/counts" and method == "GET":
         return core.counts()
+    if path == "/conversations/finish" and method == "POST":
+        ids = body.get("ids")
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise ValueError("ids must be a list of conversation ids")
+        ended = (finish_now(core, conversation_id) for conversation_id in ids)
+        return {"finished": {record["id"]: record["updated_at"] for record in ended if record is not None}}
     if path == "/settings" and method == "PATCH":
         unknown = set(body) - set(LIVE_SETTINGS)
         if unknown:
@@ -147,8 +155,16 @@ class AdminClient:
         self._call("DELETE", "/requests")
 
     def counts(self) -> dict[str, int]:
-        """How many records each table holds: agents, conversations, messages, artifacts, videos..."""
+        """How many records each table holds (agents, conversations, messages, artifacts, videos...), and
+        ``requests_total``: API requests received since start (the log keeps only the last 10,000), and
+        ``requests_rate_limited``: those refused with 429 by the key's rate limit."""
         return dict(self._call("GET", "/counts"))
+
+    def finish_turns(self, conversation_ids: Sequence[str]) -> dict[str, str]:
+        """End the queued or running turns of these conversations now, as if their delay had run out
+        (``completed`` with the reply, or ``failed`` per the message's directives); returns
+        ``{conversation id: updated_at}`` of those it ended (ids without a turn under way are left out)."""
+        return dict(self._call("POST", "/conversations/finish", {"ids": list(conversation_ids)})["finished"])
 
     def update_settings(self, **settings: Any) -> dict[str, Any]:
         """Change live settings (see :data:`LIVE_SETTINGS`), e.g. ``rate_limit=5``."""

@@ -142,6 +142,7 @@ class NairiApp:
             "at": time.time(),
         }
         self.core.log.append(entry)
+        self.core.requests_total += 1
         headers = {"X-Request-Id": request_id}
         fault = self.core.faults.draw(path)
         if fault == "reset" and reset_connection(send):
@@ -215,6 +216,7 @@ class NairiApp:
         headers.update(limit_headers)
         key = core.authenticate(received)
         if not allowed:
+            core.requests_rate_limited += 1
             raise ApiError(429, "rate_limited", "Too many requests for this key; see Retry-After.")
         if route is None:
             raise ApiError(404, "not_found", f"No endpoint {request.method} {path}.")

@@ -42,6 +42,10 @@ class Core:
         self.faults = Faults()
         self.faults.configure(rate=settings.fault_rate, kinds=settings.fault_kinds, seed=settings.fault_seed)
         self.log: collections.deque[dict[str, Any]] = collections.deque(maxlen=LOG_SIZE)
+        #: API requests received since start (the log keeps only the last :data:`LOG_SIZE`).
+        self.requests_total = 0
+        #: Of those, the ones answered 429 because their key was over its rate limit (faults not counted).
+        self.requests_rate_limited = 0
         self.windows: dict[str, Window] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
         #: Idempotency records being produced right now (a concurrent duplicate gets 409 ``conflict``).
@@ -133,6 +137,8 @@ class Core:
         counts = self.store.counts()
         counts.pop("idempotency")
         counts["requests_logged"] = len(self.log)
+        counts["requests_total"] = self.requests_total
+        counts["requests_rate_limited"] = self.requests_rate_limited
         return counts
 
     def new_record(

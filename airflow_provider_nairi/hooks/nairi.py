@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
+import json
 import sys
 import time
 import warnings
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -190,6 +192,46 @@ class NairiHook(_NairiConnectionHook, NairiManagedAgentMixin):
 #: The async client's module (it imports aiohttp): loaded on a trigger's first use, never at DAG parse.
 ASYNC_CLIENT_MODULE = "airflow_provider_nairi.client.aio"
 
+#: Seconds one read of a connection serves the other triggers of the event loop that start meanwhile.
+CONNECTION_SHARED_FOR = 30.0
+
+
+class _SharedConnectionReads:
+    """One read of each connection per event loop for the triggers that start together.
+
+    A triggerer often starts hundreds of triggers of one connection within seconds (a mapped task deferring
+    every wait). Reading it is costly in Airflow 3 (a secrets-backend look-up, a thread, a round trip to the
+    supervisor per secret to mask), and triggers that each read it queue behind one another on the event
+    loop all of them share. So the first trigger reads it and every trigger of the same connection (and the
+    same overrides) that asks while that read runs, or within :data:`CONNECTION_SHARED_FOR` seconds after it
+    succeeded, gets its result: a changed connection (a rotated key) reaches new triggers within that time. A
+    failed read is not kept (the next trigger reads again); running triggers keep the client they built.
+    """
+
+    def __init__(self) -> None:
+        self._loops: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[str, tuple[asyncio.Task[ClientConfig], float]]
+        ] = weakref.WeakKeyDictionary()
+
+    async def read(self, hook: NairiAsyncHook) -> ClientConfig:
+        loop = asyncio.get_running_loop()
+        reads = self._loops.setdefault(loop, {})
+        name = json.dumps([hook.nairi_conn_id, hook.overrides], sort_keys=True, default=repr)
+        entry = reads.get(name)
+        now = time.monotonic()
+        task = entry[0] if entry is not None else None
+        if task is not None and task.done():
+            failed = task.cancelled() or task.exception() is not None
+            if failed or now - entry[1] > CONNECTION_SHARED_FOR:  # type: ignore[index]
+                entry = None
+        if entry is None:
+            entry = reads[name] = (loop.create_task(hook.read_config()), now)
+        # shielded: a trigger cancelled while waiting does not cancel the read the others wait for
+        return await asyncio.shield(entry[0])
+
+
+SHARED_CONNECTION_READS = _SharedConnectionReads()
+
 
 class NairiAsyncHook(_NairiConnectionHook):
     """An Airflow connection (read with ``aget_connection``) turned into the async client, for triggers:
@@ -217,7 +259,7 @@ class NairiAsyncHook(_NairiConnectionHook):
             if aio is None:
                 aio = await asyncio.to_thread(importlib.import_module, ASYNC_CLIENT_MODULE)
             imported = time.monotonic()
-            config = await self.read_config()
+            config = await SHARED_CONNECTION_READS.read(self)
             self.log.debug(
                 "Read connection %s in %.2f s (async client imported in %.2f s)",
                 self.nairi_conn_id,

@@ -226,16 +226,16 @@ class Waiter:
 
         self.wait_log.started(where, self.poll_interval)
         step = self.after(None) if checked else None
-        while not isinstance(step, dict):
-            if step is not None:
-                time.sleep(step)
-            try:
-                with polling():
+        with polling():  # once per wait, not per poll (a context variable set and reset allocates)
+            while not isinstance(step, dict):
+                if step is not None:
+                    time.sleep(step)
+                try:
                     outcome = check()
-            except (NairiError, *UNREADABLE) as error:
-                step = self.after(self.failure(error))
-            else:
-                step = self.after(outcome)
+                except (NairiError, *UNREADABLE) as error:
+                    step = self.after(self.failure(error))
+                else:
+                    step = self.after(outcome)
         self.wait_log.ended(step)
         return step
 
@@ -247,15 +247,15 @@ class Waiter:
 
         self.wait_log.started(where, self.poll_interval)
         step: Event | float | None = None
-        while not isinstance(step, dict):
-            if step is not None:
-                await asyncio.sleep(step)
-            try:
-                with polling():
+        with polling():  # once per wait, not per poll (a context variable set and reset allocates)
+            while not isinstance(step, dict):
+                if step is not None:
+                    await asyncio.sleep(step)
+                try:
                     outcome = await check()
-            except (NairiError, *UNREADABLE) as error:
-                step = self.after(self.failure(error))
-            else:
-                step = self.after(outcome)
+                except (NairiError, *UNREADABLE) as error:
+                    step = self.after(self.failure(error))
+                else:
+                    step = self.after(outcome)
         self.wait_log.ended(step)
         return step

@@ -163,6 +163,17 @@ def test_the_sync_and_the_async_api_send_the_same_requests():
     assert sync.sent[2][2]["json"] == {"content": "hi", "artifact_ids": ["art_1"]}
 
 
+def test_an_endpoint_is_bound_once_per_api_object_and_sends_through_its_current_send():
+    """A trigger reads its endpoint on every poll: the bound method is made once per client, and still
+    sends through whatever ``send`` the object has at call time."""
+    first, second = AsyncRecorder(), AsyncRecorder()
+    assert first.get_conversation is first.get_conversation
+    assert first.get_conversation is not second.get_conversation
+    assert first.get_conversation.__name__ == "get_conversation" and first.get_conversation.__doc__
+    first.send = lambda call: ("sent", call.path)  # e.g. a test's stand-in, after the first use
+    assert first.get_conversation("conv_1") == ("sent", "/conversations/conv_1")
+
+
 def test_mypy_types_both_uses_from_the_one_table(tmp_path: Path):
     """The descriptors' overloads: a sync call returns the value, an async one a coroutine of it; a wrong
     argument type, and an upload on the async client, are errors mypy reports."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import time
 
@@ -118,3 +119,22 @@ def test_unknown_attachment_is_404_naming_the_field(api, agent):
         "/conversations", json={"agent_id": agent["id"], "message": "m", "artifact_ids": ["art_x"]}
     )
     assert assert_error(response, 404, "not_found")["details"][0]["field"] == "artifact_ids"
+
+
+def test_admin_finish_ends_a_turn_now_as_its_delay_would(api, agent, emulator):
+    waiting = start(api, agent, "slow [[delay:3600]] [[artifact:notes.txt:n]]")
+    failing = start(api, agent, "slow [[delay:3600]] [[fail:quota:Out]]")
+    ended = wait_for(api, f"/conversations/{start(api, agent, 'quick')['id']}")
+    before = time.time()
+    finished = emulator.admin.finish_turns([waiting["id"], failing["id"], ended["id"], "conv_unknown"])
+    assert set(finished) == {waiting["id"], failing["id"]}  # nothing under way in the others
+    done = api.get(f"/conversations/{waiting['id']}").json()["data"]
+    assert done["status"] == "completed"
+    assert done["updated_at"] == finished[waiting["id"]]
+    assert done["last_message"]["content"].startswith("Reply to turn 1: slow")
+    assert len(done["last_message"]["artifact_ids"]) == 1
+    failed = api.get(f"/conversations/{failing['id']}").json()["data"]
+    assert failed["error"] == {"code": "quota", "message": "Out"}
+    assert api.get(f"/conversations/{ended['id']}").json()["data"] == ended
+    stamp = datetime.datetime.fromisoformat(finished[waiting["id"]].replace("Z", "+00:00")).timestamp()
+    assert before - 0.001 <= stamp <= time.time()

@@ -119,6 +119,7 @@ def test_counts_follow_creations(emu, client):
     client.post("/agents", json={"name": "a", "instructions": "i"})
     after = emu.admin.counts()
     assert after["agents"] == before["agents"] + 1
+    assert after["requests_total"] == before["requests_total"] + 1  # the log's length stops at 10,000
     assert {"conversations", "artifacts", "videos", "vaults", "env_vars", "scheduled_jobs"} <= set(after)
 
 

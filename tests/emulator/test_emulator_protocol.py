@@ -92,6 +92,7 @@ def test_rate_limit_per_key_with_headers_and_retry_after():
             assert 1 <= int(limited.headers["Retry-After"]) <= 30
             assert int(limited.headers["X-RateLimit-Reset"]) >= int(time.time())
             assert second.get("/me").status_code == 200  # limits are per key
+        assert emu.admin.counts()["requests_rate_limited"] == 1
 
 
 def test_pagination_edges(emulator):

@@ -17,6 +17,7 @@ from airflow_connections import connection_env_json
 
 from airflow_provider_nairi.client.config import EXTRA_FIELDS
 from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiNotFoundError
+from airflow_provider_nairi.hooks import nairi
 from airflow_provider_nairi.hooks.nairi import NairiAsyncHook, NairiHook
 
 KEY = "nr_live_HookSecretKey0001"
@@ -237,3 +238,42 @@ async def test_the_connection_is_read_once_per_hook_and_its_time_logged_at_debug
     )
     assert 0 <= read_seconds < 10 and 0 <= import_seconds < 10
     assert log.debug.call_count == 1 and KEY not in str(log.mock_calls)
+
+
+async def test_triggers_starting_together_read_their_connection_once(monkeypatch):
+    """A triggerer starting a thousand waits of one connection reads it once (each read costs a secrets
+    look-up, a thread and round trips to the supervisor in Airflow 3), not once per trigger; another
+    connection or other overrides are read on their own; a rotated key reaches triggers that start after
+    CONNECTION_SHARED_FOR seconds; a failed read is not kept."""
+    set_connection(monkeypatch)
+    set_connection(monkeypatch, conn_id="nairi_other", password="nr_live_OtherSecretKey0002")
+    clock = [1000.0]
+    monkeypatch.setattr(nairi.time, "monotonic", lambda: clock[0])
+    hooks = [NairiAsyncHook() for _ in range(50)] + [
+        NairiAsyncHook("nairi_other"),
+        NairiAsyncHook(read_timeout=7),
+    ]
+    with mock.patch.object(
+        NairiAsyncHook, "read_config", autospec=True, side_effect=NairiAsyncHook.read_config
+    ) as read:
+        clients = await asyncio.gather(*(hook.get_async_client() for hook in hooks))
+        assert read.call_count == 3  # nairi_default, nairi_other, nairi_default with read_timeout=7
+        assert {client.config.api_key for client in clients[:50]} == {KEY}
+        assert clients[50].config.api_key == "nr_live_OtherSecretKey0002"
+        assert clients[51].config.read_timeout == 7 and clients[0].config.read_timeout != 7
+        assert len({id(client) for client in clients}) == 52  # each trigger keeps its own client
+
+        set_connection(monkeypatch, password="nr_live_RotatedSecretKey03")
+        clock[0] += nairi.CONNECTION_SHARED_FOR - 1
+        assert (await NairiAsyncHook().get_async_client()).config.api_key == KEY
+        clock[0] += 2
+        assert (await NairiAsyncHook().get_async_client()).config.api_key == "nr_live_RotatedSecretKey03"
+        assert read.call_count == 4
+
+        monkeypatch.delenv("AIRFLOW_CONN_NAIRI_GONE", raising=False)
+        for _ in range(2):
+            with pytest.raises(NairiConfigurationError, match="'nairi_gone' is not defined"):
+                await NairiAsyncHook("nairi_gone").get_async_client()
+        assert read.call_count == 6  # the failure was not kept
+    for hook in hooks:
+        await hook.close()

@@ -62,17 +62,22 @@ def start_turn(
     return conversation, message
 
 
+def plan_of(core: Core, conversation: Record, message: Record) -> agent.Turn:
+    """The agent's plan for ``message`` (its delay, reply, error and artifacts)."""
+    agent_record = core.store.get("agents", conversation["agent_id"]) or {"instructions": ""}
+    names = [a["name"] for i in message["artifact_ids"] if (a := core.store.get("artifacts", i))]
+    return agent.plan_turn(
+        agent_record["instructions"], message["content"], message["turn"], names, core.settings.turn_latency
+    )
+
+
 async def run_turn(core: Core, conversation_id: str, message_id: str) -> None:
     """The agent's work on one user message: wait, then reply (with artifacts) or fail."""
     conversation = core.store.get("conversations", conversation_id)
     message = core.store.get("messages", message_id)
     if conversation is None or message is None:
         return
-    agent_record = core.store.get("agents", conversation["agent_id"]) or {"instructions": ""}
-    names = [a["name"] for i in message["artifact_ids"] if (a := core.store.get("artifacts", i))]
-    plan = agent.plan_turn(
-        agent_record["instructions"], message["content"], message["turn"], names, core.settings.turn_latency
-    )
+    plan = plan_of(core, conversation, message)
     await asyncio.sleep(plan.delay / 5)
     conversation = core.store.get("conversations", conversation_id)
     if conversation is None or conversation["status"] not in ACTIVE:
@@ -83,9 +88,14 @@ async def run_turn(core: Core, conversation_id: str, message_id: str) -> None:
     conversation = core.store.get("conversations", conversation_id)
     if conversation is None or conversation["status"] != "running":
         return
+    end_turn(core, conversation, message, plan)
+
+
+def end_turn(core: Core, conversation: Record, message: Record, plan: agent.Turn) -> Record:
+    """End the turn of ``message`` as ``plan`` says: ``failed``, or ``completed`` with the reply written."""
     if plan.error is not None:
-        core.update_record("conversations", conversation, {"status": "failed", "error": plan.error})
-        return
+        return core.update_record("conversations", conversation, {"status": "failed", "error": plan.error})
+    conversation_id = conversation["id"]
     produced = [
         save_bytes(
             core,
@@ -101,7 +111,20 @@ async def run_turn(core: Core, conversation_id: str, message_id: str) -> None:
         for name, text in plan.artifacts
     ]
     reply = add_message(core, conversation, "assistant", plan.reply, produced)
-    core.update_record("conversations", conversation, {"status": "completed", "last_message": reply})
+    return core.update_record("conversations", conversation, {"status": "completed", "last_message": reply})
+
+
+def finish_now(core: Core, conversation_id: str) -> Record | None:
+    """End a queued or running turn at once, as its delay running out would (admin ``finish``); return the
+    conversation, or ``None`` when it has no turn under way (unknown, or already ended)."""
+    conversation = core.store.get("conversations", conversation_id)
+    if conversation is None or conversation["status"] not in ACTIVE or not conversation["last_message"]:
+        return None
+    message = core.store.get("messages", conversation["last_message"]["id"])
+    if message is None:
+        return None
+    core.stop(conversation_id)
+    return end_turn(core, conversation, message, plan_of(core, conversation, message))
 
 
 def resume(core: Core) -> None:
