@@ -101,6 +101,16 @@ class NairiParameterError(NairiConfigurationError, ValueError):
     """
 
 
+class NairiXComSizeError(NairiConfigurationError):
+    """A result too large for XCom (the metadata database); the message names the parameter that writes it
+    elsewhere (``output_path``)."""
+
+
+class NairiDestinationExistsError(NairiConfigurationError):
+    """A download's destination already holds other content (or is a file where a folder is needed); nothing
+    was written. The message names what exists and how to replace it (``overwrite=True``)."""
+
+
 class NairiAuthError(NairiError):
     """401 (missing, invalid, revoked or agent key) or 403 (scope or workspace denied)."""
 
@@ -146,6 +156,13 @@ class NairiConnectionError(NairiError):
     """No answer: DNS, refused or reset connection, TLS failure, timeout."""
 
     retryable = True
+
+
+class NairiTLSError(NairiConnectionError):
+    """TLS verification failed (unknown CA, wrong host name, expired certificate). Not retried: a retry fails
+    alike. ``code`` is ``tls_error``; fix the CA bundle (``ca_bundle`` extra) or the host."""
+
+    retryable = False
 
 
 class NairiChecksumError(NairiError):

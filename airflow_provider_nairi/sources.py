@@ -1,7 +1,7 @@
 """Resolve the ``sources`` of an upload and upload them: the one upload path of the provider.
 
-:func:`resolve_sources` turns what a DAG author writes into a list of :class:`Source` objects, checking every
-one of them before anything is sent:
+:func:`resolve_sources` turns what a DAG author writes into a list of :class:`UploadFile` objects, checking
+every one of them before anything is sent:
 
 - a local path (``"data/report.pdf"``, ``pathlib.Path``) or a ``file://`` URI;
 - a glob (``"transcripts/*.txt"``, ``"transcripts/**/*.vtt"``, ``"s3://bucket/in/*.csv"``): the files it
@@ -50,7 +50,7 @@ _LOCAL_PROTOCOLS = frozenset({"file", "local"})
 
 
 @dataclass(frozen=True)
-class Source:
+class UploadFile:
     """One file to upload.
 
     :param location: where it is, as the user wrote it (a local path or a URI); used in messages and XCom.
@@ -77,7 +77,7 @@ def _is_uri(text: str) -> bool:
     return "://" in text
 
 
-def _local_source(path: Path, location: str) -> Source:
+def _local_source(path: Path, location: str) -> UploadFile:
     if path.is_dir():
         raise NairiConfigurationError(
             f"sources: {location!r} is a directory. Name the files, or give a glob such as "
@@ -90,7 +90,7 @@ def _local_source(path: Path, location: str) -> Source:
         )
     resolved = path.resolve()
     stat = resolved.stat()
-    return Source(
+    return UploadFile(
         location=location,
         name=path.name,  # as given: a symlink keeps its own name
         size=stat.st_size,
@@ -99,7 +99,7 @@ def _local_source(path: Path, location: str) -> Source:
     )
 
 
-def _storage_source(path: ObjectStoragePath, location: str) -> Source:
+def _storage_source(path: ObjectStoragePath, location: str) -> UploadFile:
     try:
         info = path.fs.info(path.path)
     except FileNotFoundError:
@@ -113,7 +113,7 @@ def _storage_source(path: ObjectStoragePath, location: str) -> Source:
             f"'{location.rstrip('/')}/*' to upload the objects under it."
         )
     size = int(info.get("size") or 0)
-    return Source(
+    return UploadFile(
         location=location,
         name=path.name,
         size=size,
@@ -122,7 +122,7 @@ def _storage_source(path: ObjectStoragePath, location: str) -> Source:
     )
 
 
-def _source(item: SourceItem, location: str) -> Source:
+def _source(item: SourceItem, location: str) -> UploadFile:
     path = as_path(item)
     if isinstance(path, ObjectStoragePath):  # first: on Airflow 2 it is also a pathlib.Path
         return _storage_source(path, location)
@@ -137,7 +137,7 @@ def _split_glob(uri: str) -> tuple[str, str]:
     return f"{scheme}://{'/'.join(parts[:first])}", "/".join(parts[first:])
 
 
-def _expand_glob(pattern: str) -> list[Source]:
+def _expand_glob(pattern: str) -> list[UploadFile]:
     if _is_uri(pattern) and not pattern.startswith("file://"):
         base, rest = _split_glob(pattern)
         matches = sorted(ObjectStoragePath(base).glob(rest), key=str)
@@ -166,7 +166,7 @@ def as_path(location: str | os.PathLike[str] | ObjectStoragePath) -> Path | Obje
     return Path(location).expanduser()
 
 
-def _resolve_one(item: SourceItem) -> list[Source]:
+def _resolve_one(item: SourceItem) -> list[UploadFile]:
     if isinstance(item, str) and item.strip():
         return _expand_glob(item) if _is_glob(item) else [_source(item, item)]
     if isinstance(item, (os.PathLike, ObjectStoragePath)):
@@ -177,7 +177,7 @@ def _resolve_one(item: SourceItem) -> list[Source]:
     )
 
 
-def resolve_sources(sources: SourceItem | Iterable[SourceItem]) -> list[Source]:
+def resolve_sources(sources: SourceItem | Iterable[SourceItem]) -> list[UploadFile]:
     """Expand ``sources`` into the files to upload, in the order given; check all of them first.
 
     :raises NairiConfigurationError: no source given, a source is missing or a directory, or a glob matches no
@@ -188,7 +188,7 @@ def resolve_sources(sources: SourceItem | Iterable[SourceItem]) -> list[Source]:
         items = list(sources)
     if not items or items == [None]:
         raise NairiConfigurationError("sources: give at least one path, glob or URI to upload.")
-    resolved: dict[str, Source] = {}
+    resolved: dict[str, UploadFile] = {}
     for item in items:
         for source in _resolve_one(item):
             resolved.setdefault(source.identity, source)

@@ -21,9 +21,9 @@ from airflow_provider_nairi.client.protocol import DEFAULT_PAGE_SIZE, RateLimit,
 
 #: What ``upload_artifact`` / ``upload_video`` accept: a path, an open binary file, or an object with
 #: ``open("rb")`` (an ``ObjectStoragePath``).
-Source = Any
+UploadSource = Any
 #: What ``download_artifact`` writes to: a path, or an open binary file.
-Destination = Any
+DownloadTarget = Any
 
 
 def _without_none(**fields: Any) -> dict[str, Any]:
@@ -67,7 +67,12 @@ class NairiApi(ABC):
 
     @abstractmethod
     def upload(
-        self, path: str, source: Source, fields: Mapping[str, str], *, idempotency_key: str | None = None
+        self,
+        path: str,
+        source: UploadSource,
+        fields: Mapping[str, str],
+        *,
+        idempotency_key: str | None = None,
     ) -> Any:
         """POST ``source`` (path, seekable binary file or ``ObjectStoragePath``) as the multipart part
         ``file`` with ``fields``; return ``data``.
@@ -82,7 +87,7 @@ class NairiApi(ABC):
     def download(
         self,
         path: str,
-        destination: Destination,
+        destination: DownloadTarget,
         *,
         expected_sha256: str | None = None,
         expected_size: int | None = None,
@@ -285,7 +290,7 @@ class NairiApi(ABC):
 
     def upload_artifact(
         self,
-        source: Source,
+        source: UploadSource,
         name: str | None = None,
         conversation_id: str | None = None,
         *,
@@ -327,7 +332,7 @@ class NairiApi(ABC):
     def download_artifact(
         self,
         artifact_id: str,
-        destination: Destination,
+        destination: DownloadTarget,
         *,
         expected_sha256: str | None = None,
         expected_size: int | None = None,
@@ -519,7 +524,7 @@ class NairiApi(ABC):
         return self.paginate("/videos")
 
     def upload_video(
-        self, source: Source, title: str | None = None, *, idempotency_key: str | None = None
+        self, source: UploadSource, title: str | None = None, *, idempotency_key: str | None = None
     ) -> dict[str, Any]:
         """Upload a video (path, seekable binary file or ``ObjectStoragePath``); it comes back ``processing``:
         poll ``get_video`` until ``ready`` or ``failed``.

@@ -43,6 +43,7 @@ from airflow_provider_nairi.exceptions import (
     NairiPayloadTooLargeError,
     NairiRateLimitError,
     NairiServerError,
+    NairiTLSError,
     NairiValidationError,
 )
 
@@ -308,17 +309,15 @@ def redirect_error(
 def transport_error(
     config: ClientConfig, exc: BaseException, *, method: str, path: str, tls: bool = False
 ) -> NairiConnectionError:
-    """No answer (DNS, refused, reset, timeout, TLS). TLS failures are not retried: a retry fails alike."""
+    """No answer (DNS, refused, reset, timeout, TLS). TLS failures are :class:`NairiTLSError`, not retried."""
+    error_class = NairiTLSError if tls else NairiConnectionError
     kind = "TLS verification failed" if tls else type(exc).__name__
-    error = NairiConnectionError(
+    return error_class(
         config.redact(f"{kind}: {exc}"),
         code="tls_error" if tls else "connection_error",
         method=method,
         path=path,
     )
-    if tls:
-        error.retryable = False
-    return error
 
 
 # -- retries -------------------------------------------------------------------------------------------------

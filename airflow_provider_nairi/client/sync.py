@@ -26,7 +26,7 @@ from typing import Any
 
 import requests
 
-from airflow_provider_nairi.client.api import Destination, NairiApi, Source
+from airflow_provider_nairi.client.api import DownloadTarget, NairiApi, UploadSource
 from airflow_provider_nairi.client.config import ClientConfig
 from airflow_provider_nairi.client.protocol import (
     DEFAULT_PAGE_SIZE,
@@ -158,7 +158,12 @@ class NairiClient(NairiApi):
             yield from cursor.accept(envelope, method="GET", path=path)
 
     def upload(
-        self, path: str, source: Source, fields: Mapping[str, str], *, idempotency_key: str | None = None
+        self,
+        path: str,
+        source: UploadSource,
+        fields: Mapping[str, str],
+        *,
+        idempotency_key: str | None = None,
     ) -> Any:
         body = MultipartBody(source, fields, fields.get("name"))
         return self._call(
@@ -172,7 +177,7 @@ class NairiClient(NairiApi):
     def download(
         self,
         path: str,
-        destination: Destination,
+        destination: DownloadTarget,
         *,
         expected_sha256: str | None = None,
         expected_size: int | None = None,

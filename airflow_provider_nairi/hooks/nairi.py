@@ -21,7 +21,7 @@ from typing import Any
 import airflow
 from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook, mask_secret
 
-from airflow_provider_nairi.client.api import Destination, NairiApi, Source
+from airflow_provider_nairi.client.api import DownloadTarget, NairiApi, UploadSource
 from airflow_provider_nairi.client.config import (
     EXTRA_FIELDS,
     HIDDEN_FIELDS,
@@ -142,14 +142,19 @@ class NairiHook(_NairiConnectionHook, NairiApi):
         return self.client.paginate(path, params, page_size)
 
     def upload(
-        self, path: str, source: Source, fields: Mapping[str, str], *, idempotency_key: str | None = None
+        self,
+        path: str,
+        source: UploadSource,
+        fields: Mapping[str, str],
+        *,
+        idempotency_key: str | None = None,
     ) -> Any:
         return self.client.upload(path, source, fields, idempotency_key=idempotency_key)
 
     def download(
         self,
         path: str,
-        destination: Destination,
+        destination: DownloadTarget,
         *,
         expected_sha256: str | None = None,
         expected_size: int | None = None,

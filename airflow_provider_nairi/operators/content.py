@@ -27,7 +27,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.providers.common.compat.sdk import ObjectStoragePath, conf
 
 from airflow_provider_nairi.client.transfer import TEMP_PREFIX, child_path, file_names
-from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiServerError
+from airflow_provider_nairi.exceptions import (
+    NairiConfigurationError,
+    NairiDestinationExistsError,
+    NairiServerError,
+    NairiXComSizeError,
+)
 from airflow_provider_nairi.idempotency import task_idempotency_key
 from airflow_provider_nairi.links import XCOM_VIDEO_URL, NairiVideoLink
 from airflow_provider_nairi.operators.base import NairiBaseOperator
@@ -229,7 +234,7 @@ class NairiDownloadArtifactsOperator(NairiBaseOperator):
                     conflicts.append(str(target))
             plan.append((artifact, target, download))
         if conflicts:
-            raise NairiConfigurationError(
+            raise NairiDestinationExistsError(
                 f"destination: {', '.join(conflicts)} already exist(s) with other content; nothing was "
                 "downloaded. Set overwrite=True to replace them, or pick another destination."
             )
@@ -261,7 +266,7 @@ class NairiDownloadArtifactsOperator(NairiBaseOperator):
     def run(self, context: Context) -> list[str]:
         folder = as_path(self.destination)
         if folder.exists() and not folder.is_dir():
-            raise NairiConfigurationError(
+            raise NairiDestinationExistsError(
                 f"destination: {self.destination!s} is a file; give a folder (it is created if missing)."
             )
         artifacts = self._artifacts()
@@ -312,7 +317,7 @@ class NairiCorpusOperator(NairiBaseOperator):
             return str(target)
         size = len(payload.encode())
         if size > XCOM_MAX_BYTES:
-            raise NairiConfigurationError(
+            raise NairiXComSizeError(
                 f"output_path: the results are {size} bytes of JSON, over the {XCOM_MAX_BYTES} bytes this "
                 "operator puts into XCom (the metadata database). Set output_path='s3://.../results.json' "
                 "(or a local path) to write them there and pass the path instead, or ask for fewer results."

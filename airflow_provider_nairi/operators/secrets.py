@@ -77,7 +77,7 @@ class FromVariable:
     key: str
 
 
-Source = str | FromConnection | FromVariable | Mapping[str, Any]
+SecretSource = str | FromConnection | FromVariable | Mapping[str, Any]
 
 
 def _as_source(param: str, source: Any) -> str | FromConnection | FromVariable:
@@ -166,7 +166,7 @@ class NairiVaultSecretsOperator(NairiAdminOperator):
     template_fields: Sequence[str] = ("vault_name",)
 
     def __init__(
-        self, *, vault_name: str, secrets: Mapping[str, Source], prune: bool = False, **kwargs: Any
+        self, *, vault_name: str, secrets: Mapping[str, SecretSource], prune: bool = False, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
         self.vault_name = vault_name

@@ -20,7 +20,7 @@ from client_helpers import KEY, envelope
 
 from airflow_provider_nairi.client import ClientConfig, NairiClient
 from airflow_provider_nairi.client.aio import AsyncNairiClient
-from airflow_provider_nairi.exceptions import NairiConnectionError
+from airflow_provider_nairi.exceptions import NairiConnectionError, NairiTLSError
 
 ME = {"org": {"id": "org_1", "name": "Acme"}, "key": {"name": "ci", "hint": "nr_…e", "scopes": ["read"]}}
 CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR")
@@ -93,8 +93,9 @@ def get_me_both_ways(base_url: str, verify: bool | str = True) -> list[object]:
 
 def test_an_unknown_ca_is_refused_by_both_without_retry(https_base_url):
     for error in get_me_both_ways(https_base_url):
-        assert isinstance(error, NairiConnectionError)
+        assert isinstance(error, NairiTLSError) and isinstance(error, NairiConnectionError)
         assert error.code == "tls_error" and error.retryable is False
+        assert NairiTLSError.retryable is False  # a fact of the class, not of one instance
         assert "TLS verification failed" in str(error)
 
 
@@ -122,7 +123,7 @@ def test_a_directory_in_requests_ca_bundle_is_read_as_a_ca_directory_by_both(
     ca.cert_pem.write_to_path(str(tmp_path / "corporate.pem"))
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path))
     results = get_me_both_ways(https_base_url)
-    assert [type(result) for result in results] == [NairiConnectionError, NairiConnectionError]
+    assert [type(result) for result in results] == [NairiTLSError, NairiTLSError]
     assert [result.code for result in results] == ["tls_error", "tls_error"]
 
 

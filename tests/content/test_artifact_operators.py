@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, ObjectStoragePath
 
-from airflow_provider_nairi.exceptions import NairiChecksumError
+from airflow_provider_nairi.exceptions import NairiChecksumError, NairiDestinationExistsError
 from airflow_provider_nairi.operators.content import (
     NairiDownloadArtifactsOperator,
     NairiUploadArtifactsOperator,
@@ -82,8 +82,9 @@ def test_download_listed_artifacts_given_as_an_upload_result(tmp_path: Path, pro
 def test_download_refuses_to_overwrite_before_downloading_anything(tmp_path: Path, produced, ti):
     (tmp_path / "table.csv").write_text("my own table")
     op = NairiDownloadArtifactsOperator(task_id="dl", conversation_id="conv_1", destination=str(tmp_path))
-    with pytest.raises(AirflowFailException, match=r"table\.csv.*overwrite=True"):
+    with pytest.raises(AirflowFailException, match=r"table\.csv.*overwrite=True") as caught:
         run(op, produced, ti)
+    assert isinstance(caught.value.__cause__, NairiDestinationExistsError)
     assert produced.called("download_artifact") == []
     assert (tmp_path / "table.csv").read_text() == "my own table"
     assert not (tmp_path / "brief.txt").exists()
@@ -167,8 +168,9 @@ def test_download_destination_that_is_a_file_is_refused(tmp_path: Path, produced
     op = NairiDownloadArtifactsOperator(
         task_id="dl", conversation_id="conv_1", destination=str(tmp_path / "file")
     )
-    with pytest.raises(AirflowFailException, match="is a file"):
+    with pytest.raises(AirflowFailException, match="is a file") as caught:
         run(op, produced, ti)
+    assert isinstance(caught.value.__cause__, NairiDestinationExistsError)
 
 
 def test_created_by_is_checked_when_the_dag_is_parsed():

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, ObjectStoragePath
 
+from airflow_provider_nairi.exceptions import NairiXComSizeError
 from airflow_provider_nairi.operators.content import (
     XCOM_MAX_BYTES,
     NairiChatOperator,
@@ -44,8 +45,9 @@ def test_chat_sends_the_message_and_returns_the_answer(hook, ti):
 
 def test_results_over_the_xcom_size_without_output_path_fail_naming_it(hook, ti):
     hook.results = [dict(HITS[0], text="x" * XCOM_MAX_BYTES)]
-    with pytest.raises(AirflowFailException, match=r"output_path.*over the 49152 bytes"):
+    with pytest.raises(AirflowFailException, match=r"output_path.*over the 49152 bytes") as caught:
         run(NairiSearchOperator(task_id="q", query="q"), hook, ti)
+    assert isinstance(caught.value.__cause__, NairiXComSizeError)
 
 
 def test_results_just_under_the_size_stay_in_xcom(hook, ti):
