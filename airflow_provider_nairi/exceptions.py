@@ -169,3 +169,26 @@ class NairiChecksumError(NairiError):
     """A download's bytes do not match the sha256 the API announced."""
 
     retryable = True
+
+
+class NairiOutputError(NairiError):
+    """The agent's reply is still not what ``output_type`` (or the branch choices) asks for after the repair
+    turns: ``errors`` are the last validation errors (bounded), ``conversation_id`` and ``turn`` locate the
+    reply. Final: Airflow retries do not apply (a retry would find the same conversation and its spent repair
+    budget; see docs/ai-workflows.md). Raised by the operators and decorators with ``output_type`` or
+    branch choices (:mod:`airflow_provider_nairi.resources.replies`)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        errors: Sequence[str] = (),
+        conversation_id: str | None = None,
+        turn: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("code", "invalid_output")
+        super().__init__(message, **kwargs)
+        self.errors = list(errors)
+        self.conversation_id = conversation_id
+        self.turn = turn

@@ -23,12 +23,19 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from airflow.providers.common.compat.sdk import AirflowException, BaseOperator, ResumableJobMixin, conf
 
-from airflow_provider_nairi.exceptions import NairiConflictError, NairiError, NairiNotFoundError
+from airflow_provider_nairi.exceptions import (
+    NairiConflictError,
+    NairiError,
+    NairiNotFoundError,
+    NairiOutputError,
+    NairiParameterError,
+)
 from airflow_provider_nairi.hook_mixin import NairiHookMixin
 from airflow_provider_nairi.idempotency import task_idempotency_key
 from airflow_provider_nairi.links import XCOM_CONVERSATION_URL, NairiConversationLink
 from airflow_provider_nairi.operators.admin import resolve_id
 from airflow_provider_nairi.outcomes import ERROR, TIMEOUT, make_event, raise_for_error, raise_for_event
+from airflow_provider_nairi.resources.replies import BranchReply, TypedReply, repair_message
 from airflow_provider_nairi.sources import upload_sources
 from airflow_provider_nairi.triggers.conversation import (
     ACTIVE_STATES,
@@ -187,8 +194,13 @@ class NairiConversationOperator(NairiHookMixin, BaseOperator):
             self.defer(
                 trigger=self.conversation_trigger(conversation_id, self.deadline(), turn=turn),
                 method_name="execute_complete",
+                kwargs=self.resume_kwargs(),
             )
         return self.finish(context, self.poll_here(conversation, turn))
+
+    def resume_kwargs(self) -> dict[str, Any] | None:
+        """What :meth:`execute_complete` needs besides the event after a deferred wait (a subclass's)."""
+        return None
 
     def conversation_trigger(
         self, conversation_id: str, deadline: float | None, **options: Any
@@ -309,6 +321,16 @@ class NairiConversationSubmitOperator(ResumableJobMixin, NairiConversationOperat
         file whose name ends in ``.md`` / ``.txt`` / ``.j2``: a templated *string* with that ending would be
         read as a template.
     :param durable: reattach on retry through ``task_state_store`` (Airflow 3.3+).
+    :param output_type: what the reply must be: a pydantic model, any type a pydantic ``TypeAdapter`` takes,
+        or a JSON Schema dict (see :mod:`airflow_provider_nairi.resources.replies`). The reply (the whole
+        text, or its first fenced ``json`` block) is validated and the XCom dict gains ``output``, the
+        validated value as JSON (``reply`` stays the raw text). An invalid reply gets a repair turn in the
+        same conversation quoting the validation errors, and the operator waits again (each turn deferrable,
+        with its own idempotency key and its own ``timeout``), at most ``max_repair_turns`` times; then the
+        task fails with :class:`~airflow_provider_nairi.exceptions.NairiOutputError` (no Airflow retries: see
+        docs/ai-workflows.md). A retry reattaches to the latest turn and never repeats a repair turn.
+    :param instruct_output: append to the message the text telling the agent the expected JSON (its schema).
+    :param max_repair_turns: repair turns allowed after the first reply (0: none).
     """
 
     template_ext: Sequence[str] = (".md", ".txt", ".j2")
@@ -322,21 +344,104 @@ class NairiConversationSubmitOperator(ResumableJobMixin, NairiConversationOperat
         message: str,
         artifact_ids: Sequence[str] | None = None,
         attachments: Any = None,
+        output_type: Any = None,
+        instruct_output: bool = True,
+        max_repair_turns: int = 2,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_count("max_repair_turns", max_repair_turns)
+        check_flag("instruct_output", instruct_output)
+        if output_type is not None:
+            TypedReply(output_type)  # refuses, while the DAG is parsed, a type that cannot validate a reply
+            if not self.wait_for_reply:
+                raise NairiParameterError("output_type: a typed reply needs wait_for_reply=True.")
         self.message = message
         self.artifact_ids = artifact_ids
         self.attachments = attachments
+        self.output_type = output_type
+        self.instruct_output = instruct_output
+        self.max_repair_turns = max_repair_turns
         self.result: dict[str, Any] | None = None
         #: The conversation as :meth:`submit_job` received it, if it did.
         self.snapshot: dict[str, Any] | None = None
+        #: The submission being waited for (the external id; after a repair turn also ``first_turn`` and
+        #: ``repairs``).
+        self.job: dict[str, Any] | None = None
 
     def execute(self, context: Context) -> Any:
         try:
             return self.execute_resumable(context)
         except NairiError as error:
             raise_for_error(error)
+
+    def reply_format(self) -> TypedReply | BranchReply | None:
+        """What the reply must be (``None``: any text)."""
+        return None if self.output_type is None else TypedReply(self.output_type)
+
+    def first_message(self) -> str:
+        """``message``, followed by the reply format's instruction unless ``instruct_output`` is false."""
+        reply_format = self.reply_format()
+        if reply_format is None or not self.instruct_output:
+            return self.message
+        return f"{self.message}\n\n{reply_format.instruction()}"
+
+    def resume_kwargs(self) -> dict[str, Any] | None:
+        return {"job": self.job} if self.job is not None and self.reply_format() is not None else None
+
+    def execute_complete(
+        self, context: Context, event: dict[str, Any], job: dict[str, Any] | None = None
+    ) -> Any:
+        if job is not None:
+            self.job = job
+        return super().execute_complete(context, event)
+
+    def finish(self, context: Context, event: Any) -> dict[str, Any]:
+        """The XCom dict (with ``output`` when the reply has a format), after repair turns if needed."""
+        result = super().finish(context, event)
+        reply_format = self.reply_format()
+        if reply_format is None:
+            return result
+        check = reply_format.check(result["reply"])
+        if check.valid:
+            return {**result, "output": check.value}
+        return self.repair(context, result, check.errors)
+
+    def repair(self, context: Context, result: dict[str, Any], errors: Sequence[str]) -> dict[str, Any]:
+        """Send a repair turn quoting ``errors`` and wait for its reply; after ``max_repair_turns``, fail
+        with :class:`NairiOutputError`. The repairs made are counted from the turns (the reply's turn minus
+        the first turn of this submission) and kept with the job, so a retry never repeats one."""
+        conversation_id = str(result["conversation_id"])
+        turn = result["turn"] if isinstance(result["turn"], int) else 0
+        job = self.job or {"conversation_id": conversation_id, "turn": turn, "submission": "unknown"}
+        first_turn = int(job.get("first_turn", job["turn"]))
+        repairs = max(turn - first_turn, int(job.get("repairs", 0)))
+        if repairs >= self.max_repair_turns:
+            raise NairiOutputError(
+                f"the reply to turn {turn} of conversation {conversation_id} is still not valid after "
+                f"{repairs} repair turn(s) (max_repair_turns={self.max_repair_turns}): " + "; ".join(errors),
+                errors=errors,
+                conversation_id=conversation_id,
+                turn=turn,
+            )
+        self.log.warning(
+            "Nairi conversation %s turn %s: the reply is not valid (%s); sending repair turn %s of %s",
+            conversation_id,
+            turn,
+            "; ".join(errors),
+            repairs + 1,
+            self.max_repair_turns,
+        )
+        key = self.idempotency_key(context, f"{conversation_id}:{job['submission']}:repair:{repairs + 1}")
+        sent = self.hook.send_message(conversation_id, repair_message(errors), idempotency_key=key)
+        sent_turn = sent.get("turn") if isinstance(sent.get("turn"), int) else turn + 1
+        self.job = {**job, "turn": sent_turn, "first_turn": first_turn, "repairs": repairs + 1}
+        store = context.get("task_state_store") if self.durable else None
+        if store is not None:
+            store.set(self.external_id_key, self.job)
+        pending = {"id": conversation_id, "status": "queued", "turns": sent_turn}
+        repaired: dict[str, Any] = self.wait_for(context, pending, sent_turn)
+        return repaired
 
     def submission_number(self, context: Context) -> int | str:
         """The number of this submission; stored before the request so that a lost answer is replayed.
@@ -385,6 +490,7 @@ class NairiConversationSubmitOperator(ResumableJobMixin, NairiConversationOperat
         return status == "completed"
 
     def poll_until_complete(self, external_id: Any, context: Context) -> Any:
+        self.job = dict(external_id)
         conversation_id = external_id["conversation_id"]
         if self.snapshot is not None and self.snapshot["id"] == conversation_id:
             conversation = self.snapshot  # the create's answer: no need to read it again
@@ -396,6 +502,7 @@ class NairiConversationSubmitOperator(ResumableJobMixin, NairiConversationOperat
     def get_job_result(self, external_id: Any, context: Context) -> Any:
         if self.result is not None:
             return self.result
+        self.job = dict(external_id)
         conversation = self.hook.get_conversation(external_id["conversation_id"])
         if not self.wait_for_reply:
             return conversation_result(conversation, None, self.publish(context, conversation["id"]))
@@ -460,7 +567,7 @@ class NairiStartConversationOperator(NairiConversationSubmitOperator):
         number = self.submission_number(context)
         conversation = self.hook.create_conversation(
             agent_id,
-            self.message,
+            self.first_message(),
             artifact_ids=artifact_ids or None,
             title=self.title,
             metadata=dict(self.metadata) if self.metadata else None,
@@ -510,7 +617,10 @@ class NairiSendMessageOperator(NairiConversationSubmitOperator):
         while True:
             try:
                 message = self.hook.send_message(
-                    conversation_id, self.message, artifact_ids=artifact_ids or None, idempotency_key=key
+                    conversation_id,
+                    self.first_message(),
+                    artifact_ids=artifact_ids or None,
+                    idempotency_key=key,
                 )
                 break
             except NairiConflictError as error:

@@ -130,7 +130,8 @@ class NairiRunScheduledJobOperator(NairiConversationSubmitOperator):
 
     def __init__(self, *, job_id: str | None = None, job_name: str | None = None, **kwargs: Any) -> None:
         # The job sends its own message: a message or attachment given here would be silently dropped.
-        given = sorted(name for name in ("message", "artifact_ids", "attachments") if name in kwargs)
+        sent = ("message", "artifact_ids", "attachments", "instruct_output")
+        given = sorted(name for name in sent if name in kwargs)
         if given:
             raise ValueError(
                 f"NairiRunScheduledJobOperator does not take {', '.join(given)}: the job sends its own "

@@ -27,7 +27,9 @@ from typing import Any
 
 import pydantic
 
-from airflow_provider_nairi.exceptions import NairiError, NairiParameterError
+from airflow_provider_nairi.exceptions import NairiOutputError, NairiParameterError
+
+__all__ = ["BranchReply", "NairiOutputError", "ReplyCheck", "TypedReply", "repair_message"]
 
 #: Most validation errors quoted in a repair message or an error.
 MAX_ERRORS = 10
@@ -36,28 +38,6 @@ MAX_ERROR_CHARS = 300
 #: Longest task id list shown in a branch error.
 MAX_CHOICES_SHOWN = 20
 FENCE = "```"
-
-
-class NairiOutputError(NairiError):
-    """The agent's reply is still not what ``output_type`` (or the branch choices) asks for after the repair
-    turns: ``errors`` are the last validation errors (bounded), ``conversation_id`` and ``turn`` locate the
-    reply. Final: Airflow retries do not apply (a retry would find the same conversation and its spent repair
-    budget; see docs/ai-workflows.md)."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        errors: Sequence[str] = (),
-        conversation_id: str | None = None,
-        turn: int | None = None,
-        **kwargs: Any,
-    ) -> None:
-        kwargs.setdefault("code", "invalid_output")
-        super().__init__(message, **kwargs)
-        self.errors = list(errors)
-        self.conversation_id = conversation_id
-        self.turn = turn
 
 
 def shorten(text: str, limit: int = MAX_ERROR_CHARS) -> str:

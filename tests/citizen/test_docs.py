@@ -37,7 +37,9 @@ BASES = {
     "NairiVideoOperator",
 }
 # Keywords a class sets itself when it calls its base (a scheduled job sends its own message).
-SET_BY_THE_CLASS = {"NairiRunScheduledJobOperator": {"message", "artifact_ids", "attachments"}}
+SET_BY_THE_CLASS = {
+    "NairiRunScheduledJobOperator": {"message", "artifact_ids", "attachments", "instruct_output"}
+}
 # ``deferrable`` defaults to Airflow's ``[operators] default_deferrable``; the docs say so instead of a value.
 CONF_DEFERRABLE = "`[operators] default_deferrable`"
 SECTION = re.compile(r"^### `(\w+)`\n(.*?)(?=^##|\Z)", re.MULTILINE | re.DOTALL)
