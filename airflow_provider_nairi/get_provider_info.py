@@ -59,6 +59,10 @@ def get_provider_info() -> dict[str, Any]:
         ),
         "sensors": _modules("sensors.content", "sensors.conversation"),
         "triggers": _modules("triggers.conversation", "triggers.polling", "triggers.video"),
+        "task-decorators": [
+            {"name": "nairi", "class-name": f"{PACKAGE}.decorators.nairi.nairi_task"},
+            {"name": "nairi_branch", "class-name": f"{PACKAGE}.decorators.nairi.nairi_branch_task"},
+        ],
         "extra-links": [
             f"{PACKAGE}.links.NairiConversationLink",
             f"{PACKAGE}.links.NairiVideoLink",
