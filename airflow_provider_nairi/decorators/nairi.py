@@ -102,7 +102,7 @@ class _NairiSendTask(_NairiTask, NairiSendMessageOperator):
     template_fields = (*DecoratedOperator.template_fields, *NairiSendMessageOperator.template_fields)
 
 
-class _NairiBranch(BranchMixIn):
+class _NairiBranch:
     """What ``@task.nairi_branch`` adds: the reply names the downstream task(s) to run; the others are
     skipped. The choices are the task's real downstream ids (in a task group, with the group's prefix); a
     reply naming none of them gets a repair turn; the XCom dict's ``output`` is the list of chosen ids."""
@@ -110,41 +110,28 @@ class _NairiBranch(BranchMixIn):
     custom_operator_name = "@task.nairi_branch"
     inherits_from_skipmixin = True
 
-    def __init__(self, **kwargs: Any) -> None:
-        if kwargs.get("output_type") is not None:
-            raise NairiParameterError(
-                "@task.nairi_branch: the reply is the choice; output_type is not taken."
-            )
-        if kwargs.get("wait_for_reply") is False:
-            raise NairiParameterError(
-                "@task.nairi_branch: the reply is the choice; wait_for_reply=False is not taken."
-            )
-        super().__init__(**kwargs)  # type: ignore[no-untyped-call]
-
     def reply_format(self) -> BranchReply:
         return BranchReply(self.downstream_task_ids)  # type: ignore[attr-defined]
 
     def execute(self, context: Context) -> Any:
         return self.branch(context, super().execute(context))  # type: ignore[misc]
 
-    def execute_complete(
-        self, context: Context, event: dict[str, Any], job: dict[str, Any] | None = None
-    ) -> Any:
-        return self.branch(context, super().execute_complete(context, event, job))  # type: ignore[misc]
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        return self.branch(context, super().execute_complete(context, event))  # type: ignore[misc]
 
     def branch(self, context: Context, result: dict[str, Any]) -> dict[str, Any]:
         """Push the XCom dict, then skip the tasks not chosen. When it skips (an unmapped task), Airflow does
         not push the return value itself, so it is pushed first; ``DownstreamTasksSkipped`` propagates."""
         context["ti"].xcom_push(key="return_value", value=result)
-        self.do_branch(context, result["output"])
+        self.do_branch(context, result["output"])  # type: ignore[attr-defined]
         return result
 
 
-class _NairiBranchStartTask(_NairiBranch, _NairiStartTask):  # type: ignore[override]
+class _NairiBranchStartTask(_NairiBranch, _NairiStartTask, BranchMixIn):
     pass
 
 
-class _NairiBranchSendTask(_NairiBranch, _NairiSendTask):  # type: ignore[override]
+class _NairiBranchSendTask(_NairiBranch, _NairiSendTask, BranchMixIn):
     message_keys = SEND_KEYS
 
 
@@ -168,6 +155,9 @@ def nairi_branch_task(python_callable: Callable[..., Any] | None = None, **kwarg
     skipped. A reply naming none of them gets a repair turn (``max_repair_turns``); then the task fails with
     :class:`~airflow_provider_nairi.exceptions.NairiOutputError`. Inside ``.expand()``, each mapped instance
     skips its own downstream tasks when they are mapped with it (a mapped task group)."""
+    for taken in ("output_type", "wait_for_reply"):
+        if taken in kwargs:
+            raise NairiParameterError(f"@task.nairi_branch: the reply is the choice; {taken} is not taken.")
     kwargs.setdefault("multiple_outputs", False)
     operator_class = _NairiBranchSendTask if "conversation_id" in kwargs else _NairiBranchStartTask
     return task_decorator_factory(

@@ -55,6 +55,9 @@ XCOM_CONVERSATION_ID = "conversation_id"
 #: ``task_state_store`` key of the submission number whose create/send may have been sent (see
 #: :meth:`NairiConversationSubmitOperator.submission_number`).
 SUBMISSION_KEY = "nairi_submission"
+#: XCom key of the submission a task with a reply format waits for (see
+#: :meth:`NairiConversationSubmitOperator.follow`).
+XCOM_JOB = "nairi_job"
 #: ``next_method`` of a task Airflow resumes only to fail it (trigger timeout or crash).
 TRIGGER_FAIL = "__fail__"
 
@@ -194,13 +197,8 @@ class NairiConversationOperator(NairiHookMixin, BaseOperator):
             self.defer(
                 trigger=self.conversation_trigger(conversation_id, self.deadline(), turn=turn),
                 method_name="execute_complete",
-                kwargs=self.resume_kwargs(),
             )
         return self.finish(context, self.poll_here(conversation, turn))
-
-    def resume_kwargs(self) -> dict[str, Any] | None:
-        """What :meth:`execute_complete` needs besides the event after a deferred wait (a subclass's)."""
-        return None
 
     def conversation_trigger(
         self, conversation_id: str, deadline: float | None, **options: Any
@@ -386,14 +384,18 @@ class NairiConversationSubmitOperator(ResumableJobMixin, NairiConversationOperat
             return self.message
         return f"{self.message}\n\n{reply_format.instruction()}"
 
-    def resume_kwargs(self) -> dict[str, Any] | None:
-        return {"job": self.job} if self.job is not None and self.reply_format() is not None else None
+    def follow(self, context: Context, job: Mapping[str, Any]) -> None:
+        """Wait for ``job`` from now on; when the reply has a format, push it as XCom :data:`XCOM_JOB`, which
+        :meth:`execute_complete` reads back after a deferred wait (``airflow dags test`` drops a deferral's
+        kwargs when the trigger fires; XCom lasts for the try)."""
+        self.job = dict(job)
+        if self.reply_format() is not None:
+            context["ti"].xcom_push(key=XCOM_JOB, value=self.job)
 
-    def execute_complete(
-        self, context: Context, event: dict[str, Any], job: dict[str, Any] | None = None
-    ) -> Any:
-        if job is not None:
-            self.job = job
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        if self.job is None and self.reply_format() is not None:
+            ti = context["ti"]
+            self.job = ti.xcom_pull(task_ids=ti.task_id, key=XCOM_JOB, map_indexes=ti.map_index)
         return super().execute_complete(context, event)
 
     def finish(self, context: Context, event: Any) -> dict[str, Any]:
@@ -413,7 +415,11 @@ class NairiConversationSubmitOperator(ResumableJobMixin, NairiConversationOperat
         the first turn of this submission) and kept with the job, so a retry never repeats one."""
         conversation_id = str(result["conversation_id"])
         turn = result["turn"] if isinstance(result["turn"], int) else 0
-        job = self.job or {"conversation_id": conversation_id, "turn": turn, "submission": "unknown"}
+        job = self.job
+        if job is None:  # every path that waits sets it first; without it the repairs could not be counted
+            raise NairiOutputError(
+                f"conversation {conversation_id}: the task lost track of its repair turns", errors=errors
+            )
         first_turn = int(job.get("first_turn", job["turn"]))
         repairs = max(turn - first_turn, int(job.get("repairs", 0)))
         if repairs >= self.max_repair_turns:
@@ -435,7 +441,7 @@ class NairiConversationSubmitOperator(ResumableJobMixin, NairiConversationOperat
         key = self.idempotency_key(context, f"{conversation_id}:{job['submission']}:repair:{repairs + 1}")
         sent = self.hook.send_message(conversation_id, repair_message(errors), idempotency_key=key)
         sent_turn = sent.get("turn") if isinstance(sent.get("turn"), int) else turn + 1
-        self.job = {**job, "turn": sent_turn, "first_turn": first_turn, "repairs": repairs + 1}
+        self.follow(context, {**job, "turn": sent_turn, "first_turn": first_turn, "repairs": repairs + 1})
         store = context.get("task_state_store") if self.durable else None
         if store is not None:
             store.set(self.external_id_key, self.job)
@@ -490,7 +496,7 @@ class NairiConversationSubmitOperator(ResumableJobMixin, NairiConversationOperat
         return status == "completed"
 
     def poll_until_complete(self, external_id: Any, context: Context) -> Any:
-        self.job = dict(external_id)
+        self.follow(context, external_id)
         conversation_id = external_id["conversation_id"]
         if self.snapshot is not None and self.snapshot["id"] == conversation_id:
             conversation = self.snapshot  # the create's answer: no need to read it again
@@ -502,7 +508,7 @@ class NairiConversationSubmitOperator(ResumableJobMixin, NairiConversationOperat
     def get_job_result(self, external_id: Any, context: Context) -> Any:
         if self.result is not None:
             return self.result
-        self.job = dict(external_id)
+        self.follow(context, external_id)
         conversation = self.hook.get_conversation(external_id["conversation_id"])
         if not self.wait_for_reply:
             return conversation_result(conversation, None, self.publish(context, conversation["id"]))
