@@ -17,13 +17,14 @@ and imports (without being usable for branching before Airflow 2.10's ``BranchMi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import (
     SET_DURING_EXECUTION,
     BranchMixIn,
     DecoratedOperator,
+    DownstreamTasksSkipped,
     context_merge,
     determine_kwargs,
     task_decorator_factory,
@@ -119,6 +120,19 @@ class _NairiBranch:
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         return self.branch(context, super().execute_complete(context, event))  # type: ignore[misc]
 
+    @staticmethod
+    def skip_in_mapped_group(tasks: Sequence[tuple[str, int]], map_index: int | None) -> None:
+        """Skip the tasks not chosen, at this task's map index too (in place of the Task SDK's
+        ``SkipMixin._set_state_to_skipped``). Airflow skips an unmapped task's siblings through the API, and
+        leaves a mapped instance's to the scheduler, which reads the skip XCom at map index -1 for a task
+        inside a mapped task group and so skips nothing (apache/airflow#67265, open in 3.3.2): here both go
+        through the API, which skips exactly ``(task_id, map_index)``, never a task running or done."""
+        if tasks and map_index is not None:
+            raise DownstreamTasksSkipped(tasks=list(tasks))  # type: ignore[no-untyped-call]
+
+    if BranchMixIn.__module__.startswith("airflow.sdk"):  # Airflow 3 (Airflow 2's skip writes the DB itself)
+        _set_state_to_skipped = skip_in_mapped_group
+
     def branch(self, context: Context, result: dict[str, Any]) -> dict[str, Any]:
         """Push the XCom dict, then skip the tasks not chosen. When it skips (an unmapped task), Airflow does
         not push the return value itself, so it is pushed first; ``DownstreamTasksSkipped`` propagates."""
@@ -127,11 +141,11 @@ class _NairiBranch:
         return result
 
 
-class _NairiBranchStartTask(_NairiBranch, _NairiStartTask, BranchMixIn):
+class _NairiBranchStartTask(_NairiBranch, _NairiStartTask, BranchMixIn):  # type: ignore[misc]
     pass
 
 
-class _NairiBranchSendTask(_NairiBranch, _NairiSendTask, BranchMixIn):
+class _NairiBranchSendTask(_NairiBranch, _NairiSendTask, BranchMixIn):  # type: ignore[misc]
     message_keys = SEND_KEYS
 
 
