@@ -54,6 +54,7 @@ def get_provider_info() -> dict[str, Any]:
             "operators.base",
             "operators.content",
             "operators.conversation",
+            "operators.review",
             "operators.scheduled_jobs",
             "operators.secrets",
         ),
