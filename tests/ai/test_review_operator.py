@@ -100,5 +100,5 @@ def test_before_airflow_3_1_the_review_is_refused_naming_the_version(monkeypatch
     monkeypatch.setattr(review, "HITLOperator", review.BaseOperator)
     with pytest.raises(NairiConfigurationError, match=r"needs Airflow 3\.1 or later .*; this is Airflow \d"):
         nairi_review(conversation_id="conv_1")
-    with pytest.raises(NairiConfigurationError, match="NairiReviewOperator needs Airflow 3.1"):
+    with pytest.raises(NairiConfigurationError, match=r"NairiReviewOperator needs Airflow 3\.1"):
         review.require_hitl("NairiReviewOperator")
