@@ -171,6 +171,11 @@ class NairiChecksumError(NairiError):
     retryable = True
 
 
+class NairiAnswerTooLargeError(NairiError):
+    """A JSON answer larger than the connection's ``max_answer_bytes`` (counted after decoding): reading
+    stopped at the cap. Not retried: the same call gets the same answer. The message says what to check."""
+
+
 class NairiOutputError(NairiError):
     """The agent's reply is still not what ``output_type`` (or the branch choices) asks for after the repair
     turns: ``errors`` are the last validation errors (bounded), ``conversation_id`` and ``turn`` locate the

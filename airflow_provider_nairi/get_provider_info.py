@@ -58,7 +58,7 @@ def get_provider_info() -> dict[str, Any]:
             "operators.scheduled_jobs",
             "operators.secrets",
         ),
-        "sensors": _modules("sensors.content", "sensors.conversation"),
+        "sensors": _modules("sensors.base", "sensors.content", "sensors.conversation"),
         "triggers": _modules("triggers.conversation", "triggers.polling", "triggers.video"),
         "task-decorators": [
             {"name": "nairi", "class-name": f"{PACKAGE}.decorators.nairi.nairi_task"},

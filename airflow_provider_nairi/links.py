@@ -13,8 +13,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.providers.common.compat.sdk import BaseOperatorLink, XCom
 
 if TYPE_CHECKING:
-    from airflow.providers.common.compat.sdk import TaskInstanceKey
+    from airflow.providers.common.compat.sdk import Context, TaskInstanceKey
 
+    from airflow_provider_nairi.hooks.nairi import NairiHook
+
+#: XCom key of the conversation id (pushed as soon as it is known).
+XCOM_CONVERSATION_ID = "conversation_id"
 #: XCom key of the conversation's dashboard URL, read by :class:`NairiConversationLink`.
 XCOM_CONVERSATION_URL = "conversation_url"
 #: XCom key of the dashboard URL of the (first) video a task handled, read by :class:`NairiVideoLink`.
@@ -51,3 +55,8 @@ class NairiAgentLink(NairiXComLink):
 
     name = "Nairi agent"
     xcom_key = XCOM_AGENT_URL
+
+
+def publish_video_link(hook: NairiHook, context: Context, video_ids: list[str]) -> None:
+    """Push the dashboard URL of the first video as XCom (read by the "Nairi video" extra link)."""
+    context["ti"].xcom_push(key=XCOM_VIDEO_URL, value=hook.dashboard_url("videos", video_ids[0]))

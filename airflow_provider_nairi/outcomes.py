@@ -16,53 +16,61 @@ deadline passed                                    ``AirflowException`` saying h
 .. [#] ``final_on_failure=True`` makes it ``AirflowFailException``.
 .. [#] sensors pass ``timeout_exception=AirflowSensorTimeout``.
 
-Trigger events are plain JSON dicts built by :func:`make_event` (a ``status`` from :data:`EVENT_STATUSES`,
-the resource ``kind`` and ``id``, a ``message``, the last ``resource`` snapshot, an ``error`` summary) and
-checked by :func:`validate_event` before anything reads them. The same functions serve the synchronous
-paths: a poll loop turns a snapshot into an event with :func:`event_for_resource` and the event into an
-outcome with :func:`raise_for_event`, exactly as a deferred task does when it resumes.
+Trigger events are plain JSON dicts built by :mod:`airflow_provider_nairi.resources.events` (re-exported here
+under their old names: ``make_event``, ``error_event``, ``EVENT_STATUSES``...) and checked by
+:func:`validate_event` before anything reads them. A wait on a worker ends in the same event as one in the
+triggerer, and :func:`raise_for_event` turns either into the same outcome.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, NoReturn
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn, TypeVar
 
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, AirflowSkipException
 
 from airflow_provider_nairi.exceptions import NairiError
+from airflow_provider_nairi.resources.conversation import ConversationStatus
+from airflow_provider_nairi.resources.events import (
+    CANCELLED,
+    ERROR,
+    EVENT_STATUSES,
+    FAILED,
+    SUCCESS,
+    TIMEOUT,
+    RemoteStatus,
+    error_event,
+    error_summary,
+    make_event,
+    snapshot_event,
+)
+from airflow_provider_nairi.resources.video import VideoStatus
 
-#: Event statuses. ``success``: the remote work ended well; ``failed``: it ended in error (the remote error is
-#: in ``error``); ``cancelled``: someone cancelled it; ``timeout``: the deadline passed first; ``error``:
-#: polling itself failed (API error, or too many transient errors in a row; summary in ``error``).
-SUCCESS = "success"
-FAILED = "failed"
-CANCELLED = "cancelled"
-TIMEOUT = "timeout"
-ERROR = "error"
-EVENT_STATUSES = frozenset({SUCCESS, FAILED, CANCELLED, TIMEOUT, ERROR})
+__all__ = [  # the event names moved to resources.events; their old import path keeps working
+    "CANCELLED",
+    "ERROR",
+    "EVENT_STATUSES",
+    "FAILED",
+    "SUCCESS",
+    "TERMINAL_STATES",
+    "TIMEOUT",
+    "airflow_outcome",
+    "error_event",
+    "error_summary",
+    "event_for_resource",
+    "make_event",
+    "outcome_for_error",
+    "raise_for_error",
+    "raise_for_event",
+    "validate_event",
+]
 
-#: Terminal remote states of each resource kind and the event status each one maps to. A state not listed
-#: (``queued``, ``running``, ``processing``) means "still working".
-TERMINAL_STATES: Mapping[str, Mapping[str, str]] = {
-    "conversation": {"completed": SUCCESS, "failed": FAILED, "cancelled": CANCELLED},
-    "video": {"ready": SUCCESS, "failed": FAILED},
-}
-
-
-def error_summary(error: NairiError) -> dict[str, Any]:
-    """A JSON summary of ``error`` for events and logs: type, HTTP status, code, text, request id, retryable.
-
-    ``message`` is ``str(error)``, which the client has already redacted (it never holds the API key).
-    """
-    return {
-        "type": type(error).__name__,
-        "status": error.status,
-        "code": error.code,
-        "message": str(error),
-        "request_id": error.request_id,
-        "retryable": error.retryable,
-    }
+#: The status enum of each resource kind.
+STATUSES: dict[str, type[RemoteStatus]] = {"conversation": ConversationStatus, "video": VideoStatus}
+#: Terminal remote states of each resource kind and the event status each one maps to (from the enums). A
+#: state not listed (``queued``, ``running``, ``processing``) means "still working".
+TERMINAL_STATES = {kind: statuses.terminal_states() for kind, statuses in STATUSES.items()}
 
 
 def outcome_for_error(error: NairiError) -> AirflowException:
@@ -76,62 +84,43 @@ def raise_for_error(error: NairiError) -> NoReturn:
     raise outcome_for_error(error) from error
 
 
-def make_event(
-    status: str,
-    *,
-    kind: str,
-    resource_id: str,
-    message: str,
-    resource: Mapping[str, Any] | None = None,
-    error: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Build an event payload (JSON only); ``status`` must be one of :data:`EVENT_STATUSES`."""
-    if status not in EVENT_STATUSES:
-        raise ValueError(f"unknown event status {status!r}; expected one of {sorted(EVENT_STATUSES)}")
-    return {
-        "status": status,
-        "kind": kind,
-        "id": resource_id,
-        "message": message,
-        "resource": dict(resource) if resource is not None else None,
-        "error": dict(error) if error is not None else None,
-    }
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def error_event(kind: str, resource_id: str, error: NairiError) -> dict[str, Any]:
-    """The ``error`` event for a poll that failed with ``error``."""
-    return make_event(
-        ERROR,
-        kind=kind,
-        resource_id=resource_id,
-        message=f"polling {kind} {resource_id} failed: {error}",
-        error=error_summary(error),
-    )
+def airflow_outcome(method: F) -> F:
+    """Make a task method end the way the table above says; the one place a ``NairiError`` is translated.
+
+    A :class:`~airflow_provider_nairi.exceptions.NairiError` becomes :func:`outcome_for_error`'s exception;
+    with the task's ``soft_fail`` (sensors) any ``AirflowException`` becomes ``AirflowSkipException``.
+    ``AirflowSkipException`` and ``TaskDeferred`` pass through. The bases apply it to ``execute``,
+    ``resume_execution`` and ``poke``; a class applies it to its own resume targets (``execute_complete``...).
+    Never apply it around Airflow's own poke/reschedule loop: it would turn a reschedule into a failure.
+    """
+
+    @functools.wraps(method)
+    def translated(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            try:
+                return method(self, *args, **kwargs)
+            except NairiError as error:
+                raise outcome_for_error(error) from error
+        except AirflowSkipException:
+            raise
+        except AirflowException as error:
+            if getattr(self, "soft_fail", False):
+                raise AirflowSkipException(f"soft_fail: {error}") from error
+            raise
+
+    return translated  # type: ignore[return-value]
 
 
 def event_for_resource(kind: str, resource: Mapping[str, Any]) -> dict[str, Any] | None:
     """The event a resource snapshot ends in, or ``None`` while it is still working.
 
-    ``resource`` is the API's object (a Conversation, a Video): its ``status`` is looked up in
-    :data:`TERMINAL_STATES`; its ``error`` (``{code, message}``) is carried into a ``failed`` event.
+    ``resource`` is the API's object (a Conversation, a Video): its ``status`` is read with the kind's enum
+    (:data:`STATUSES`; an unknown status is a ``NairiServerError``); a ``failed`` one carries its ``error``.
     """
-    state = str(resource.get("status"))
-    status = TERMINAL_STATES[kind].get(state)
-    if status is None:
-        return None
-    resource_id = str(resource.get("id"))
-    remote_error = resource.get("error") or None
-    if status == FAILED:
-        code = remote_error.get("code") if remote_error else None
-        text = remote_error.get("message") if remote_error else "no error given"
-        message = f"{kind} {resource_id} failed: {code or 'error'}: {text}"
-    elif status == CANCELLED:
-        message = f"{kind} {resource_id} was cancelled (by someone else than this task)"
-    else:
-        message = f"{kind} {resource_id} is {state}"
-    return make_event(
-        status, kind=kind, resource_id=resource_id, message=message, resource=resource, error=remote_error
-    )
+    return snapshot_event(STATUSES[kind].of(resource), resource)
 
 
 def validate_event(event: Any) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 from airflow.providers.common.compat.sdk import ObjectStoragePath
+from fsspec.core import url_to_fs
 
 from airflow_provider_nairi.exceptions import NairiConfigurationError
 from airflow_provider_nairi.idempotency import task_idempotency_key
@@ -140,10 +141,10 @@ def _split_glob(uri: str) -> tuple[str, str]:
 def _expand_glob(pattern: str) -> list[UploadFile]:
     if _is_uri(pattern) and not pattern.startswith("file://"):
         base, rest = _split_glob(pattern)
-        matches = sorted(ObjectStoragePath(base).glob(rest), key=str)
+        matches = sorted(_storage_path(base).glob(rest), key=str)
         found = [_source(match, str(match)) for match in matches if not match.is_dir()]
     else:
-        local = ObjectStoragePath(pattern).path if pattern.startswith("file://") else pattern
+        local = str(_local_uri_path(pattern)) if pattern.startswith("file://") else pattern
         names = sorted(glob.glob(os.path.expanduser(local), recursive=True))
         found = [_source(name, name) for name in names if not os.path.isdir(name)]
     if not found:
@@ -154,6 +155,24 @@ def _expand_glob(pattern: str) -> list[UploadFile]:
     return found
 
 
+def _local_uri_path(uri: str) -> Path:
+    """The local path of a ``file://`` or ``local://`` URI, read by fsspec without an ObjectStoragePath: local
+    URIs work wherever local paths do, whatever Airflow's object storage can do."""
+    return Path(url_to_fs(uri)[1])
+
+
+def _storage_path(uri: str) -> ObjectStoragePath:
+    """``ObjectStoragePath(uri)``, with the fix named when Airflow cannot build one at all."""
+    try:
+        return ObjectStoragePath(uri)
+    except TypeError as error:  # upath's "detected protocol ... incompatible with ObjectStoragePath"
+        raise NairiConfigurationError(
+            f"{uri!r}: Airflow's ObjectStoragePath cannot open it ({error}). Airflow 3.0 refuses every URI "
+            "this way when universal-pathlib 0.3 or later is installed: install Airflow with its constraints "
+            "file, or pin 'universal-pathlib<0.3' (local paths and file:// URIs work either way)."
+        ) from None
+
+
 def as_path(location: str | os.PathLike[str] | ObjectStoragePath) -> Path | ObjectStoragePath:
     """A local :class:`~pathlib.Path` for a local path or ``file://`` URI, else an ObjectStoragePath.
 
@@ -162,7 +181,9 @@ def as_path(location: str | os.PathLike[str] | ObjectStoragePath) -> Path | Obje
     if isinstance(location, ObjectStoragePath):
         return Path(location.path) if location.protocol in _LOCAL_PROTOCOLS else location
     if isinstance(location, str) and _is_uri(location):
-        return as_path(ObjectStoragePath(location))
+        if location.partition("://")[0] in _LOCAL_PROTOCOLS:
+            return _local_uri_path(location)
+        return as_path(_storage_path(location))
     return Path(location).expanduser()
 
 

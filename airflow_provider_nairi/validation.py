@@ -18,7 +18,7 @@ import re
 import zoneinfo
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from croniter import croniter
 
@@ -135,3 +135,26 @@ def check_flag(param: str, value: object) -> bool:
     if isinstance(value, bool):
         return value
     raise NairiParameterError(f"{param} must be True or False (got {value!r}).")
+
+
+def ids_of(values: str | Iterable[str | Mapping[str, Any]] | None, param: str) -> list[str] | None:
+    """Normalise ids given as one id, a list of ids, or the dicts another Nairi operator returned.
+
+    ``video_ids=upload_videos.output`` and ``artifact_ids=upload.output`` work as they are: every dict
+    contributes its ``"id"``.
+    """
+    if values is None:
+        return None
+    items = (
+        list(values) if isinstance(values, Iterable) and not isinstance(values, (str, Mapping)) else [values]
+    )
+    ids = []
+    for item in items:
+        value = item.get("id") if isinstance(item, Mapping) else item
+        if not isinstance(value, str) or not value:
+            raise NairiConfigurationError(
+                f"{param}: {item!r} is not an id. Give ids such as 'vid_...' / 'art_...', or the list "
+                "another Nairi operator returned (dicts with an 'id')."
+            )
+        ids.append(value)
+    return ids

@@ -3,7 +3,14 @@
 A triggerer runs hundreds of waits in one event loop, so every :class:`AsyncNairiClient` of a loop shares one
 session (and its connection pool); the key, timeouts, TLS and proxy settings travel with each request, so
 clients of different connections share it safely. The session is closed when the last client of its loop calls
-:meth:`AsyncNairiClient.close`.
+:meth:`AsyncNairiClient.close`. Its pool holds at most :data:`CONNECTOR_LIMIT` connections, at most
+:data:`CONNECTOR_LIMIT_PER_HOST` to one host (and port), so waits stuck on one hung host leave room for the
+others; the wait for a pooled connection counts against each try's ``request_timeout``, like the rest of the
+try (aiohttp's total timeout).
+
+Whether a request goes through a proxy is decided by requests' own code (connection ``proxies``, then
+``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` unless ``NO_PROXY`` covers the host, in every form requests
+reads: names, suffixes, ports, ``*``, IP addresses, CIDR ranges): a worker and a triggerer decide alike.
 
 Retries, the retry decision, ``Retry-After``, the envelope and the errors are those of the sync client
 (:mod:`airflow_provider_nairi.client.protocol`); redirects are refused the same way.
@@ -18,22 +25,24 @@ import functools
 import os
 import ssl
 import time
-import urllib.request
 import weakref
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
+from requests.utils import get_environ_proxies, select_proxy
 
 from airflow_provider_nairi.client.config import ClientConfig
 from airflow_provider_nairi.client.protocol import (
     DEFAULT_PAGE_SIZE,
+    AnswerBody,
     Envelope,
     PageCursor,
     RateLimit,
+    Shape,
     acall_with_retries,
     api_url,
+    deadline_error,
     log_answer,
     parse_response,
     rate_limit_wait,
@@ -43,29 +52,45 @@ from airflow_provider_nairi.client.protocol import (
 )
 from airflow_provider_nairi.exceptions import NairiError
 
+#: Connections the loop's shared session keeps open at most, in all and to one host (scheme, host, port). A
+#: triggerer's polls are short and spread over their intervals, so 100 per host carries hundreds of waits;
+#: a hung host holds at most its own 100 (each freed at its try's ``request_timeout``) and the rest of the
+#: pool stays free for the other hosts.
+CONNECTOR_LIMIT = 500
+CONNECTOR_LIMIT_PER_HOST = 100
+
+
+def proxy_for(base_url: str, proxies: Mapping[str, str] | None) -> str | None:
+    """The proxy a request to ``base_url`` goes through, or None for a direct connection: requests' own
+    decision for the sync client (``Session.merge_environment_settings`` and the adapter's ``select_proxy``:
+    the connection's ``proxies`` first, then the environment's unless ``NO_PROXY`` covers the host)."""
+    chosen = dict(proxies or {})
+    for scheme, proxy in get_environ_proxies(base_url, no_proxy=chosen.get("no_proxy")).items():
+        chosen.setdefault(scheme, proxy)
+    return select_proxy(base_url, chosen)
+
 
 class _LoopShare:
-    """What the clients of one event loop share: the session, how many clients hold it, and the proxy taken
-    from the environment for each base URL (read once while the session lives: ``getproxies`` walks the
-    whole environment, about 0.1 ms, more than a poll's own work)."""
+    """What the clients of one event loop share: the session, how many clients hold it, and the proxy of
+    each connection (decided once while the session lives: reading the environment costs about 0.1 ms, more
+    than a poll's own work)."""
 
     def __init__(self) -> None:
-        self.session = aiohttp.ClientSession()
+        # auto_decompress off: AnswerBody decodes gzip/deflate itself, bounded by max_answer_bytes.
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=CONNECTOR_LIMIT, limit_per_host=CONNECTOR_LIMIT_PER_HOST),
+            auto_decompress=False,
+        )
         self.users = 0
-        self._environment_proxies: dict[str, str | None] = {}
+        self._proxies: dict[tuple[str, tuple[tuple[str, str], ...]], str | None] = {}
 
     def proxy_for(self, config: ClientConfig) -> str | None:
-        """The connection's proxy for the base URL's scheme; without one, ``HTTPS_PROXY`` / ``HTTP_PROXY``
-        unless ``NO_PROXY`` covers the host (what requests does for the sync client; aiohttp's own
-        ``trust_env`` would also read ``.netrc`` in a thread on every request)."""
-        if config.proxies:
-            return config.proxies.get(urlsplit(config.base_url).scheme)
-        if config.base_url not in self._environment_proxies:
-            parts = urlsplit(config.base_url)
-            bypass = urllib.request.proxy_bypass(parts.hostname or "")
-            proxy = None if bypass else urllib.request.getproxies().get(parts.scheme)
-            self._environment_proxies[config.base_url] = proxy
-        return self._environment_proxies[config.base_url]
+        """:func:`proxy_for` of the connection, decided once per session. (aiohttp's own ``trust_env`` is
+        left off: it would also read ``.netrc`` in a thread on every request.)"""
+        key = (config.base_url, tuple(sorted((config.proxies or {}).items())))
+        if key not in self._proxies:
+            self._proxies[key] = proxy_for(config.base_url, config.proxies)
+        return self._proxies[key]
 
 
 class _LoopSessions:
@@ -127,10 +152,12 @@ class AsyncNairiClient:
         self._session: aiohttp.ClientSession | None = None
         self._rate_limit: RateLimit | None = None
         self._timeout = aiohttp.ClientTimeout(
-            sock_connect=config.connect_timeout, sock_read=config.read_timeout
+            total=config.request_timeout, sock_connect=config.connect_timeout, sock_read=config.read_timeout
         )
         self._ssl = _ssl_setting(config.verify)
         self._proxy: str | None = None
+        #: ``(method, path, request id)`` of the latest answer read, for errors about what it held.
+        self.last_answer: tuple[str, str, str | None] | None = None
 
     @property
     def rate_limit(self) -> RateLimit | None:
@@ -161,15 +188,20 @@ class AsyncNairiClient:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         idempotency_key: str | None = None,
+        expect: Shape | None = None,
     ) -> Any:
         """Send one call and return the envelope's ``data`` (None for a 204).
 
-        Retried on 429, 5xx and connection errors like the sync client (``docs/errors-and-retries.md``),
-        with non-blocking waits. A POST carries an Idempotency-Key (``idempotency_key`` or a fresh uuid4)
-        reused by all its retries; other methods carry none. Errors are ``NairiError`` subclasses.
+        Retried on 429, 5xx, connection errors, timeouts and malformed answers like the sync client
+        (``docs/errors-and-retries.md``), with non-blocking waits. A POST carries an Idempotency-Key
+        (``idempotency_key`` or a fresh uuid4) reused by all its retries; other methods carry none. Errors
+        are ``NairiError`` subclasses. ``expect``: the shape ``data`` must have (``"object"`` or
+        ``"list"``), as in the sync client.
         """
         return (
-            await self._call(method, path, params=params, json=json, idempotency_key=idempotency_key)
+            await self._call(
+                method, path, params=params, json=json, idempotency_key=idempotency_key, expect=expect
+            )
         ).data
 
     async def get_conversation(self, conversation_id: str) -> dict[str, Any]:
@@ -180,7 +212,7 @@ class AsyncNairiClient:
         (``docs/errors-and-retries.md``), with non-blocking waits. 404 (``NairiNotFoundError``, not
         retried): no such conversation in this org.
         """
-        return await self.request("GET", f"/conversations/{segment(conversation_id)}")  # type: ignore[no-any-return]
+        return await self.request("GET", f"/conversations/{segment(conversation_id)}", expect="object")  # type: ignore[no-any-return]
 
     async def list_messages(self, conversation_id: str) -> list[dict[str, Any]]:
         """Every message of the conversation, oldest first, as a list (all pages read before returning,
@@ -194,7 +226,7 @@ class AsyncNairiClient:
         items: list[dict[str, Any]] = []
         while not cursor.done:
             items += cursor.accept(
-                await self._call("GET", path, params=cursor.params()), method="GET", path=path
+                await self._call("GET", path, params=cursor.params(), expect="list"), method="GET", path=path
             )
         return items
 
@@ -205,7 +237,9 @@ class AsyncNairiClient:
         (``docs/errors-and-retries.md``), with non-blocking waits. The POST carries a fresh Idempotency-Key
         reused by its retries. 404: no such conversation.
         """
-        return await self.request("POST", f"/conversations/{segment(conversation_id)}/cancel")  # type: ignore[no-any-return]
+        return await self.request(  # type: ignore[no-any-return]
+            "POST", f"/conversations/{segment(conversation_id)}/cancel", expect="object"
+        )
 
     async def get_video(self, video_id: str) -> dict[str, Any]:
         """The video ``video_id`` (``status``: ``processing``, ``ready`` or ``failed``).
@@ -214,7 +248,7 @@ class AsyncNairiClient:
         (``docs/errors-and-retries.md``), with non-blocking waits. 404 (``NairiNotFoundError``, not
         retried): no such video in this org.
         """
-        return await self.request("GET", f"/videos/{segment(video_id)}")  # type: ignore[no-any-return]
+        return await self.request("GET", f"/videos/{segment(video_id)}", expect="object")  # type: ignore[no-any-return]
 
     async def _call(
         self,
@@ -224,11 +258,16 @@ class AsyncNairiClient:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         idempotency_key: str | None = None,
+        expect: Shape | None = None,
     ) -> Envelope:
         headers = request_headers(self.config, method, idempotency_key)
-        return await acall_with_retries(
-            self.config, lambda: self._exchange(method, path, headers, params=params, json=json), self._sleep
+        envelope = await acall_with_retries(
+            self.config,
+            lambda: self._exchange(method, path, headers, params=params, json=json, expect=expect),
+            self._sleep,
         )
+        self.last_answer = (method, path, envelope.request_id)
+        return envelope
 
     async def _exchange(
         self,
@@ -238,7 +277,10 @@ class AsyncNairiClient:
         *,
         params: Mapping[str, Any] | None,
         json: Any,
+        expect: Shape | None,
     ) -> Envelope:
+        """One try, bounded by ``request_timeout`` from the wait for a pooled connection to the body's end
+        (read by :class:`AnswerBody`: decoded, capped)."""
         wait = rate_limit_wait(self._rate_limit, self.config)
         if wait:
             await self._sleep(wait)
@@ -257,15 +299,27 @@ class AsyncNairiClient:
                 ssl=self._ssl,
                 proxy=self._proxy,
             ) as response:
-                body = await response.read()
+                answer = AnswerBody(
+                    self.config, response.headers, status=response.status, method=method, path=path
+                )
+                if answer.announced is not None:  # plain, its length known and within the cap
+                    body = await response.read()
+                else:
+                    while chunk := await response.content.readany():
+                        answer.feed(chunk)
+                    body = answer.body()
         except (aiohttp.ClientSSLError, aiohttp.ServerFingerprintMismatch) as exc:
             raise transport_error(self.config, exc, method=method, path=path, tls=True) from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError) as exc:
+            if time.monotonic() - started >= self.config.request_timeout:
+                raise deadline_error(self.config, method=method, path=path) from None
             raise transport_error(self.config, exc, method=method, path=path) from None
         except aiohttp.ClientError as exc:
             raise NairiError(
                 self.config.redact(str(exc)), code="request_error", method=method, path=path
             ) from None
         self._rate_limit = RateLimit.from_headers(response.headers) or self._rate_limit
-        log_answer(method, path, response.status, started, response.headers)
-        return parse_response(self.config, response.status, response.headers, body, method=method, path=path)
+        log_answer(self.config, method, path, response.status, started=started, headers=response.headers)
+        return parse_response(
+            self.config, response.status, response.headers, body, method=method, path=path, expect=expect
+        )

@@ -17,7 +17,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from airflow_provider_nairi.client.protocol import DEFAULT_PAGE_SIZE, RateLimit, segment
+from airflow_provider_nairi.client.protocol import DEFAULT_PAGE_SIZE, RateLimit, Shape, segment
+from airflow_provider_nairi.exceptions import NairiServerError
 
 #: What ``upload_artifact`` / ``upload_video`` accept: a path, an open binary file, or an object with
 #: ``open("rb")`` (an ``ObjectStoragePath``).
@@ -45,12 +46,15 @@ class NairiApi(ABC):
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         idempotency_key: str | None = None,
+        expect: Shape | None = None,
     ) -> Any:
         """Send one call and return the envelope's ``data`` (None for a 204).
 
-        Errors are ``NairiError`` subclasses. Retried on 429, 5xx and connection errors
-        (``docs/errors-and-retries.md``). A POST carries an Idempotency-Key (``idempotency_key`` or a fresh
-        uuid4) reused by all its retries; PUT, PATCH, DELETE and GET carry none.
+        Errors are ``NairiError`` subclasses. Retried on 429, 5xx, connection errors, timeouts and malformed
+        answers (``docs/errors-and-retries.md``). A POST carries an Idempotency-Key (``idempotency_key`` or a
+        fresh uuid4) reused by all its retries; PUT, PATCH, DELETE and GET carry none. ``expect``: the shape
+        ``data`` must have, ``"object"`` or ``"list"`` (of objects); another one (a 204 included) is a
+        malformed answer, ``NairiServerError``.
         """
 
     @abstractmethod
@@ -121,7 +125,7 @@ class NairiApi(ABC):
         Scope ``read``. Retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``). 401
         (``NairiAuthError``): the key is invalid or revoked.
         """
-        return self.request("GET", "/me")  # type: ignore[no-any-return]
+        return self.request("GET", "/me", expect="object")  # type: ignore[no-any-return]
 
     # -- agents ----------------------------------------------------------------------------------------------
 
@@ -156,7 +160,7 @@ class NairiApi(ABC):
             model=model,
             vault_ids=list(vault_ids) if vault_ids else None,
         )
-        return self.request("POST", "/agents", json=body, idempotency_key=idempotency_key)  # type: ignore[no-any-return]
+        return self.request("POST", "/agents", json=body, idempotency_key=idempotency_key, expect="object")  # type: ignore[no-any-return]
 
     def get_agent(self, agent_id: str) -> dict[str, Any]:
         """The agent ``agent_id``.
@@ -164,7 +168,7 @@ class NairiApi(ABC):
         Scope ``read``. Retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``). 404
         (``NairiNotFoundError``, not retried): no such agent in this org.
         """
-        return self.request("GET", f"/agents/{segment(agent_id)}")  # type: ignore[no-any-return]
+        return self.request("GET", f"/agents/{segment(agent_id)}", expect="object")  # type: ignore[no-any-return]
 
     def update_agent(self, agent_id: str, **fields: Any) -> dict[str, Any]:
         """PATCH the given fields (``name``, ``instructions``, ``model``, ``vault_ids``); return the updated
@@ -174,7 +178,7 @@ class NairiApi(ABC):
         carries no Idempotency-Key; a retry re-sends the same fields. 404 (``NairiNotFoundError``): no such
         agent; 422 (``NairiValidationError``): a field is invalid.
         """
-        return self.request("PATCH", f"/agents/{segment(agent_id)}", json=fields)  # type: ignore[no-any-return]
+        return self.request("PATCH", f"/agents/{segment(agent_id)}", json=fields, expect="object")  # type: ignore[no-any-return]
 
     def delete_agent(self, agent_id: str) -> None:
         """Delete the agent ``agent_id``.
@@ -224,7 +228,9 @@ class NairiApi(ABC):
             title=title,
             metadata=dict(metadata) if metadata else None,
         )
-        return self.request("POST", "/conversations", json=body, idempotency_key=idempotency_key)  # type: ignore[no-any-return]
+        return self.request(  # type: ignore[no-any-return]
+            "POST", "/conversations", json=body, idempotency_key=idempotency_key, expect="object"
+        )
 
     def get_conversation(self, conversation_id: str) -> dict[str, Any]:
         """The conversation ``conversation_id``: ``status`` (``queued``, ``running``, ``completed``,
@@ -233,7 +239,7 @@ class NairiApi(ABC):
         Scope ``read``. Retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``). 404
         (``NairiNotFoundError``, not retried): no such conversation in this org.
         """
-        return self.request("GET", f"/conversations/{segment(conversation_id)}")  # type: ignore[no-any-return]
+        return self.request("GET", f"/conversations/{segment(conversation_id)}", expect="object")  # type: ignore[no-any-return]
 
     def list_messages(self, conversation_id: str) -> Iterator[dict[str, Any]]:
         """Lazy iterator over the conversation's messages, oldest first (every page, de-duplicated by ``id``).
@@ -267,6 +273,7 @@ class NairiApi(ABC):
             f"/conversations/{segment(conversation_id)}/messages",
             json=body,
             idempotency_key=idempotency_key,
+            expect="object",
         )
 
     def cancel_conversation(self, conversation_id: str) -> dict[str, Any]:
@@ -276,7 +283,7 @@ class NairiApi(ABC):
         POST carries a fresh Idempotency-Key reused by its retries; cancelling twice is harmless. 404
         (``NairiNotFoundError``): no such conversation.
         """
-        return self.request("POST", f"/conversations/{segment(conversation_id)}/cancel")  # type: ignore[no-any-return]
+        return self.request("POST", f"/conversations/{segment(conversation_id)}/cancel", expect="object")  # type: ignore[no-any-return]
 
     # -- artifacts -------------------------------------------------------------------------------------------
 
@@ -317,7 +324,7 @@ class NairiApi(ABC):
         Scope ``read``. Retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``). 404
         (``NairiNotFoundError``, not retried): no such artifact in this org.
         """
-        return self.request("GET", f"/artifacts/{segment(artifact_id)}")  # type: ignore[no-any-return]
+        return self.request("GET", f"/artifacts/{segment(artifact_id)}", expect="object")  # type: ignore[no-any-return]
 
     def delete_artifact(self, artifact_id: str) -> None:
         """Delete the artifact ``artifact_id``.
@@ -373,7 +380,9 @@ class NairiApi(ABC):
         creating a second vault), otherwise a fresh key that only this call's retries reuse. 409
         ``idempotency_key_reused``: the same key was sent with a different body.
         """
-        return self.request("POST", "/vaults", json={"name": name}, idempotency_key=idempotency_key)  # type: ignore[no-any-return]
+        return self.request(  # type: ignore[no-any-return]
+            "POST", "/vaults", json={"name": name}, idempotency_key=idempotency_key, expect="object"
+        )
 
     def get_vault(self, vault_id: str) -> dict[str, Any]:
         """The vault ``vault_id`` (``secret_names``; secret values are never returned).
@@ -381,7 +390,7 @@ class NairiApi(ABC):
         Scope ``read``. Retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``). 404
         (``NairiNotFoundError``, not retried): no such vault in this org.
         """
-        return self.request("GET", f"/vaults/{segment(vault_id)}")  # type: ignore[no-any-return]
+        return self.request("GET", f"/vaults/{segment(vault_id)}", expect="object")  # type: ignore[no-any-return]
 
     def delete_vault(self, vault_id: str) -> None:
         """Delete the vault ``vault_id``.
@@ -399,7 +408,7 @@ class NairiApi(ABC):
         idempotent and carries no Idempotency-Key. 404 (``NairiNotFoundError``): no such vault.
         """
         path = f"/vaults/{segment(vault_id)}/secrets/{segment(name)}"
-        return self.request("PUT", path, json={"value": value})  # type: ignore[no-any-return]
+        return self.request("PUT", path, json={"value": value}, expect="object")  # type: ignore[no-any-return]
 
     def delete_vault_secret(self, vault_id: str, name: str) -> None:
         """Delete the secret ``name`` of a vault.
@@ -429,7 +438,7 @@ class NairiApi(ABC):
         ``^[A-Za-z_][A-Za-z0-9_]{0,127}$``.
         """
         body = {"value": value, "secret": secret}
-        return self.request("PUT", f"/env-vars/{segment(name)}", json=body)  # type: ignore[no-any-return]
+        return self.request("PUT", f"/env-vars/{segment(name)}", json=body, expect="object")  # type: ignore[no-any-return]
 
     def delete_env_var(self, name: str) -> None:
         """Delete the env var ``name``.
@@ -473,7 +482,9 @@ class NairiApi(ABC):
         body = _without_none(
             name=name, agent_id=agent_id, message=message, cron=cron, timezone=timezone, enabled=enabled
         )
-        return self.request("POST", "/scheduled-jobs", json=body, idempotency_key=idempotency_key)  # type: ignore[no-any-return]
+        return self.request(  # type: ignore[no-any-return]
+            "POST", "/scheduled-jobs", json=body, idempotency_key=idempotency_key, expect="object"
+        )
 
     def get_scheduled_job(self, job_id: str) -> dict[str, Any]:
         """The scheduled job ``job_id`` (``next_run_at``, ``last_run``...).
@@ -481,7 +492,7 @@ class NairiApi(ABC):
         Scope ``read``. Retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``). 404
         (``NairiNotFoundError``, not retried): no such job in this org.
         """
-        return self.request("GET", f"/scheduled-jobs/{segment(job_id)}")  # type: ignore[no-any-return]
+        return self.request("GET", f"/scheduled-jobs/{segment(job_id)}", expect="object")  # type: ignore[no-any-return]
 
     def update_scheduled_job(self, job_id: str, **fields: Any) -> dict[str, Any]:
         """PATCH the given fields of a scheduled job (``cron``, ``enabled``, ``message``...); return the
@@ -491,7 +502,7 @@ class NairiApi(ABC):
         carries no Idempotency-Key; a retry re-sends the same fields. 404 (``NairiNotFoundError``): no such
         job; 422 (``NairiValidationError``): a field is invalid.
         """
-        return self.request("PATCH", f"/scheduled-jobs/{segment(job_id)}", json=fields)  # type: ignore[no-any-return]
+        return self.request("PATCH", f"/scheduled-jobs/{segment(job_id)}", json=fields, expect="object")  # type: ignore[no-any-return]
 
     def delete_scheduled_job(self, job_id: str) -> None:
         """Delete the scheduled job ``job_id``.
@@ -511,8 +522,17 @@ class NairiApi(ABC):
         creating a second run), otherwise a fresh key that only this call's retries reuse. 409
         ``idempotency_key_reused``: the same key was sent with a different body. 404: no such job.
         """
-        data = self.request("POST", f"/scheduled-jobs/{segment(job_id)}/run", idempotency_key=idempotency_key)
-        return data["conversation"]  # type: ignore[no-any-return]
+        path = f"/scheduled-jobs/{segment(job_id)}/run"
+        data = self.request("POST", path, idempotency_key=idempotency_key, expect="object")
+        conversation = data.get("conversation")
+        if not isinstance(conversation, dict):
+            raise NairiServerError(
+                "the run answer holds no conversation object.",
+                code="malformed_answer",
+                method="POST",
+                path=path,
+            )
+        return conversation
 
     # -- videos ----------------------------------------------------------------------------------------------
 
@@ -545,7 +565,7 @@ class NairiApi(ABC):
         Scope ``read``. Retried on 429, 5xx and connection errors (``docs/errors-and-retries.md``). 404
         (``NairiNotFoundError``, not retried): no such video in this org.
         """
-        return self.request("GET", f"/videos/{segment(video_id)}")  # type: ignore[no-any-return]
+        return self.request("GET", f"/videos/{segment(video_id)}", expect="object")  # type: ignore[no-any-return]
 
     def delete_video(self, video_id: str) -> None:
         """Delete the video ``video_id``.
@@ -566,7 +586,7 @@ class NairiApi(ABC):
         ``idempotency_key_reused``: the same key was sent with a different body. 404: no such video.
         """
         path = f"/videos/{segment(video_id)}/reprocess"
-        return self.request("POST", path, idempotency_key=idempotency_key)  # type: ignore[no-any-return]
+        return self.request("POST", path, idempotency_key=idempotency_key, expect="object")  # type: ignore[no-any-return]
 
     # -- corpus (read-only POSTs) ----------------------------------------------------------------------------
 
@@ -601,10 +621,10 @@ class NairiApi(ABC):
         (``docs/errors-and-retries.md``). The POST carries a fresh Idempotency-Key reused by its retries.
         """
         body = _without_none(message=message, video_ids=list(video_ids) if video_ids else None)
-        return self.request("POST", "/chat", json=body)  # type: ignore[no-any-return]
+        return self.request("POST", "/chat", json=body, expect="object")  # type: ignore[no-any-return]
 
     def _corpus(
         self, path: str, query: str, limit: int | None, video_ids: Sequence[str] | None
     ) -> list[dict[str, Any]]:
         body = _without_none(query=query, limit=limit, video_ids=list(video_ids) if video_ids else None)
-        return self.request("POST", path, json=body)  # type: ignore[no-any-return]
+        return self.request("POST", path, json=body, expect="list")  # type: ignore[no-any-return]

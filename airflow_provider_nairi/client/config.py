@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import platform
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ PUBLIC_KEY_PREFIXES = ("nr_", "nv_")
 AGENT_KEY_PREFIX = "ccagent_"
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 AUTH_HEADERS = ("x-api-key", "bearer")
+#: Default of the ``max_answer_bytes`` extra: 64 MiB, far above a page of 200 items.
+DEFAULT_MAX_ANSWER_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,8 @@ class ExtraField:
     help: str
     choices: tuple[str, ...] = ()
     minimum: float | None = None
+    #: ``minimum`` itself is refused (a zero timeout or cap means nothing).
+    exclusive_minimum: bool = False
     #: Names this extra had before (still read from existing connections).
     former_names: tuple[str, ...] = ()
     #: The :class:`ClientConfig` attribute it sets, when not its name.
@@ -80,7 +85,13 @@ EXTRA_FIELDS: tuple[ExtraField, ...] = (
         config_attribute="auth_header",
     ),
     ExtraField(
-        "connect_timeout", "number", 10.0, "Connect timeout (s)", "Seconds to open a connection.", minimum=0
+        "connect_timeout",
+        "number",
+        10.0,
+        "Connect timeout (s)",
+        "Seconds to open a connection (TCP and TLS).",
+        minimum=0,
+        exclusive_minimum=True,
     ),
     ExtraField(
         "read_timeout",
@@ -89,6 +100,18 @@ EXTRA_FIELDS: tuple[ExtraField, ...] = (
         "Read timeout (s)",
         "Seconds to wait for each read of an answer.",
         minimum=0,
+        exclusive_minimum=True,
+    ),
+    ExtraField(
+        "request_timeout",
+        "number",
+        120.0,
+        "Request timeout (s)",
+        "Total seconds one try of a call may take: waiting for a pooled connection, connecting, sending and "
+        "reading the whole JSON answer (a body that trickles is cut off). Artifact download bodies are "
+        "exempt.",
+        minimum=0,
+        exclusive_minimum=True,
     ),
     ExtraField(
         "max_retries",
@@ -114,6 +137,16 @@ EXTRA_FIELDS: tuple[ExtraField, ...] = (
         "Retry budget (s)",
         "Total seconds one call may spend retrying before it gives up.",
         minimum=0,
+    ),
+    ExtraField(
+        "max_answer_bytes",
+        "integer",
+        DEFAULT_MAX_ANSWER_BYTES,
+        "Largest JSON answer (bytes)",
+        "Largest JSON answer accepted, counted after gzip/deflate decoding, enforced while it arrives "
+        "(a larger one fails with NairiAnswerTooLargeError). Artifact downloads stream and are exempt.",
+        minimum=0,
+        exclusive_minimum=True,
     ),
     ExtraField(
         "dashboard_url",
@@ -231,12 +264,17 @@ def _coerce(spec: ExtraField, value: Any, given_name: str) -> Any:
         raise wrong(f"a{'n integer' if spec.type == 'integer' else ' number'}")
     try:
         number: float | int = int(value) if spec.type == "integer" else float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise wrong(f"a{'n integer' if spec.type == 'integer' else ' number'}") from None
+    if not math.isfinite(number):
+        raise wrong("a finite number")
     if spec.type == "integer" and isinstance(value, float) and value != int(value):
         raise wrong("an integer")
-    if spec.minimum is not None and number < spec.minimum:
-        raise wrong(f"a number >= {spec.minimum:g}")
+    if spec.minimum is not None:
+        if spec.exclusive_minimum and number <= spec.minimum:
+            raise wrong(f"a number > {spec.minimum:g}")
+        if number < spec.minimum:
+            raise wrong(f"a number >= {spec.minimum:g}")
     return number
 
 
@@ -375,9 +413,11 @@ class ClientConfig:
     auth_header: str = "x-api-key"
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
+    request_timeout: float = 120.0
     max_retries: int = 5
     retry_max_wait: float = 60.0
     retry_total_timeout: float = 300.0
+    max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES
     dashboard_url: str = DEFAULT_DASHBOARD_URL
     verify: bool | str = True
     proxies: dict[str, str] | None = None
@@ -437,7 +477,7 @@ def connection_form() -> dict[str, Any]:
         if spec.choices:
             schema["enum"] = list(spec.choices)
         if spec.minimum is not None:
-            schema["minimum"] = spec.minimum
+            schema["exclusiveMinimum" if spec.exclusive_minimum else "minimum"] = spec.minimum
         if spec.type == "object":
             schema["format"] = "json"
         if spec.name == "dashboard_url":

@@ -14,12 +14,13 @@ import json
 import logging
 import time
 import uuid
+import zlib
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote, urljoin, urlsplit
 
 from tenacity import (
@@ -34,6 +35,7 @@ from tenacity import (
 
 from airflow_provider_nairi.client.config import ClientConfig, origin
 from airflow_provider_nairi.exceptions import (
+    NairiAnswerTooLargeError,
     NairiAuthError,
     NairiConfigurationError,
     NairiConflictError,
@@ -52,6 +54,19 @@ T = TypeVar("T")
 
 MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 200
+#: Most pages one walk over a list endpoint reads: a server that never stops claiming ``has_more`` (with fresh
+#: ids on every page and no usable ``total``) ends with NairiServerError after this many.
+MAX_PAGES = 10_000
+#: Longest wait a number from the server can cause (``Retry-After``, ``X-RateLimit-Reset``): larger values,
+#: ``inf`` and far-future dates are clamped to it; ``nan``, negative and unreadable values count as absent.
+MAX_SERVER_WAIT = 3600.0
+#: Characters kept of what the server echoes into an error: request id and error code / message.
+MAX_ECHOED_ID = 200
+MAX_ECHOED_MESSAGE = 2000
+#: The encodings a JSON answer may come in: the only ones the clients ask for (``Accept-Encoding``).
+ACCEPT_ENCODING = "gzip, deflate"
+#: The shape of ``data`` an endpoint answers with: a JSON object, or a list of objects (one page).
+Shape = Literal["object", "list"]
 
 #: Status → error class; any other 4xx is a plain NairiError, any 5xx a NairiServerError.
 ERROR_CLASSES: dict[int, type[NairiError]] = {
@@ -90,7 +105,12 @@ def idempotency_key_for(method: str, key: str | None) -> str | None:
 
 def request_headers(config: ClientConfig, method: str, idempotency_key: str | None) -> dict[str, str]:
     """Headers of every try of one call (they hold the key: never log them)."""
-    headers = {"User-Agent": config.user_agent, "Accept": "application/json", **config.auth_headers()}
+    headers = {
+        "User-Agent": config.user_agent,
+        "Accept": "application/json",
+        "Accept-Encoding": ACCEPT_ENCODING,
+        **config.auth_headers(),
+    }
     key = idempotency_key_for(method, idempotency_key)
     if key:
         headers["Idempotency-Key"] = key
@@ -143,7 +163,7 @@ class RateLimit:
     def from_headers(cls, headers: Mapping[str, str]) -> RateLimit | None:
         """The ``X-RateLimit-*`` headers (case-insensitive mapping); None when the answer has none of them.
         An unreadable value counts as absent."""
-        limit, remaining, reset = (_number(headers.get(name)) for name in RATE_LIMIT_HEADERS)
+        limit, remaining, reset = (_header_number(headers.get(name)) for name in RATE_LIMIT_HEADERS)
         if limit is None and remaining is None and reset is None:
             return None
         return cls(
@@ -154,23 +174,30 @@ class RateLimit:
 
 
 RATE_LIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+#: Largest number a header may carry (2**53: every integer up to it is exact as a float); above: unreadable.
+_MAX_HEADER_NUMBER = float(2**53)
 
 
-def _number(text: str | None) -> float | None:
+def _header_number(text: str | None) -> float | None:
+    """A header's number when it is finite, 0 or more and at most 2**53; None when absent or not that."""
+    if text is None:
+        return None
     try:
-        return float(text) if text is not None else None
+        number = float(text)
     except ValueError:
         return None
+    return number if 0 <= number <= _MAX_HEADER_NUMBER else None  # nan fails both comparisons
 
 
 def rate_limit_wait(rate_limit: RateLimit | None, config: ClientConfig, now: float | None = None) -> float:
     """Seconds to wait before the next call: until the reset when the window is used up, else 0.
 
-    A wait longer than ``retry_max_wait`` raises NairiRateLimitError at once instead of sleeping.
+    A wait longer than ``retry_max_wait`` raises NairiRateLimitError at once instead of sleeping (its
+    ``retry_after`` at most :data:`MAX_SERVER_WAIT`).
     """
     if rate_limit is None or rate_limit.remaining != 0 or rate_limit.reset is None:
         return 0.0
-    wait = rate_limit.reset - (time.time() if now is None else now)
+    wait = min(rate_limit.reset - (time.time() if now is None else now), MAX_SERVER_WAIT)
     if wait <= 0:
         return 0.0
     if wait > config.retry_max_wait:
@@ -184,29 +211,156 @@ def rate_limit_wait(rate_limit: RateLimit | None, config: ClientConfig, now: flo
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """``Retry-After`` in seconds, from ``120`` or an HTTP date; None when absent or unreadable."""
+    """``Retry-After`` in seconds, from ``120`` or an HTTP date, at most :data:`MAX_SERVER_WAIT`; None when
+    absent or unreadable (``nan``, negative, garbage)."""
     if value is None:
         return None
     text = value.strip()
     try:
-        return max(0.0, float(text))
+        seconds = float(text)
     except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, OverflowError):
+            return None
+        if when.tzinfo is None:
+            return None
+        return min(max(0.0, when.timestamp() - (time.time() if now is None else now)), MAX_SERVER_WAIT)
+    if not seconds >= 0:  # nan, negative
         return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    return min(seconds, MAX_SERVER_WAIT)
 
 
-def request_id_of(headers: Mapping[str, str], body: Any = None) -> str | None:
+def echoed(config: ClientConfig, value: Any, limit: int = MAX_ECHOED_ID) -> str | None:
+    """Something the server sent back that goes into an error or a log line (request id, error code):
+    text, the key redacted, at most ``limit`` characters; None when empty."""
+    if value is None or value == "":
+        return None
+    text = config.redact(str(value))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def request_id_of(config: ClientConfig, headers: Mapping[str, str], body: Any = None) -> str | None:
+    """``meta.request_id``, else ``X-Request-Id``: redacted and bounded (:func:`echoed`)."""
     if isinstance(body, Mapping):
         meta = body.get("meta")
         if isinstance(meta, Mapping) and isinstance(meta.get("request_id"), str):
-            return str(meta["request_id"])
-    return headers.get("X-Request-Id")
+            return echoed(config, meta["request_id"])
+    return echoed(config, headers.get("X-Request-Id"))
+
+
+#: Most bytes one decompression step makes: the cap is checked after each, so inflating never holds much more.
+_INFLATE_STEP = 1 << 20
+
+
+class AnswerBody:
+    """The bytes of one JSON answer, decoded (``gzip``, ``deflate``) and counted while they arrive.
+
+    Both clients read the raw (still compressed) body chunk by chunk into :meth:`feed`; decoding inflates
+    1 MiB at a time (never past ``max_answer_bytes`` + 1), so a small gzip that inflates to gigabytes
+    stops at the cap with :class:`~airflow_provider_nairi.exceptions.NairiAnswerTooLargeError` (so does
+    a ``Content-Length`` above the cap, before any byte is read). Another ``Content-Encoding`` (the clients
+    ask for gzip and deflate only) or a corrupt or truncated compressed body is a malformed answer.
+    """
+
+    __slots__ = ("_cap", "_chunks", "_context", "_decoder", "_encoding", "announced", "size")
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        headers: Mapping[str, str],
+        *,
+        status: int,
+        method: str,
+        path: str,
+    ) -> None:
+        self._cap = config.max_answer_bytes
+        self._chunks: list[bytes] = []
+        self._context: dict[str, Any] = {"status": status, "method": method, "path": path}
+        self.size = 0
+        self._encoding = (headers.get("Content-Encoding") or "identity").strip().lower()
+        self._decoder: Any = None
+        if self._encoding in ("gzip", "x-gzip"):
+            self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif self._encoding not in ("identity", "deflate"):
+            raise NairiServerError(
+                f"the answer came in Content-Encoding {echoed(config, self._encoding)!r}; only "
+                f"{ACCEPT_ENCODING} were asked for.",
+                code="malformed_answer",
+                **self._context,
+            )
+        #: The size of a plain (not compressed) body that announced its length, checked against the cap: a
+        #: client may read such a body in one go (it cannot grow past what was announced).
+        self.announced: int | None = None
+        length = _header_number(headers.get("Content-Length"))
+        if self._encoding == "identity" and length is not None:
+            self._check_size(int(length))
+            self.announced = int(length)
+
+    def _check_size(self, size: int) -> None:
+        if size > self._cap:
+            raise NairiAnswerTooLargeError(
+                f"the answer is larger than max_answer_bytes ({self._cap} bytes"
+                f"{'' if self._encoding == 'identity' else ' after ' + self._encoding + ' decoding'}); "
+                "stopped reading it. A Nairi answer is far smaller: check that the connection's host is the "
+                "Nairi API (not a proxy or another service); if the answer is genuine, raise the connection "
+                "extra max_answer_bytes.",
+                code="answer_too_large",
+                **self._context,
+            )
+
+    def _add(self, data: bytes) -> None:
+        if data:
+            self.size += len(data)
+            self._check_size(self.size)
+            self._chunks.append(data)
+
+    def feed(self, data: bytes) -> None:
+        """Take the next raw chunk of the body."""
+        if self._encoding == "identity":
+            self._add(data)
+            return
+        if self._decoder is None:  # deflate: zlib-wrapped as the RFC says, or raw as some servers send it
+            wrapped = len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+            self._decoder = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+        try:
+            while data:
+                self._add(self._decoder.decompress(data, min(self._cap - self.size + 1, _INFLATE_STEP)))
+                data = self._decoder.unconsumed_tail
+                if self._decoder.eof and self._decoder.unused_data:  # another gzip member follows
+                    data = self._decoder.unused_data
+                    self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        except zlib.error as exc:
+            raise self._corrupt(str(exc)) from None
+
+    def _corrupt(self, why: str) -> NairiServerError:
+        return NairiServerError(
+            f"the {self._encoding} body of the answer is corrupt ({why}).",
+            code="malformed_answer",
+            **self._context,
+        )
+
+    def body(self) -> bytes:
+        """All decoded bytes, once the body has ended."""
+        if self._decoder is not None and not self._decoder.eof:
+            raise self._corrupt("it ends before its compressed stream does")
+        return b"".join(self._chunks)
+
+
+def deadline_error(
+    config: ClientConfig, *, method: str, path: str, received: int | None = None
+) -> NairiConnectionError:
+    """A try that outlived ``request_timeout`` (a server that trickles or never ends its body, a pool that
+    stays full). Retryable like any timeout."""
+    what = "" if received is None else f" (it had sent {received} bytes)"
+    return NairiConnectionError(
+        f"no complete answer within request_timeout ({config.request_timeout:g} s){what}: the server or the "
+        "network is too slow, or the connection pool stayed busy. Raise the connection extra "
+        "request_timeout if answers are genuinely this slow.",
+        code="request_timeout",
+        method=method,
+        path=path,
+    )
 
 
 def parse_response(
@@ -217,36 +371,70 @@ def parse_response(
     *,
     method: str,
     path: str,
+    expect: Shape | None = None,
 ) -> Envelope:
     """Turn one answer into an :class:`Envelope`, or raise the error it stands for.
 
-    3xx: refused (see :func:`redirect_error`). Non-JSON or not the contract's envelope: NairiServerError for a
-    2xx or 5xx, the status's class for a 4xx (an HTML 401 from a proxy is still an auth failure).
+    3xx: refused (see :func:`redirect_error`). Non-JSON (nested too deep, invalid encoding...) or not the
+    contract's envelope: NairiServerError for a 2xx or 5xx, the status's class for a 4xx (an HTML 401 from a
+    proxy is still an auth failure). ``expect``: the shape ``data`` must have ("object", or "list" of
+    objects); another one, a 204 or an empty body included, is a NairiServerError (retried).
     """
     if 300 <= status < 400:
         raise redirect_error(config, status, headers.get("Location"), method=method, path=path)
     if status == 204 or (not body and status < 300):
-        return Envelope(None, None, request_id_of(headers))
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        parsed = None
-    request_id = request_id_of(headers, parsed)
-    context: dict[str, Any] = {"status": status, "request_id": request_id, "method": method, "path": path}
-    if status >= 400:
-        raise _error_from_body(config, status, headers=headers, parsed=parsed, body=body, context=context)
-    if not isinstance(parsed, Mapping) or parsed.get("success") is not True or "data" not in parsed:
-        raise NairiServerError(
-            f"the answer is not a Nairi envelope ({_describe_body(headers, body)}).",
-            code="malformed_answer",
-            **context,
+        envelope = Envelope(None, None, request_id_of(config, headers))
+    else:
+        try:
+            parsed = json.loads(body)
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+            parsed = None
+        request_id = request_id_of(config, headers, parsed)
+        context: dict[str, Any] = {"status": status, "request_id": request_id, "method": method, "path": path}
+        if status >= 400:
+            raise _error_from_body(config, status, headers=headers, parsed=parsed, body=body, context=context)
+        if not isinstance(parsed, Mapping) or parsed.get("success") is not True or "data" not in parsed:
+            raise NairiServerError(
+                f"the answer is not a Nairi envelope ({_describe_body(config, headers, body)}).",
+                code="malformed_answer",
+                **context,
+            )
+        pagination = parsed.get("pagination")
+        envelope = Envelope(
+            parsed["data"], pagination if isinstance(pagination, Mapping) else None, request_id
         )
-    pagination = parsed.get("pagination")
-    return Envelope(parsed["data"], pagination if isinstance(pagination, Mapping) else None, request_id)
+    if expect is not None:
+        _check_shape(envelope, expect, status=status, method=method, path=path)
+    return envelope
 
 
-def _describe_body(headers: Mapping[str, str], body: bytes) -> str:
-    return f"{headers.get('Content-Type') or 'no content type'}, {len(body)} bytes"
+def _check_shape(envelope: Envelope, expect: Shape, *, status: int, method: str, path: str) -> None:
+    data = envelope.data
+    if expect == "object":
+        if isinstance(data, dict):
+            return
+    elif isinstance(data, list) and all(isinstance(item, dict) for item in data):
+        return
+    if status == 204 or data is None:
+        got = "no content (204)" if status == 204 else "data null or an empty body"
+    elif isinstance(data, list):
+        got = f"a list of {len(data)}" + (" items, not all of them objects" if expect == "list" else "")
+    else:
+        got = f"a JSON {type(data).__name__}".replace("dict", "object").replace("str", "string")
+    wanted = "a JSON object" if expect == "object" else "a list of objects"
+    raise NairiServerError(
+        f"the endpoint answers {wanted}, the server sent {got}.",
+        code="malformed_answer",
+        status=status,
+        request_id=envelope.request_id,
+        method=method,
+        path=path,
+    )
+
+
+def _describe_body(config: ClientConfig, headers: Mapping[str, str], body: bytes) -> str:
+    content_type = echoed(config, headers.get("Content-Type")) or "no content type"
+    return f"{content_type}, {len(body)} bytes"
 
 
 def _error_from_body(
@@ -261,17 +449,17 @@ def _error_from_body(
     cls = error_class(status)
     error = parsed.get("error") if isinstance(parsed, Mapping) else None
     if isinstance(error, Mapping):
-        code = str(error.get("code") or "") or None
-        message = config.redact(str(error.get("message") or "no message"))
+        code = echoed(config, error.get("code"))
+        message = echoed(config, error.get("message") or "no message", MAX_ECHOED_MESSAGE) or ""
         raw_details = error.get("details")
         details = [
-            {k: config.redact(str(v)) for k, v in d.items()}
+            {echoed(config, k) or "": echoed(config, v, MAX_ECHOED_MESSAGE) for k, v in d.items()}
             for d in (raw_details if isinstance(raw_details, list) else [])
             if isinstance(d, Mapping)
         ]
     else:
         code, details = None, []
-        message = f"non-JSON error answer ({_describe_body(headers, body)})"
+        message = f"non-JSON error answer ({_describe_body(config, headers, body)})"
     if cls is NairiRateLimitError:
         retry_after = parse_retry_after(headers.get("Retry-After"))
         if retry_after is not None:
@@ -284,26 +472,45 @@ def redirect_error(
     config: ClientConfig, status: int, location: str | None, *, method: str, path: str
 ) -> NairiError:
     """The client follows no redirect: the API never sends one, and following one could carry the key to
-    another host (requests and aiohttp forward ``X-API-Key`` across hosts). The error names both hosts."""
-    configured = urlsplit(config.base_url).netloc
+    another host (requests and aiohttp forward ``X-API-Key`` across hosts). The error says what the redirect
+    changes: nothing but the path (a wrong base URL), the scheme or the port of the same host, or the host."""
+    configured = origin(config.base_url)
     if not location:
-        target, same = "no Location", True
+        message = (
+            f"the server answered {status} with a redirect without Location; the Nairi API does not "
+            f"redirect, so the connection's base URL is probably wrong (it is {config.base_url})."
+        )
     else:
         absolute = urljoin(config.base_url + path, location)
-        same = origin(absolute) == origin(config.base_url)
-        target = urlsplit(absolute).netloc
-    if same:
-        message = (
-            f"the server answered {status} with a redirect ({target}); the Nairi API does not redirect, so "
-            f"the connection's base URL is probably wrong (it is {config.base_url})."
-        )
-    else:
-        message = (
-            f"the server answered {status} redirecting to another host, {target} "
-            f"(configured host: {configured}); redirects are not followed so that the API key never reaches "
-            "another host. Point the connection's host at the API itself."
-        )
-    return NairiError(message, status=status, code="redirect_refused", method=method, path=path)
+        target = origin(absolute)
+        where = urlsplit(absolute).netloc
+        if target[1] != configured[1]:
+            message = (
+                f"the server answered {status} redirecting to another host, {where} (configured host: "
+                f"{urlsplit(config.base_url).netloc}); redirects are not followed so that the API key never "
+                "reaches another host. Point the connection's host at the API itself."
+            )
+        elif target[0] != configured[0]:
+            message = (
+                f"the server answered {status} redirecting from {configured[0]} to {target[0]} on the same "
+                f"host ({where}); redirects are not followed. Set the connection's host to the {target[0]} "
+                "URL if that is where the API lives."
+            )
+        elif target[2] != configured[2]:
+            message = (
+                f"the server answered {status} redirecting to port {target[2]} of the same host (configured: "
+                f"port {configured[2]}); redirects are not followed. Put the port the API uses in the "
+                "connection's host."
+            )
+        else:
+            message = (
+                f"the server answered {status} with a redirect to {urlsplit(absolute).path or '/'} on the "
+                "same host; the Nairi API does not redirect, so the connection's base URL is probably wrong "
+                f"(it is {config.base_url})."
+            )
+    return NairiError(
+        config.redact(message), status=status, code="redirect_refused", method=method, path=path
+    )
 
 
 def transport_error(
@@ -420,9 +627,12 @@ class PageCursor:
     """Bookkeeping of one walk over a list endpoint: the next page's query, de-duplication by ``id``, the
     end.
 
-    Pages advance ``offset`` by the items received; a page with ``has_more`` false ends the walk without
-    another request; ``has_more`` with an empty page, or with a page of items all received before (a server
-    that ignores ``offset``), is a NairiServerError (it would loop for ever).
+    Pages advance ``offset`` by the items received. The walk ends at a page with ``has_more`` false, or once
+    ``offset`` reaches the ``total`` the server announced (whatever ``has_more`` says), without another
+    request. A server that would make it loop for ever raises NairiServerError naming what it did:
+    ``has_more`` with an empty page, a page that repeats the previous one or holds only items received before
+    (it ignores ``offset``), or more than :data:`MAX_PAGES` pages. (Pages are checked to be lists of objects
+    by the client: ``expect="list"``.)
     """
 
     def __init__(self, params: Mapping[str, Any] | None, page_size: int) -> None:
@@ -433,6 +643,8 @@ class PageCursor:
         self._params = {k: v for k, v in (params or {}).items() if v is not None}
         self._page_size = page_size
         self._seen: set[Any] = set()
+        self._previous: list[Any] | None = None
+        self.pages = 0
         self.offset = 0
         self.done = False
 
@@ -441,33 +653,51 @@ class PageCursor:
 
     def accept(self, envelope: Envelope, *, method: str, path: str) -> list[Any]:
         """Record one page; return its items not seen before."""
-        items, pagination = envelope.data, envelope.pagination or {}
+        items: list[Any] = envelope.data
+        pagination = envelope.pagination or {}
         context: dict[str, Any] = {"request_id": envelope.request_id, "method": method, "path": path}
-        if not isinstance(items, list):
-            raise NairiServerError(
-                "a list endpoint answered without a list.", code="malformed_answer", **context
-            )
-        has_more = bool(pagination.get("has_more"))
+        has_more = pagination.get("has_more") is True
+        total = pagination.get("total")
+        if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+            total = None  # absent or unusable: only has_more and MAX_PAGES end the walk
+        start = self.offset
+        self.pages += 1
         if has_more and not items:
             raise NairiServerError(
-                f"the server claims more items after offset {self.offset} but sent an empty page.",
+                f"the server claims more items after offset {start} but sent an empty page.",
                 code="malformed_pagination",
                 **context,
             )
+        if has_more and items == self._previous:
+            raise NairiServerError(
+                f"the server repeats the previous page for offset {start} and claims more: it ignores "
+                "offset; stopping instead of looping for ever.",
+                code="malformed_pagination",
+                **context,
+            )
+        self._previous = items
         self.offset += len(items)
-        self.done = not has_more
+        self.done = not has_more or (total is not None and self.offset >= total)
         fresh = []
         for item in items:
-            item_id = item.get("id") if isinstance(item, Mapping) else None
-            if item_id is not None:
+            item_id = item.get("id")
+            if isinstance(item_id, str | int):  # an item without a usable id is kept as it is
                 if item_id in self._seen:
                     continue
                 self._seen.add(item_id)
             fresh.append(item)
-        if has_more and not fresh:
+        if not self.done and not fresh:
             raise NairiServerError(
-                f"the server repeats items already received (page at offset {self.offset - len(items)}) "
+                f"the server repeats items already received (page at offset {start}) "
                 "and claims more: it ignores offset; stopping instead of looping for ever.",
+                code="malformed_pagination",
+                **context,
+            )
+        if not self.done and self.pages >= MAX_PAGES:
+            raise NairiServerError(
+                f"the server still claims more items after {self.pages} pages ({self.offset} items, "
+                f"announced total: {'none' if total is None else total}); stopping at the limit of "
+                f"{MAX_PAGES} pages per list.",
                 code="malformed_pagination",
                 **context,
             )
@@ -493,8 +723,11 @@ def polling() -> Iterator[None]:
         _READ_LOG_LEVEL.reset(token)
 
 
-def log_answer(method: str, path: str, status: int, started: float, headers: Mapping[str, str]) -> None:
-    """One line per answer: call, status, time, request id. Never a body, never a request header.
+def log_answer(
+    config: ClientConfig, method: str, path: str, status: int, *, started: float, headers: Mapping[str, str]
+) -> None:
+    """One line per answer: call, status, time, request id (redacted, bounded). Never a body, never a request
+    header.
 
     INFO, except a successful read (``GET``) inside :func:`polling`: DEBUG."""
     read = method in ("GET", "HEAD") and status < 400
@@ -508,6 +741,6 @@ def log_answer(method: str, path: str, status: int, started: float, headers: Map
         path,
         status,
         (time.monotonic() - started) * 1000,
-        headers.get("X-Request-Id") or "-",
+        echoed(config, headers.get("X-Request-Id")) or "-",
         " (idempotent replay)" if headers.get("Idempotent-Replayed") == "true" else "",
     )

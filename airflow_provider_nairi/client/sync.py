@@ -10,6 +10,9 @@ What a caller can rely on:
 - Redirects are never followed (the key must not reach another host): a 3xx raises NairiError naming the
   hosts.
 - When the latest answer said the rate-limit window is used up, the next call first waits for its reset.
+- Each try has a total deadline, ``request_timeout``: a JSON answer whose body trickles or never ends is
+  cut off (a retryable NairiConnectionError), and its size is capped at ``max_answer_bytes`` after
+  decoding (NairiAnswerTooLargeError), while it is read.
 - Nothing logs a body or a header that holds the key; the key is redacted from every error.
 
 Imports no Airflow.
@@ -25,16 +28,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
+import urllib3
 
 from airflow_provider_nairi.client.api import DownloadTarget, NairiApi, UploadSource
 from airflow_provider_nairi.client.config import ClientConfig
 from airflow_provider_nairi.client.protocol import (
     DEFAULT_PAGE_SIZE,
+    AnswerBody,
     Envelope,
     PageCursor,
     RateLimit,
+    Shape,
     api_url,
     call_with_retries,
+    deadline_error,
     log_answer,
     parse_response,
     rate_limit_wait,
@@ -143,8 +150,11 @@ class NairiClient(NairiApi):
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         idempotency_key: str | None = None,
+        expect: Shape | None = None,
     ) -> Any:
-        return self._call(method, path, params=params, json=json, idempotency_key=idempotency_key).data
+        return self._call(
+            method, path, params=params, json=json, idempotency_key=idempotency_key, expect=expect
+        ).data
 
     def paginate(
         self, path: str, params: Mapping[str, Any] | None = None, page_size: int = DEFAULT_PAGE_SIZE
@@ -154,7 +164,7 @@ class NairiClient(NairiApi):
 
     def _pages(self, path: str, cursor: PageCursor) -> Iterator[dict[str, Any]]:
         while not cursor.done:
-            envelope = self._call("GET", path, params=cursor.params())
+            envelope = self._call("GET", path, params=cursor.params(), expect="list")
             yield from cursor.accept(envelope, method="GET", path=path)
 
     def upload(
@@ -172,6 +182,7 @@ class NairiClient(NairiApi):
             data=body,
             extra_headers={"Content-Type": body.content_type},
             idempotency_key=idempotency_key,
+            expect="object",
         ).data
 
     def download(
@@ -197,18 +208,20 @@ class NairiClient(NairiApi):
         data: Any = None,
         extra_headers: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
+        expect: Shape | None = None,
     ) -> Envelope:
         headers = {**request_headers(self.config, method, idempotency_key), **(extra_headers or {})}
 
         def attempt() -> Envelope:
-            response = self._exchange(method, path, headers, params=params, json=json, data=data)
+            response, deadline = self._exchange(method, path, headers, params=params, json=json, data=data)
             return parse_response(
                 self.config,
                 response.status_code,
                 response.headers,
-                response.content,
+                self._read_answer(response, deadline, method, path),
                 method=method,
                 path=path,
+                expect=expect,
             )
 
         return call_with_retries(self.config, attempt, self._sleep)
@@ -222,14 +235,17 @@ class NairiClient(NairiApi):
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         data: Any = None,
-        stream: bool = False,
-    ) -> requests.Response:
-        """One try: wait for the rate-limit window, send, record the rate limit, log; no status check."""
+    ) -> tuple[requests.Response, float]:
+        """One try up to the answer's headers: wait for the rate-limit window, send, record the rate limit,
+        log; no status check. Returns the answer, its body not read yet, and the try's deadline
+        (``request_timeout`` from the send; until the headers, each wait is at most ``read_timeout`` and the
+        deadline)."""
         wait = rate_limit_wait(self._rate_limit, self.config)
         if wait:
             log.info("Nairi rate limit used up; waiting %.1f s for the window to reset.", wait)
             self._sleep(wait)
         started = time.monotonic()
+        deadline = started + self.config.request_timeout
         try:
             response = self.session.request(
                 method,
@@ -239,25 +255,64 @@ class NairiClient(NairiApi):
                 data=data,
                 headers=headers,
                 auth=_OWN_HEADERS_ONLY,
-                timeout=(self.config.connect_timeout, self.config.read_timeout),
+                timeout=(
+                    min(self.config.connect_timeout, self.config.request_timeout),
+                    min(self.config.read_timeout, self.config.request_timeout),
+                ),
                 # Per request, not only on the session: requests lets REQUESTS_CA_BUNDLE and HTTPS_PROXY from
                 # the environment override a session's settings.
                 verify=self.config.verify,
-                proxies=self.config.proxies,
+                # A copy: requests adds the environment's proxies into the dict it is given.
+                proxies=dict(self.config.proxies) if self.config.proxies else None,
                 allow_redirects=False,
-                stream=stream,
+                stream=True,
             )
         except requests.exceptions.SSLError as exc:
             raise transport_error(self.config, exc, method=method, path=path, tls=True) from None
         except _TRANSIENT as exc:
+            if time.monotonic() >= deadline:
+                raise deadline_error(self.config, method=method, path=path) from None
             raise transport_error(self.config, exc, method=method, path=path) from None
         except requests.RequestException as exc:
             raise NairiError(
                 self.config.redact(str(exc)), code="request_error", method=method, path=path
             ) from None
         self._rate_limit = RateLimit.from_headers(response.headers) or self._rate_limit
-        log_answer(method, path, response.status_code, started, response.headers)
-        return response
+        log_answer(self.config, method, path, response.status_code, started=started, headers=response.headers)
+        return response, deadline
+
+    def _read_answer(self, response: requests.Response, deadline: float, method: str, path: str) -> bytes:
+        """The body of a JSON answer, read by :class:`AnswerBody` (decoded, capped) before ``deadline``.
+
+        Reads what each ``recv`` brings (``read1``), with the socket's timeout lowered to the time left, so
+        a trickling body ends at the deadline, give or take one read. The connection goes back to the pool
+        once the body has ended; it is closed on any error."""
+        raw = response.raw
+        try:
+            answer = AnswerBody(
+                self.config, response.headers, status=response.status_code, method=method, path=path
+            )
+            sock = getattr(raw.connection, "sock", None)
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise deadline_error(self.config, method=method, path=path, received=answer.size)
+                if sock is not None:
+                    sock.settimeout(min(self.config.read_timeout, left))
+                try:
+                    chunk = raw.read1(CHUNK_SIZE, decode_content=False)
+                except urllib3.exceptions.HTTPError as exc:
+                    if time.monotonic() >= deadline:
+                        raise deadline_error(
+                            self.config, method=method, path=path, received=answer.size
+                        ) from None
+                    raise transport_error(self.config, exc, method=method, path=path) from None
+                if not chunk:
+                    return answer.body()
+                answer.feed(chunk)
+        except BaseException:
+            response.close()
+            raise
 
     def _download_into(
         self, path: str, file: Any, expected_sha256: str | None, expected_size: int | None
@@ -280,14 +335,14 @@ class NairiClient(NairiApi):
     ) -> None:
         asked = state.written
         range_headers = {**headers, "Range": f"bytes={asked}-"} if asked else headers
-        response = self._exchange("GET", path, range_headers, stream=True)
+        response, deadline = self._exchange("GET", path, range_headers)
         with response:
             if response.status_code >= 300:
                 parse_response(
                     self.config,
                     response.status_code,
                     response.headers,
-                    response.content,
+                    self._read_answer(response, deadline, "GET", path),
                     method="GET",
                     path=path,
                 )

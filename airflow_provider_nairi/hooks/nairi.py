@@ -29,7 +29,7 @@ from airflow_provider_nairi.client.config import (
     RELABELING,
     ClientConfig,
 )
-from airflow_provider_nairi.client.protocol import DEFAULT_PAGE_SIZE, RateLimit
+from airflow_provider_nairi.client.protocol import DEFAULT_PAGE_SIZE, RateLimit, Shape
 from airflow_provider_nairi.client.sync import NairiClient
 from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiError
 
@@ -133,8 +133,11 @@ class NairiHook(_NairiConnectionHook, NairiApi):
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         idempotency_key: str | None = None,
+        expect: Shape | None = None,
     ) -> Any:
-        return self.client.request(method, path, params=params, json=json, idempotency_key=idempotency_key)
+        return self.client.request(
+            method, path, params=params, json=json, idempotency_key=idempotency_key, expect=expect
+        )
 
     def paginate(
         self, path: str, params: Mapping[str, Any] | None = None, page_size: int = DEFAULT_PAGE_SIZE
@@ -192,10 +195,11 @@ class NairiHook(_NairiConnectionHook, NairiApi):
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """The extras as form fields (Airflow 2.11; Airflow 3.2+ reads ``conn-fields`` from provider info)."""
-        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget  # noqa: PLC0415 (Airflow 2.11 web server only)
-        from flask_babel import lazy_gettext  # noqa: PLC0415 (Airflow 2.11 web server only)
-        from wtforms import BooleanField, StringField  # noqa: PLC0415 (Airflow 2.11 web server only)
+        """The extras as form fields: Airflow 2.11's form, and the UI form of 3.0 (with the FAB provider
+        installed) and 3.1, which run this with stand-ins for FAB. Airflow 3.2+ reads ``conn-fields``."""
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget  # noqa: PLC0415 (building the form only)
+        from flask_babel import lazy_gettext  # noqa: PLC0415 (building the form only)
+        from wtforms import BooleanField, StringField  # noqa: PLC0415 (building the form only)
 
         widgets: dict[str, Any] = {}
         for spec in EXTRA_FIELDS:
@@ -209,7 +213,7 @@ class NairiHook(_NairiConnectionHook, NairiApi):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Hidden, relabelled and placeholder fields of the form (Airflow 2.11)."""
+        """Hidden, relabelled and placeholder fields of the form (Airflow 2.11 to 3.1)."""
         return {"hidden_fields": HIDDEN_FIELDS, "relabeling": RELABELING, "placeholders": PLACEHOLDERS}
 
 
@@ -302,6 +306,11 @@ class NairiAsyncHook(_NairiConnectionHook):
         retried): no such video in this org.
         """
         return await (await self.get_async_client()).get_video(video_id)  # type: ignore[no-any-return]
+
+    @property
+    def last_answer(self) -> tuple[str, str, str | None] | None:
+        """``(method, path, request id)`` of the latest answer the client read; None before the first."""
+        return self._client.last_answer if self._client is not None else None
 
     async def close(self) -> None:
         """Give back the event loop's shared aiohttp session if a client was built; call it in ``finally``.

@@ -20,13 +20,10 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_provider_nairi.exceptions import (
-    NairiConfigurationError,
-    NairiConflictError,
-    NairiNotFoundError,
-)
-from airflow_provider_nairi.idempotency import task_idempotency_key
+from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiNotFoundError
+from airflow_provider_nairi.idempotency import declaration_idempotency_key
 from airflow_provider_nairi.operators.base import NairiBaseOperator
+from airflow_provider_nairi.resources.lookup import find_by_name
 from airflow_provider_nairi.validation import check_exactly_one, check_label, check_name
 
 if TYPE_CHECKING:
@@ -63,7 +60,6 @@ class NairiAdminOperator(NairiBaseOperator):
 
     def upsert(
         self,
-        context: Context,
         kind: str,
         name: str,
         desired: Mapping[str, Any],
@@ -82,7 +78,7 @@ class NairiAdminOperator(NairiBaseOperator):
         resource = find_by_name(list_items(), name, kind)
         fields: list[str] = []
         if resource is None:
-            resource = self.create_once(context, kind, name, desired, create=create, get=get)
+            resource = self.create_once(kind, name, desired, create=create, get=get)
             action = CREATED
         else:
             fields = changed_fields(resource, desired)
@@ -95,7 +91,6 @@ class NairiAdminOperator(NairiBaseOperator):
 
     def create_once(
         self,
-        context: Context,
         kind: str,
         name: str,
         desired: Mapping[str, Any],
@@ -103,65 +98,26 @@ class NairiAdminOperator(NairiBaseOperator):
         create: Callable[..., dict[str, Any]],
         get: Callable[[str], Any],
     ) -> dict[str, Any]:
-        """``create(name, idempotency_key=..., **desired)``, with a key from the task instance, name and body.
+        """``create(name, idempotency_key=..., **desired)``, keyed on the declaration: kind, name and body.
 
-        A lost answer is replayed by the API instead of creating a twin. The body is part of the key, so a
-        cleared task re-run with another declaration is a new request (the same key with another body would
-        be a 409). A replay of an earlier create whose resource was deleted since would hand back a dead id:
-        ``get`` checks it, and on 404 the create is sent once more under a key naming the deleted id.
+        Not from the task instance: two DAG runs (or DAGs) that declare the same resource at once send the
+        same key, so the API creates it once and replays that answer to the other (keyed on the task
+        instance, both saw it absent and each created one: a twin, and every later run failed with
+        ``duplicate_name``). A lost answer is replayed too. The body is part of the key, so another
+        declaration is a new request (the same key with another body would be a 409). A replay of an earlier
+        create whose resource was deleted since would hand back a dead id: ``get`` checks it, and on 404 the
+        create is sent once more under a key naming the deleted id (the same for every task that finds it
+        deleted).
         """
         parts = (f"create-{kind.replace(' ', '-')}", name, json.dumps(desired, sort_keys=True))
-        resource = create(name, idempotency_key=task_idempotency_key(context["ti"], *parts), **desired)
+        resource = create(name, idempotency_key=declaration_idempotency_key(*parts), **desired)
         try:
             get(resource["id"])
         except NairiNotFoundError:
-            key = task_idempotency_key(context["ti"], *parts, resource["id"])
-            resource = create(name, idempotency_key=key, **desired)
+            resource = create(
+                name, idempotency_key=declaration_idempotency_key(*parts, resource["id"]), **desired
+            )
         return resource
-
-
-def find_by_name(items: Iterable[Mapping[str, Any]], name: str, kind: str) -> dict[str, Any] | None:
-    """Return the one item called ``name``, ``None`` when there is none.
-
-    :raises NairiConflictError: two or more items share the name; the error lists their ids, so the user can
-        delete or rename the extra ones (or address one by id).
-    """
-    matches = [dict(item) for item in items if item.get("name") == name]
-    if len(matches) > 1:
-        ids = ", ".join(str(item.get("id")) for item in matches)
-        raise NairiConflictError(
-            f"{len(matches)} {kind}s are named {name!r} ({ids}); names must be unique for the operator to "
-            "know which one to manage. Delete or rename all but one of them.",
-            code="duplicate_name",
-        )
-    return matches[0] if matches else None
-
-
-def resolve_id(
-    list_items: Callable[[], Iterable[Mapping[str, Any]]],
-    kind: str,
-    *,
-    id_param: str,
-    id_value: str | None,
-    name_param: str,
-    name_value: str | None,
-) -> str:
-    """The id given as ``id_value``, or the id of the one ``kind`` called ``name_value`` (exactly one given).
-
-    ``resolve_id(hook.list_agents, "agent", id_param="agent_id", id_value=None, name_param="agent_name",
-    name_value="triage")``. Checks the parameters before any request; no match raises
-    :class:`NairiNotFoundError`, two matches :class:`NairiConflictError` naming the ids.
-    """
-    if check_exactly_one(**{id_param: id_value, name_param: name_value}) == id_param:
-        return check_label(id_param, id_value)
-    name = check_label(name_param, name_value)
-    found = find_by_name(list_items(), name, kind)
-    if found is None:
-        raise NairiNotFoundError(
-            f"{name_param}: no {kind} is named {name!r}; create it first or give {id_param}.",
-            code="not_found",
-        )
-    return str(found["id"])
 
 
 def _comparable(value: Any) -> Any:

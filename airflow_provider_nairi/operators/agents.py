@@ -67,7 +67,6 @@ class NairiAgentOperator(NairiAdminOperator):
 
         hook = self.hook
         _, plan = self.upsert(
-            context,
             "agent",
             name,
             desired,

@@ -6,23 +6,23 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from airflow_provider_nairi.exceptions import NairiError
 from airflow_provider_nairi.hook_mixin import NairiHookMixin
-from airflow_provider_nairi.outcomes import raise_for_error
+from airflow_provider_nairi.outcomes import airflow_outcome
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
 
 class NairiBaseOperator(NairiHookMixin, BaseOperator):
-    """Base of the content and org-as-code operators (and of your own operators that call Nairi).
+    """Base of every operator of the provider (and of your own operators that call Nairi).
 
     Subclasses implement :meth:`run` with ``self.hook`` (a
     :class:`~airflow_provider_nairi.hooks.nairi.NairiHook`, built at execute time, never while the DAG file
     is parsed); its return value is the XCom ``return_value``. A
-    :class:`~airflow_provider_nairi.exceptions.NairiError` raised there goes through
-    :func:`airflow_provider_nairi.outcomes.raise_for_error`: errors a retry cannot fix (a bad parameter, 401,
-    403, 404, 409, 422) fail the task at once; the others (429, 5xx, network) let Airflow's retries apply.
+    :class:`~airflow_provider_nairi.exceptions.NairiError` raised there, or when a deferred task resumes, goes
+    through :func:`airflow_provider_nairi.outcomes.airflow_outcome`: errors a retry cannot fix (a bad
+    parameter, 401, 403, 404, 409, 422) fail the task at once; the others (429, 5xx, network) let Airflow's
+    retries apply.
 
     :param conn_id: the Nairi connection.
     """
@@ -31,11 +31,13 @@ class NairiBaseOperator(NairiHookMixin, BaseOperator):
         super().__init__(**kwargs)
         self.conn_id = conn_id
 
+    @airflow_outcome
     def execute(self, context: Context) -> Any:
-        try:
-            return self.run(context)
-        except NairiError as error:
-            raise_for_error(error)
+        return self.run(context)
+
+    @airflow_outcome
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        return super().resume_execution(next_method, next_kwargs, context)
 
     def run(self, context: Context) -> Any:
         """Do the work; return the XCom value."""

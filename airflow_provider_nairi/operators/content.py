@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.providers.common.compat.sdk import ObjectStoragePath, conf
+from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_nairi.client.transfer import TEMP_PREFIX, child_path, file_names
 from airflow_provider_nairi.exceptions import (
@@ -34,19 +33,20 @@ from airflow_provider_nairi.exceptions import (
     NairiXComSizeError,
 )
 from airflow_provider_nairi.idempotency import task_idempotency_key
-from airflow_provider_nairi.links import XCOM_VIDEO_URL, NairiVideoLink
+from airflow_provider_nairi.links import NairiVideoLink, publish_video_link
 from airflow_provider_nairi.operators.base import NairiBaseOperator
-from airflow_provider_nairi.outcomes import TIMEOUT, make_event, raise_for_event
+from airflow_provider_nairi.options import VIDEO_POLL_INTERVAL, resolve_deferrable
+from airflow_provider_nairi.outcomes import TIMEOUT, raise_for_event
+from airflow_provider_nairi.resources.video import KIND as VIDEO
+from airflow_provider_nairi.resources.video import check_videos
+from airflow_provider_nairi.resources.waiting import Waiter, WaitOptions
 from airflow_provider_nairi.sources import SourceItem, as_path, resolve_sources, upload_sources
-from airflow_provider_nairi.triggers.polling import WaitLog
-from airflow_provider_nairi.triggers.video import KIND as VIDEO
-from airflow_provider_nairi.triggers.video import NairiVideoTrigger, videos_event
-from airflow_provider_nairi.validation import check_flag, check_seconds
+from airflow_provider_nairi.triggers.video import NairiVideoTrigger
+from airflow_provider_nairi.validation import check_flag, ids_of
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_nairi.hooks.nairi import NairiHook
 
 #: Largest JSON result (in bytes) that search, recall and chat put into XCom; see the module docstring.
 XCOM_MAX_BYTES = 48 * 1024
@@ -55,29 +55,6 @@ XCOM_MAX_BYTES = 48 * 1024
 MAX_CORPUS_LIMIT = 50
 
 _CHUNK = 1 << 20
-
-
-def ids_of(values: str | Iterable[str | Mapping[str, Any]] | None, param: str) -> list[str] | None:
-    """Normalise ids given as one id, a list of ids, or the dicts another Nairi operator returned.
-
-    ``video_ids=upload_videos.output`` and ``artifact_ids=upload.output`` work as they are: every dict
-    contributes its ``"id"``.
-    """
-    if values is None:
-        return None
-    items = (
-        list(values) if isinstance(values, Iterable) and not isinstance(values, (str, Mapping)) else [values]
-    )
-    ids = []
-    for item in items:
-        value = item.get("id") if isinstance(item, Mapping) else item
-        if not isinstance(value, str) or not value:
-            raise NairiConfigurationError(
-                f"{param}: {item!r} is not an id. Give ids such as 'vid_...' / 'art_...', or the list "
-                "another Nairi operator returned (dicts with an 'id')."
-            )
-        ids.append(value)
-    return ids
 
 
 class NairiUploadArtifactsOperator(NairiBaseOperator):
@@ -390,21 +367,6 @@ class NairiChatOperator(NairiCorpusOperator):
         return self.hook.chat(self.message, video_ids=video_ids)
 
 
-def check_videos(hook: NairiHook, video_ids: list[str]) -> dict[str, Any] | None:
-    """Read each video once; return the event they end in (:func:`.videos_event`), else ``None``."""
-    return videos_event(video_ids, [hook.get_video(video_id) for video_id in video_ids])
-
-
-def publish_video_link(hook: NairiHook, context: Context, video_ids: list[str]) -> None:
-    """Push the dashboard URL of the first video as XCom (read by the "Nairi video" extra link)."""
-    context["ti"].xcom_push(key=XCOM_VIDEO_URL, value=hook.dashboard_url("videos", video_ids[0]))
-
-
-def default_deferrable() -> bool:
-    """``[operators] default_deferrable`` of the Airflow configuration (``False`` when unset)."""
-    return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
-
-
 class NairiVideoOperator(NairiBaseOperator):
     """Base of the operators that start video processing and, by default, wait until it ends.
 
@@ -412,13 +374,12 @@ class NairiVideoOperator(NairiBaseOperator):
     wait ends when all are ``ready`` (the XCom is the list of Video objects) or as soon as one is ``failed``
     (the task fails with the API's reason). ``timeout`` is an absolute budget for the wait, counted from the
     start of processing; when it passes the task fails and Airflow's retries apply (the videos are left
-    alone). With ``deferrable=True`` the wait happens in the triggerer (:class:`NairiVideoTrigger`), which
-    tolerates a few transient API errors in a row; otherwise the worker polls.
+    alone). With ``deferrable=True`` the wait happens in the triggerer (:class:`NairiVideoTrigger`), otherwise
+    on the worker: the same wait either way (:mod:`airflow_provider_nairi.resources.waiting`).
 
     :param wait_until_ready: wait for processing to end; ``False`` returns the videos as ``processing``.
-    :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
-    :param poll_interval: seconds between two polls.
-    :param timeout: seconds to wait for processing, at most.
+    :param deferrable, poll_interval, timeout, max_transient_errors: the waiting options
+        (:mod:`airflow_provider_nairi.options`; ``timeout`` ``None``: no bound of its own).
     :param conn_id: the Nairi connection.
     """
 
@@ -431,18 +392,18 @@ class NairiVideoOperator(NairiBaseOperator):
         *,
         wait_until_ready: bool = True,
         deferrable: bool | None = None,
-        poll_interval: float = 30.0,
-        timeout: float = 3600.0,
+        poll_interval: float = VIDEO_POLL_INTERVAL,
+        timeout: float | None = None,
+        max_transient_errors: int = 5,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        check_seconds("poll_interval", poll_interval)
-        check_seconds("timeout", timeout)
-        check_flag("wait_until_ready", wait_until_ready)
-        self.wait_until_ready = wait_until_ready
-        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.wait_options = WaitOptions(poll_interval, timeout, max_transient_errors)
+        self.wait_until_ready = check_flag("wait_until_ready", wait_until_ready)
+        self.deferrable = resolve_deferrable(deferrable)
         self.poll_interval = poll_interval
         self.timeout = timeout
+        self.max_transient_errors = max_transient_errors
 
     def start(self, context: Context) -> list[dict[str, Any]]:
         """Start processing; return the Video objects."""
@@ -459,38 +420,34 @@ class NairiVideoOperator(NairiBaseOperator):
                 trigger=NairiVideoTrigger(
                     conn_id=self.conn_id,
                     video_ids=video_ids,
-                    deadline=time.time() + self.timeout,
+                    deadline=self.wait_options.deadline(),
                     poll_interval=self.poll_interval,
+                    max_transient_errors=self.max_transient_errors,
                 ),
                 method_name="execute_complete",
             )
-        deadline = time.monotonic() + self.timeout
-        wait_log = WaitLog(self.log, f"video(s) {', '.join(video_ids)}")
-        wait_log.started("on the worker", self.poll_interval)
-        while (event := self.check_quietly(video_ids)) is None:
-            wait_log.polled("processing")
-            left = deadline - time.monotonic()
-            if left <= 0:
-                event = make_event(
-                    TIMEOUT,
-                    kind=VIDEO,
-                    resource_id=", ".join(video_ids),
-                    message=f"video(s) {', '.join(video_ids)} not ready after {self.timeout:g} s",
-                )
-                break
-            time.sleep(min(self.poll_interval, left))
-        wait_log.ended(event)
-        return self.execute_complete(context, event)
+        waiter = Waiter(
+            VIDEO,
+            ", ".join(video_ids),
+            deadline=self.wait_options.deadline(),
+            poll_interval=self.poll_interval,
+            max_transient_errors=self.max_transient_errors,
+            log=self.log,
+            state=lambda: "processing",
+            timeout_message=self.timeout_text(video_ids),
+        )
+        return self.execute_complete(context, waiter.wait(lambda: check_videos(self.hook, video_ids)))
 
-    def check_quietly(self, video_ids: list[str]) -> dict[str, Any] | None:
-        """One poll of the wait (the client's read lines at DEBUG)."""
-        from airflow_provider_nairi.client.protocol import polling  # noqa: PLC0415 (not at DAG parse)
-
-        with polling():
-            return check_videos(self.hook, video_ids)
+    def timeout_text(self, video_ids: list[str]) -> str:
+        """What a timeout says, on the worker and deferred alike."""
+        waited = "at the deadline" if self.timeout is None else f"after {self.timeout:g} s"
+        return f"video(s) {', '.join(video_ids)} not ready {waited}"
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> list[dict[str, Any]]:
         """Resume after the wait: the ready videos, or the outcome of a failure, timeout or polling error."""
+        if isinstance(event, dict) and event.get("status") == TIMEOUT:
+            video_ids = [str(video_id) for video_id in str(event.get("id")).split(", ")]
+            event = {**event, "message": self.timeout_text(video_ids)}
         ready: list[dict[str, Any]] = raise_for_event(event, final_on_failure=self.final_on_failure)[
             "resource"
         ]["videos"]

@@ -21,37 +21,45 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
-from airflow.providers.common.compat.sdk import AirflowException, BaseOperator, ResumableJobMixin, conf
+from airflow.providers.common.compat.sdk import AirflowException, ResumableJobMixin
 
 from airflow_provider_nairi.exceptions import (
     NairiConflictError,
-    NairiError,
     NairiNotFoundError,
     NairiOutputError,
     NairiParameterError,
 )
-from airflow_provider_nairi.hook_mixin import NairiHookMixin
 from airflow_provider_nairi.idempotency import task_idempotency_key
-from airflow_provider_nairi.links import XCOM_CONVERSATION_URL, NairiConversationLink
-from airflow_provider_nairi.operators.admin import resolve_id
-from airflow_provider_nairi.outcomes import ERROR, TIMEOUT, make_event, raise_for_error, raise_for_event
-from airflow_provider_nairi.resources.replies import BranchReply, TypedReply, repair_message
-from airflow_provider_nairi.sources import upload_sources
-from airflow_provider_nairi.triggers.conversation import (
+from airflow_provider_nairi.links import XCOM_CONVERSATION_ID, XCOM_CONVERSATION_URL, NairiConversationLink
+from airflow_provider_nairi.operators.base import NairiBaseOperator
+from airflow_provider_nairi.options import CONVERSATION_POLL_INTERVAL, resolve_deferrable
+from airflow_provider_nairi.outcomes import ERROR, TIMEOUT, airflow_outcome, make_event, raise_for_event
+from airflow_provider_nairi.resources.conversation import (
     ACTIVE_STATES,
-    NairiConversationTrigger,
     conversation_event,
+    conversation_result,
+    latest_reply,
 )
-from airflow_provider_nairi.triggers.polling import WaitLog
-from airflow_provider_nairi.validation import check_count, check_flag, check_label, check_seconds
+from airflow_provider_nairi.resources.lookup import resolve_agent_id
+from airflow_provider_nairi.resources.replies import BranchReply, TypedReply, repair_message
+from airflow_provider_nairi.resources.waiting import Waiter, WaitOptions, seconds_left
+from airflow_provider_nairi.sources import upload_sources
+from airflow_provider_nairi.triggers.conversation import NairiConversationTrigger
+from airflow_provider_nairi.validation import check_count, check_flag, check_label
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_nairi.hooks.nairi import NairiHook
 
-#: XCom key of the conversation id (pushed as soon as it is known).
-XCOM_CONVERSATION_ID = "conversation_id"
+__all__ = [  # XCOM_CONVERSATION_ID moved to links, latest_reply and conversation_result to resources
+    "XCOM_CONVERSATION_ID",
+    "NairiConversationOperator",
+    "NairiConversationSubmitOperator",
+    "NairiSendMessageOperator",
+    "NairiStartConversationOperator",
+    "conversation_result",
+    "latest_reply",
+]
 #: ``task_state_store`` key of the submission number whose create/send may have been sent (see
 #: :meth:`NairiConversationSubmitOperator.submission_number`).
 SUBMISSION_KEY = "nairi_submission"
@@ -62,44 +70,7 @@ XCOM_JOB = "nairi_job"
 TRIGGER_FAIL = "__fail__"
 
 
-def latest_reply(hook: NairiHook, conversation: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The assistant's message of the conversation's latest turn, or ``None`` when it has none (yet).
-
-    Read from the snapshot's ``last_message`` when that is the reply; otherwise from the message list. A
-    snapshot without ``last_message`` (a trigger event's, which never carries the reply) is completed by
-    reading the conversation first.
-    """
-    turn = conversation.get("turns")
-    if "last_message" not in conversation:
-        last = hook.get_conversation(str(conversation["id"])).get("last_message")
-    else:
-        last = conversation.get("last_message")
-    if last and last.get("role") == "assistant" and last.get("turn") == turn:
-        return dict(last)
-    replies = [
-        message
-        for message in hook.list_messages(str(conversation["id"]))
-        if message.get("role") == "assistant" and message.get("turn") == turn
-    ]
-    return replies[-1] if replies else None
-
-
-def conversation_result(
-    conversation: Mapping[str, Any], reply: Mapping[str, Any] | None, url: str
-) -> dict[str, Any]:
-    """The XCom dict of a conversation snapshot and its latest reply (see the module docstring)."""
-    return {
-        "conversation_id": conversation["id"],
-        "status": conversation.get("status"),
-        "turn": conversation.get("turns"),
-        "reply": reply.get("content") if reply else None,
-        "reply_message_id": reply.get("id") if reply else None,
-        "artifact_ids": list(reply.get("artifact_ids") or []) if reply else [],
-        "url": url,
-    }
-
-
-class NairiConversationOperator(NairiHookMixin, BaseOperator):
+class NairiConversationOperator(NairiBaseOperator):
     """Base of the conversation operators: wait for a conversation's latest turn and return its reply.
 
     .. important::
@@ -141,39 +112,34 @@ class NairiConversationOperator(NairiHookMixin, BaseOperator):
         self,
         *,
         wait_for_reply: bool = True,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        poll_interval: float = 5.0,
+        deferrable: bool | None = None,
+        poll_interval: float = CONVERSATION_POLL_INTERVAL,
         timeout: float | None = None,
         keep_on_timeout: bool = False,
         final_on_agent_failure: bool = False,
         max_transient_errors: int = 5,
-        conn_id: str = "nairi_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        check_seconds("poll_interval", poll_interval)
-        check_seconds("timeout", timeout, optional=True)
-        check_count("max_transient_errors", max_transient_errors)
+        self.wait_options = WaitOptions(poll_interval, timeout, max_transient_errors)
         for flag, value in (
             ("wait_for_reply", wait_for_reply),
-            ("deferrable", deferrable),
             ("keep_on_timeout", keep_on_timeout),
             ("final_on_agent_failure", final_on_agent_failure),
         ):
             check_flag(flag, value)
         self.wait_for_reply = wait_for_reply
-        self.deferrable = deferrable
+        self.deferrable = resolve_deferrable(deferrable)
         self.poll_interval = poll_interval
         self.timeout = timeout
         self.keep_on_timeout = keep_on_timeout
         self.final_on_agent_failure = final_on_agent_failure
         self.max_transient_errors = max_transient_errors
-        self.conn_id = conn_id
         self.current_conversation_id: str | None = None
 
     def deadline(self) -> float | None:
         """``timeout`` seconds from now, as epoch seconds, or ``None``."""
-        return None if self.timeout is None else time.time() + self.timeout
+        return self.wait_options.deadline()
 
     def publish(self, context: Context, conversation_id: str) -> str:
         """Remember the conversation (for :meth:`on_kill`), push its id and URL as XCom; return the URL."""
@@ -215,34 +181,33 @@ class NairiConversationOperator(NairiHookMixin, BaseOperator):
         )
 
     def poll_here(self, conversation: Mapping[str, Any], turn: int | None) -> dict[str, Any]:
-        """Poll on the worker until the turn ends or the deadline passes; return the event (as a trigger).
-        Logs as the trigger does (:class:`~airflow_provider_nairi.triggers.polling.WaitLog`)."""
-        from airflow_provider_nairi.client.protocol import polling  # noqa: PLC0415 (not at DAG parse)
-
-        deadline = self.deadline()
+        """Wait on the worker until the turn ends or the deadline passes; return the event (as a trigger's:
+        the same :class:`~airflow_provider_nairi.resources.waiting.Waiter`, transient errors included)."""
         conversation_id = str(conversation["id"])
-        wait_log = WaitLog(self.log, f"conversation {conversation_id}")
-        wait_log.started("on the worker", self.poll_interval)
-        while (event := conversation_event(conversation, turn)) is None:
-            wait_log.polled(str(conversation.get("status")))
-            left = None if deadline is None else deadline - time.time()
-            if left is not None and left <= 0:
-                event = make_event(
-                    TIMEOUT, kind="conversation", resource_id=conversation_id, message="deadline passed"
-                )
-                break
-            time.sleep(self.poll_interval if left is None else min(self.poll_interval, left))
-            with polling():
-                conversation = self.hook.get_conversation(conversation_id)
-        wait_log.ended(event)
-        return event
+        latest = conversation
 
+        def check() -> dict[str, Any] | None:
+            nonlocal latest
+            latest = self.hook.get_conversation(conversation_id)
+            return conversation_event(latest, turn)
+
+        waiter = Waiter(
+            "conversation",
+            conversation_id,
+            deadline=self.deadline(),
+            poll_interval=self.poll_interval,
+            max_transient_errors=self.max_transient_errors,
+            log=self.log,
+            state=lambda: str(latest.get("status")),
+            timeout_message="deadline passed",
+        )
+        first = conversation_event(conversation, turn)
+        return first if first is not None else waiter.wait(check, checked=True)
+
+    @airflow_outcome
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the trigger: turn its event into the XCom dict or an outcome."""
-        try:
-            return self.finish(context, event)
-        except NairiError as error:
-            raise_for_error(error)
+        return self.finish(context, event)
 
     def finish(self, context: Context, event: Any) -> dict[str, Any]:
         """The XCom dict of a ``success`` event; for a timeout, cancel (unless kept) then fail."""
@@ -367,11 +332,8 @@ class NairiConversationSubmitOperator(ResumableJobMixin, NairiConversationOperat
         #: ``repairs``).
         self.job: dict[str, Any] | None = None
 
-    def execute(self, context: Context) -> Any:
-        try:
-            return self.execute_resumable(context)
-        except NairiError as error:
-            raise_for_error(error)
+    def run(self, context: Context) -> Any:
+        return self.execute_resumable(context)
 
     def reply_format(self) -> TypedReply | BranchReply | None:
         """What the reply must be (``None``: any text)."""
@@ -558,14 +520,7 @@ class NairiStartConversationOperator(NairiConversationSubmitOperator):
 
     def resolve_agent_id(self) -> str:
         """``agent_id``, or the id of the one agent called ``agent_name``."""
-        return resolve_id(
-            self.hook.list_agents,
-            "agent",
-            id_param="agent_id",
-            id_value=self.agent_id,
-            name_param="agent_name",
-            name_value=self.agent_name,
-        )
+        return resolve_agent_id(self.hook, self.agent_id, self.agent_name)
 
     def submit_job(self, context: Context) -> dict[str, Any]:
         agent_id = self.resolve_agent_id()
@@ -632,7 +587,8 @@ class NairiSendMessageOperator(NairiConversationSubmitOperator):
             except NairiConflictError as error:
                 if error.code != "conversation_busy":
                     raise
-                if deadline is not None and time.time() >= deadline:
+                left = seconds_left(deadline)
+                if left is not None and left <= 0:
                     self.fail_busy(conversation_id)
                 if self.deferrable:
                     self.log.info("Conversation %s is busy; waiting in the triggerer", conversation_id)
@@ -649,6 +605,7 @@ class NairiSendMessageOperator(NairiConversationSubmitOperator):
         self.publish(context, conversation_id)
         return {"conversation_id": conversation_id, "turn": message.get("turn"), "submission": number}
 
+    @airflow_outcome
     def send_when_idle(
         self, context: Context, event: dict[str, Any], artifact_ids: list[str], deadline: float | None
     ) -> Any:

@@ -38,11 +38,8 @@ from airflow.providers.common.compat.sdk import BaseOperator, BranchMixIn, Param
 from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiParameterError
 from airflow_provider_nairi.hook_mixin import NairiHookMixin
 from airflow_provider_nairi.links import XCOM_CONVERSATION_URL, NairiConversationLink
-from airflow_provider_nairi.operators.conversation import (
-    NairiSendMessageOperator,
-    conversation_result,
-    latest_reply,
-)
+from airflow_provider_nairi.operators.conversation import NairiSendMessageOperator
+from airflow_provider_nairi.resources.conversation import conversation_result, latest_reply
 from airflow_provider_nairi.validation import check_count, check_label
 
 try:  # the module raises at import before Airflow 3.1

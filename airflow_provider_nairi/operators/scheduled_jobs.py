@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_nairi.operators.admin import NairiAdminOperator, resolve_id
+from airflow_provider_nairi.operators.admin import NairiAdminOperator
 from airflow_provider_nairi.operators.conversation import NairiConversationSubmitOperator
+from airflow_provider_nairi.resources.lookup import resolve_agent_id, resolve_job_id
 from airflow_provider_nairi.validation import check_cron, check_flag, check_label, check_timezone
 
 if TYPE_CHECKING:
@@ -78,18 +79,10 @@ class NairiScheduledJobOperator(NairiAdminOperator):
             "timezone": check_timezone("timezone", self.timezone),
             "enabled": bool(self.enabled),
         }
-        desired["agent_id"] = resolve_id(
-            self.hook.list_agents,
-            "agent",
-            id_param="agent_id",
-            id_value=self.agent_id,
-            name_param="agent_name",
-            name_value=self.agent_name,
-        )
+        desired["agent_id"] = resolve_agent_id(self.hook, self.agent_id, self.agent_name)
 
         hook = self.hook
         _, plan = self.upsert(
-            context,
             "scheduled job",
             name,
             desired,
@@ -143,14 +136,7 @@ class NairiRunScheduledJobOperator(NairiConversationSubmitOperator):
         self.job_name = job_name
 
     def submit_job(self, context: Context) -> dict[str, Any]:
-        job_id = resolve_id(
-            self.hook.list_scheduled_jobs,
-            "scheduled job",
-            id_param="job_id",
-            id_value=self.job_id,
-            name_param="job_name",
-            name_value=self.job_name,
-        )
+        job_id = resolve_job_id(self.hook, self.job_id, self.job_name)
         number = self.submission_number(context)
         key = self.idempotency_key(context, f"{job_id}:{number}")
         conversation = self.hook.run_scheduled_job(job_id, idempotency_key=key)

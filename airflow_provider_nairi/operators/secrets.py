@@ -183,7 +183,6 @@ class NairiVaultSecretsOperator(NairiAdminOperator):
 
         hook = self.hook
         vault, vault_plan = self.upsert(
-            context,
             "vault",
             name,
             {},

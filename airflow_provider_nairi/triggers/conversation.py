@@ -2,39 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_nairi.outcomes import event_for_resource
+from airflow_provider_nairi.resources.conversation import (
+    ACTIVE_STATES,
+    EVENT_SNAPSHOT_KEYS,
+    conversation_event,
+    slim_event,
+)
 from airflow_provider_nairi.triggers.polling import NairiPollingTrigger
 
 if TYPE_CHECKING:
     from airflow_provider_nairi.hooks.nairi import NairiAsyncHook
 
-#: Conversation states in which the agent is still working on the latest message.
-ACTIVE_STATES = frozenset({"queued", "running"})
-
-
-#: The keys of a conversation snapshot a trigger event carries: what the resuming task needs to find the reply
-#: of the turn (it reads the reply itself), never the reply or the messages.
-EVENT_SNAPSHOT_KEYS = ("id", "status", "turns")
-
-
-def slim_event(event: dict[str, Any]) -> dict[str, Any]:
-    """``event`` with its conversation snapshot cut to :data:`EVENT_SNAPSHOT_KEYS`."""
-    resource = event.get("resource") or {}
-    return {**event, "resource": {key: resource.get(key) for key in EVENT_SNAPSHOT_KEYS}}
-
-
-def conversation_event(conversation: Mapping[str, Any], turn: int | None = None) -> dict[str, Any] | None:
-    """The event a conversation snapshot ends in, or ``None`` while its latest turn is still running.
-
-    :param turn: the turn this task waits for. A snapshot that does not count that turn yet (read just before
-        the API registered the message) is "still working", so an earlier turn's reply is never taken for it.
-    """
-    if turn is not None and int(conversation.get("turns") or 0) < turn:
-        return None
-    return event_for_resource("conversation", conversation)
+# ACTIVE_STATES, EVENT_SNAPSHOT_KEYS, conversation_event and slim_event moved to resources.conversation.
+__all__ = [
+    "ACTIVE_STATES",
+    "EVENT_SNAPSHOT_KEYS",
+    "NairiConversationTrigger",
+    "conversation_event",
+    "slim_event",
+]
 
 
 class NairiConversationTrigger(NairiPollingTrigger):

@@ -8,19 +8,14 @@ how to cancel the work (:meth:`~NairiPollingTrigger.cancel`); the base does the 
   seconds, so a trigger restarted on another triggerer keeps the original deadline), the poll interval and the
   number of transient errors tolerated in a row, plus a subclass's :meth:`~NairiPollingTrigger.extra_kwargs`.
   Never the API key (the triggerer reads the connection itself) and never a callable.
-- **Transient errors.** A retryable :class:`~airflow_provider_nairi.exceptions.NairiError` (429, 5xx, network)
-  left after the client's own retries is logged and the poll tried again after the interval (after
-  ``Retry-After`` when longer), up to ``max_transient_errors`` in a row; one more, or any non-retryable error,
-  ends the wait with an ``error`` event.
-- **No busy loop.** Every round sleeps ``poll_interval`` (positive and finite, like ``deadline``: ``nan``,
-  ``inf``, zero or negative raise :class:`~airflow_provider_nairi.exceptions.NairiParameterError`), cut
-  short only by the deadline.
-- **Events** are JSON dicts from :func:`airflow_provider_nairi.outcomes.make_event`; the task turns them into
-  outcomes with :func:`airflow_provider_nairi.outcomes.raise_for_event`. They carry only what the resuming
-  task needs (Airflow logs each one at INFO, "Trigger fired event"): a subclass slims the resource snapshot.
-- **Logs** (:class:`WaitLog`): at INFO the start of the wait, each change of the remote state, a "still
-  waiting" line every :data:`STILL_WAITING_EVERY` seconds, retries (WARNING) and the outcome; each poll (and
-  the client's line for each read) only at DEBUG.
+- **The wait** is :meth:`airflow_provider_nairi.resources.waiting.Waiter.wait_async`: the same decisions as a
+  wait on a worker (transient errors tolerated ``max_transient_errors`` in a row, ``Retry-After`` honoured,
+  no busy loop, the deadline, the logs). An answer a subclass's :meth:`~NairiPollingTrigger.poll` cannot read
+  (a field of the wrong type: ``AttributeError``, ``KeyError``, ``TypeError``, ``ValueError``) counts as a
+  malformed answer, a NairiServerError naming the call and the request id of the latest answer. Events are
+  JSON dicts from :mod:`airflow_provider_nairi.resources.events`; the task turns them into outcomes with
+  :func:`airflow_provider_nairi.outcomes.raise_for_event`. They carry only what the resuming task needs
+  (Airflow logs each one at INFO, "Trigger fired event"): a subclass slims the resource snapshot.
 - **Kill.** On Airflow 3.3+, when a user acts on the deferred task (mark failed, mark success, clear), the
   triggerer calls :meth:`on_kill`. It first asks Airflow for the task instance's state *now*: a cleared task
   (or one up for retry) runs again, and its next try reattaches to the same remote work, so nothing is
@@ -33,78 +28,25 @@ The async hook (and aiohttp) is imported inside :meth:`run`, never when a DAG fi
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_nairi.exceptions import NairiError, NairiRateLimitError
-from airflow_provider_nairi.outcomes import TIMEOUT, error_event, make_event
+from airflow_provider_nairi.exceptions import NairiServerError
+from airflow_provider_nairi.resources.waiting import STILL_WAITING_EVERY, Waiter, WaitLog, seconds_left
 from airflow_provider_nairi.validation import check_count, check_seconds
+
+if TYPE_CHECKING:
+    from airflow_provider_nairi.hooks.nairi import NairiAsyncHook
+
+__all__ = ["STILL_WAITING_EVERY", "NairiPollingTrigger", "WaitLog"]  # WaitLog moved to resources.waiting
 
 #: Task instance states in which a task will run (again): a clear sets ``None``, then the scheduler moves the
 #: next try through ``scheduled``, ``queued``, ``running`` (and ``deferred`` once it waits again).
 STATES_THAT_RUN_AGAIN = frozenset(
     {None, "scheduled", "queued", "running", "deferred", "up_for_retry", "up_for_reschedule", "restarting"}
 )
-
-if TYPE_CHECKING:
-    import logging
-
-    from airflow_provider_nairi.hooks.nairi import NairiAsyncHook
-
-#: Seconds between two INFO "still waiting" lines of one wait (polls in between log at DEBUG only).
-STILL_WAITING_EVERY = 300.0
-
-
-class WaitLog:
-    """What a wait tells a person reading the task or triggerer log.
-
-    INFO: the start (:meth:`started`), every change of the remote state and a "still waiting" line every
-    ``every`` seconds (:meth:`polled`), the outcome (:meth:`ended`). Polls with nothing new: DEBUG. Used by
-    the triggers and by the waits on a worker alike.
-
-    :param what: what is waited for, e.g. ``"conversation conv_1"``.
-    :param every: seconds between two "still waiting" lines (default :data:`STILL_WAITING_EVERY`).
-    """
-
-    def __init__(self, log: logging.Logger | Any, what: str, every: float | None = None) -> None:
-        self.log = log
-        self.what = what
-        self.every = STILL_WAITING_EVERY if every is None else every
-        self.began = time.monotonic()
-        self.last_line = self.began
-        self.state: str | None = None
-
-    def started(self, where: str, poll_interval: float) -> None:
-        self.log.info("Waiting for %s %s (poll every %g s)", self.what, where, poll_interval)
-
-    def polled(self, state: str | None) -> None:
-        """Log one poll that did not end the wait; ``state``: the remote state it read (``None``: unknown)."""
-        now = time.monotonic()
-        if state is not None and state != self.state:
-            self.log.info("%s is %s", self.what[0].upper() + self.what[1:], state)
-            self.state, self.last_line = state, now
-        elif now - self.last_line >= self.every:
-            self.log.info(
-                "Still waiting for %s (%s) after %.0f min",
-                self.what,
-                state or "working",
-                (now - self.began) / 60,
-            )
-            self.last_line = now
-        else:
-            self.log.debug("Polled %s: still %s", self.what, state or "working")
-
-    def ended(self, event: dict[str, Any]) -> None:
-        self.log.info(
-            "Done waiting for %s after %.0f s: %s (%s)",
-            self.what,
-            time.monotonic() - self.began,
-            event.get("status"),
-            event.get("message"),
-        )
 
 
 def _event(payload: dict[str, Any]) -> TriggerEvent:
@@ -122,7 +64,7 @@ class NairiPollingTrigger(BaseTrigger):
     :param max_transient_errors: retryable errors tolerated in a row before giving up with an ``error`` event.
     """
 
-    #: The resource kind, as in :data:`airflow_provider_nairi.outcomes.TERMINAL_STATES` (set by subclasses).
+    #: The resource kind (``conversation``, ``video``; set by subclasses).
     kind: ClassVar[str] = "resource"
     #: Seconds :meth:`on_kill` gives the cancel call before it gives up (logged).
     CANCEL_TIMEOUT: ClassVar[float] = 30.0
@@ -182,7 +124,7 @@ class NairiPollingTrigger(BaseTrigger):
 
     def seconds_left(self) -> float | None:
         """Seconds until the deadline (negative once passed), ``None`` without a deadline."""
-        return None if self.deadline is None else self.deadline - time.time()
+        return seconds_left(self.deadline)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self.make_hook()
@@ -193,59 +135,32 @@ class NairiPollingTrigger(BaseTrigger):
             await hook.close()
 
     async def poll_until_done(self, hook: NairiAsyncHook) -> AsyncIterator[TriggerEvent]:
-        """The polling loop of :meth:`run` (which closes the hook's client after it)."""
-        wait_log = WaitLog(self.log, f"{self.kind} {self.resource_id}")
-        wait_log.started("in the triggerer", self.poll_interval)
-        async for event in self.events(hook, wait_log):
-            wait_log.ended(event.payload)
-            yield event
+        """The wait of :meth:`run` (which closes the hook's client after it): one event."""
+        waiter = Waiter(
+            self.kind,
+            self.resource_id,
+            deadline=self.deadline,
+            poll_interval=self.poll_interval,
+            max_transient_errors=self.max_transient_errors,
+            log=self.log,
+            state=lambda: self.remote_state,
+        )
+        yield _event(await waiter.wait_async(lambda: self.read_poll(hook)))
 
-    async def events(self, hook: NairiAsyncHook, wait_log: WaitLog) -> AsyncIterator[TriggerEvent]:
-        """Poll until there is an event to fire; yield it."""
-        from airflow_provider_nairi.client.protocol import polling  # noqa: PLC0415 (not at DAG parse)
-
-        errors_in_row = 0
-        while True:
-            delay = self.poll_interval
-            try:
-                with polling():
-                    event = await self.poll(hook)
-            except NairiError as error:
-                if not error.retryable or errors_in_row >= self.max_transient_errors:
-                    yield _event(error_event(self.kind, self.resource_id, error))
-                    return
-                errors_in_row += 1
-                self.log.warning(
-                    "Polling %s %s failed (%d/%d tolerated in a row): %s",
-                    self.kind,
-                    self.resource_id,
-                    errors_in_row,
-                    self.max_transient_errors,
-                    error,
-                )
-                if isinstance(error, NairiRateLimitError) and error.retry_after:
-                    delay = max(delay, error.retry_after)
-                event = None
-            else:
-                errors_in_row = 0
-            if event is not None:
-                yield _event(event)
-                return
-            wait_log.polled(self.remote_state)
-            left = self.seconds_left()
-            if left is not None:
-                if left <= 0:
-                    yield _event(
-                        make_event(
-                            TIMEOUT,
-                            kind=self.kind,
-                            resource_id=self.resource_id,
-                            message=f"{self.kind} {self.resource_id} had not ended at its deadline",
-                        )
-                    )
-                    return
-                delay = min(delay, left)
-            await asyncio.sleep(delay)
+    async def read_poll(self, hook: NairiAsyncHook) -> dict[str, Any] | None:
+        """:meth:`poll`, with an answer it cannot read turned into a malformed-answer NairiServerError."""
+        try:
+            return await self.poll(hook)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            method, path, request_id = hook.last_answer or (None, None, None)
+            raise NairiServerError(
+                f"the answer about {self.kind} {self.resource_id} could not be read ({type(exc).__name__}: "
+                "a field is missing or has the wrong type).",
+                code="malformed_answer",
+                request_id=request_id,
+                method=method,
+                path=path,
+            ) from None
 
     async def task_runs_again(self) -> bool:
         """Whether Airflow will run this trigger's task instance again (it was cleared or is up for retry).

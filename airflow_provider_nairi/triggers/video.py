@@ -1,12 +1,10 @@
 """Wait in the triggerer until videos are processed: :class:`NairiVideoTrigger`.
 
 A video goes ``processing`` → ``ready`` or ``failed`` (``POST /videos``, ``POST /videos/{id}/reprocess``). The
-trigger waits for a set of videos at once and fires one event:
-
-- ``success`` when every video is ``ready``; ``resource`` is ``{"videos": [<Video>, ...]}``, in order;
-- ``failed`` as soon as one video is ``failed``, with that video's API ``error`` (``{code, message}``);
-- ``timeout`` at the absolute deadline, ``error`` when polling itself fails (see
-  :class:`~airflow_provider_nairi.triggers.polling.NairiPollingTrigger` for transient-error tolerance).
+trigger waits for a set of videos at once and fires one event: the one
+:func:`~airflow_provider_nairi.resources.video.videos_event` gives (``success`` when all are ``ready``,
+``failed`` as soon as one is), ``timeout`` at the absolute deadline, or ``error`` when polling itself fails
+(see :class:`~airflow_provider_nairi.triggers.polling.NairiPollingTrigger` for transient-error tolerance).
 
 Killing the task does not touch the videos: processing cannot be cancelled through the API.
 """
@@ -16,37 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_provider_nairi.outcomes import SUCCESS, event_for_resource, make_event
+from airflow_provider_nairi.resources.video import KIND, videos_event
 from airflow_provider_nairi.triggers.polling import NairiPollingTrigger
 
 if TYPE_CHECKING:
     from airflow_provider_nairi.hooks.nairi import NairiAsyncHook
 
-KIND = "video"
-
-
-def videos_event(video_ids: Sequence[str], videos: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
-    """The event a set of video snapshots ends in, or ``None`` while one of them is still processing.
-
-    The first ``failed`` video gives the event (its API error included); ``success`` needs all ``ready``.
-    Shared by the trigger and the synchronous waits of the operators and the sensor.
-    """
-    still_processing = False
-    for video in videos:
-        event = event_for_resource(KIND, video)
-        if event is None:
-            still_processing = True
-        elif event["status"] != SUCCESS:
-            return event
-    if still_processing:
-        return None
-    return make_event(
-        SUCCESS,
-        kind=KIND,
-        resource_id=", ".join(video_ids),
-        message=f"{len(videos)} video(s) ready: {', '.join(video_ids)}",
-        resource={"videos": list(videos)},
-    )
+__all__ = ["KIND", "NairiVideoTrigger", "videos_event"]  # KIND, videos_event moved to resources.video
 
 
 class NairiVideoTrigger(NairiPollingTrigger):

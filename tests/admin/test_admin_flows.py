@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowFailException, Connection
+from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow_connections import connection_env_json
 
 from airflow_provider_nairi.hooks.nairi import NairiHook
 from airflow_provider_nairi.operators.admin import NairiDeleteOperator
@@ -27,7 +28,7 @@ CRM_TOKEN = "flow-crm-tok-93aa"
 def airflow_sources(monkeypatch):
     monkeypatch.setenv(
         "AIRFLOW_CONN_SUPPORT_DB",
-        Connection(conn_id="support_db", conn_type="postgres", password=DB_PASSWORD).as_json(),
+        connection_env_json("postgres", password=DB_PASSWORD),
     )
     monkeypatch.setenv("AIRFLOW_VAR_CRM_TOKEN", CRM_TOKEN)
 
@@ -204,3 +205,25 @@ def test_every_page_is_read_and_an_unchanged_org_costs_only_reads(nairi_emulator
         ("PUT", f"/vaults/{plans[0]['id']}/secrets/CRM_TOKEN"),
         ("PUT", f"/vaults/{plans[0]['id']}/secrets/DB_PASSWORD"),
     ]
+
+
+def test_two_runs_that_declare_the_same_agent_at_once_make_one(nairi_emulator, context):
+    # Two DAG runs both read the org before either creates: both see the agent absent, both create it.
+    # The key comes from the declaration, not the task instance: the second create replays the first.
+    other_run = {**context, "ti": type(context["ti"])()}
+    other_run["ti"].run_id = "scheduled__2"
+    one, two = (NairiAgentOperator(task_id="agent", name="triage", instructions="v1") for _ in range(2))
+    hook = NairiHook()
+
+    first = one.create_once(
+        "agent", "triage", {"instructions": "v1"}, create=hook.create_agent, get=hook.get_agent
+    )
+    second = two.create_once(
+        "agent", "triage", {"instructions": "v1"}, create=hook.create_agent, get=hook.get_agent
+    )
+
+    assert first["id"] == second["id"] and nairi_emulator.admin.counts()["agents"] == 1
+    # And a later run of either DAG finds one agent by that name, not a duplicate_name conflict.
+    assert NairiAgentOperator(task_id="agent", name="triage", instructions="v1").execute(other_run)[
+        "action"
+    ] == ("unchanged")

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from unittest import mock
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, Connection
+from airflow import __version__ as airflow_version
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+from airflow_connections import connection_env_json
 
 from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiServerError, NairiValidationError
-from airflow_provider_nairi.idempotency import task_idempotency_key
+from airflow_provider_nairi.idempotency import declaration_idempotency_key
 from airflow_provider_nairi.operators.secrets import (
     FromConnection,
     FromVariable,
@@ -24,10 +27,8 @@ TEMPLATED = "tpl-secret-0b8d"
 
 @pytest.fixture(autouse=True)
 def airflow_sources(monkeypatch):
-    conn = Connection(
-        conn_id="db", conn_type="postgres", login="etl", password=DB_PASSWORD, extra='{"k": "x-extra"}'
-    )
-    monkeypatch.setenv("AIRFLOW_CONN_DB", conn.as_json())
+    conn = connection_env_json("postgres", login="etl", password=DB_PASSWORD, extra='{"k": "x-extra"}')
+    monkeypatch.setenv("AIRFLOW_CONN_DB", conn)
     monkeypatch.setenv("AIRFLOW_VAR_API_TOKEN", API_TOKEN)
 
 
@@ -53,7 +54,7 @@ def test_vault_is_created_and_secrets_written_from_connection_and_variable(run, 
         "kept": [],
     }
     hook.create_vault.assert_called_once_with(
-        "support", idempotency_key=task_idempotency_key(context["ti"], "create-vault", "support", "{}")
+        "support", idempotency_key=declaration_idempotency_key("create-vault", "support", "{}")
     )
     assert org.secret_values == {("vlt_1", "DB_PASSWORD"): DB_PASSWORD, ("vlt_1", "API_TOKEN"): API_TOKEN}
 
@@ -134,7 +135,6 @@ def test_sources_resolve_at_execute_time(run, org, context, source, expected):
 @pytest.mark.parametrize(
     ("secrets", "message"),
     [
-        ({"S": FromVariable("missing")}, r"^Nairi: secrets\['S'\]: Variable 'missing' is not set\.$"),
         ({"S": FromConnection("db", "schema")}, r"^Nairi: secrets\['S'\]: connection 'db' has no schema\.$"),
         ({"S": FromConnection("db", "uri")}, r"^Nairi: secrets\['S'\]: field 'uri' is not one of"),
         ({"S": {"conn": "db"}}, r"^Nairi: secrets\['S'\]: give a string, FromConnection"),
@@ -143,6 +143,33 @@ def test_sources_resolve_at_execute_time(run, org, context, source, expected):
 def test_bad_declarations_fail_before_any_request(run, hook, secrets, message):
     with pytest.raises(AirflowFailException, match=message):
         run(vault_op(secrets))
+    assert hook.mock_calls == []
+
+
+@pytest.fixture
+def task_supervisor(monkeypatch):
+    """On Airflow 3.0 the Task SDK asks the task's supervisor for a Variable no secrets backend has; outside a
+    task (here) there is none. Stand in with what the real one answers for an unknown key (3.1+: no need)."""
+    if not airflow_version.startswith("3.0."):
+        return
+    from airflow.sdk.exceptions import ErrorType  # noqa: PLC0415 (Airflow 3 only)
+    from airflow.sdk.execution_time import task_runner  # noqa: PLC0415
+    from airflow.sdk.execution_time.comms import ErrorResponse  # noqa: PLC0415
+
+    def send(request):
+        return ErrorResponse(error=ErrorType.VARIABLE_NOT_FOUND, detail={"key": request.key})
+
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", SimpleNamespace(send=send), raising=False)
+
+
+@pytest.mark.usefixtures("task_supervisor")
+def test_a_missing_variable_fails_before_any_request(run, hook):
+    """Apart from the other bad declarations: on Airflow 3.0 a task supervisor answers the look-up (and would
+    answer connection look-ups too)."""
+    with pytest.raises(
+        AirflowFailException, match=r"^Nairi: secrets\['S'\]: Variable 'missing' is not set\.$"
+    ):
+        run(vault_op({"S": FromVariable("missing")}))
     assert hook.mock_calls == []
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_nairi.idempotency import task_idempotency_key
+from airflow_provider_nairi.idempotency import declaration_idempotency_key
 from airflow_provider_nairi.operators.agents import NairiAgentOperator
 
 
@@ -25,8 +25,7 @@ def test_absent_agent_is_created_with_an_idempotency_key(run, hook, org, context
         instructions="Triage incoming tickets.",
         model="nairi-large",
         vault_ids=["vlt_9"],
-        idempotency_key=task_idempotency_key(
-            context["ti"],
+        idempotency_key=declaration_idempotency_key(
             "create-agent",
             "triage",
             json.dumps(

@@ -8,7 +8,7 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_nairi.exceptions import NairiConfigurationError
-from airflow_provider_nairi.idempotency import task_idempotency_key
+from airflow_provider_nairi.idempotency import declaration_idempotency_key
 from airflow_provider_nairi.operators.scheduled_jobs import NairiScheduledJobOperator
 
 
@@ -43,8 +43,7 @@ def test_job_is_created_for_the_named_agent(run, hook, org, agent_id, context):
         cron="0 9 * * 1-5",
         timezone="Europe/Paris",
         enabled=True,
-        idempotency_key=task_idempotency_key(
-            context["ti"],
+        idempotency_key=declaration_idempotency_key(
             "create-scheduled-job",
             "morning",
             json.dumps(

@@ -30,6 +30,7 @@ REFERENCE = PACKAGE_DIR.parent / "docs" / "operators.md"
 BASES = {
     "NairiAdminOperator",
     "NairiBaseOperator",
+    "NairiBaseSensor",
     "NairiConversationOperator",
     "NairiConversationSubmitOperator",
     "NairiCorpusOperator",

@@ -48,9 +48,6 @@ SHARED = {
 FACES: set[str] = set()
 #: Today's violations, each removed by the step that fixes it (docs/changelog.md); empty when the layers hold.
 KNOWN = {
-    ("sensors.conversation", "airflow_provider_nairi.operators.conversation"),
-    ("sensors.content", "airflow_provider_nairi.operators.content"),
-    ("operators.conversation", "airflow_provider_nairi.operators.admin"),
     ("operators.scheduled_jobs", "airflow_provider_nairi.operators.conversation"),
 }
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
+from unittest import mock
 
 import airflow
 import jsonschema
@@ -117,6 +118,11 @@ def test_calling_it_imports_no_airflow_and_no_http_library():
 
 def test_airflow_builds_the_connection_form_with_every_extra():
     """3.2+ reads ``conn-fields`` and ``ui-field-behaviour``, 2.11 the hook's form methods: same fields."""
+    if airflow.__version__.startswith(("3.0.", "3.1.")) and importlib.util.find_spec("wtforms") is None:
+        pytest.skip(
+            "Airflow 3.0/3.1 build these widgets from the hook's form methods, which need wtforms (the FAB "
+            "provider); the 3.1 UI does without it: see test_the_airflow_3_ui_form_shows_every_extra_..."
+        )
     from airflow.providers_manager import ProvidersManager  # noqa: PLC0415 (initialises every provider)
 
     manager = ProvidersManager()
@@ -126,3 +132,36 @@ def test_airflow_builds_the_connection_form_with_every_extra():
     behaviour = manager.field_behaviours["nairi"]
     assert behaviour["hidden_fields"] == conn["ui-field-behaviour"]["hidden-fields"]
     assert behaviour["relabeling"] == conn["ui-field-behaviour"]["relabeling"]
+
+
+@pytest.mark.skipif(airflow.__version__.startswith("2."), reason="Airflow 2.11's form is the FAB one, above")
+def test_the_airflow_3_ui_form_shows_every_extra_and_field_label():
+    """What the Add/Edit Connection form of Airflow 3 is built from (the UI's ``hook_meta`` answer): on 3.0
+    and 3.1 the hook's form methods run under the UI's stand-ins for FAB, on 3.2+ ``conn-fields`` is read."""
+    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService  # noqa: PLC0415
+
+    try:
+        hooks = HookMetaService.hook_meta_data()
+    finally:  # the 3.1+ UI leaves MagicMock stand-ins for absent FAB modules in sys.modules; others need none
+        for name in [name for name, module in sys.modules.items() if isinstance(module, mock.MagicMock)]:
+            del sys.modules[name]
+    (meta,) = [hook for hook in hooks if hook.connection_type == "nairi"]
+    (conn,) = INFO["connection-types"]
+    extras = meta.extra_fields or {}
+    assert set(extras) == set(conn["conn-fields"])
+    for name, field in extras.items():
+        assert (field["schema"]["title"], field["description"]) == (
+            conn["conn-fields"][name]["label"],
+            conn["conn-fields"][name]["description"],
+        )
+    behaviour = conn["ui-field-behaviour"]
+    standard = meta.standard_fields.model_dump()
+    standard["schema"] = standard.pop("url_schema")
+    assert {name for name, field in standard.items() if field and field["hidden"]} == set(
+        behaviour["hidden-fields"]
+    )
+    for name, label in behaviour["relabeling"].items():
+        assert (standard[name]["title"], standard[name]["placeholder"]) == (
+            label,
+            behaviour["placeholders"][name],
+        )

@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import json
 
+import airflow
 import pytest
 
 from airflow_provider_nairi.client.config import EXTRA_FIELDS, REDACTED, ClientConfig, parse_extras
 from airflow_provider_nairi.exceptions import NairiConfigurationError
 
-try:  # Airflow 3
+try:  # Airflow 3.1+
     from airflow._shared.secrets_masker import redact, should_hide_value_for_key
 
-    AIRFLOW_3 = True
-except ImportError:  # Airflow 2.11
-    from airflow.utils.log.secrets_masker import redact, should_hide_value_for_key
+except ImportError:
+    try:  # Airflow 3.0
+        from airflow.sdk.execution_time.secrets_masker import redact, should_hide_value_for_key
+    except ImportError:  # Airflow 2.11
+        from airflow.utils.log.secrets_masker import redact, should_hide_value_for_key
 
-    AIRFLOW_3 = False
+#: Airflow 3.2 added "auth" and "proxies" to the masker's sensitive words (2.11 to 3.1 leave the old names).
+MASKER_HIDES_FORMER_NAMES = tuple(int(part) for part in airflow.__version__.split(".")[:2]) >= (3, 2)
 
 KEY = "nr_" + "k" * 32
 #: A value a user would set for each extra (as the form sends it).
@@ -30,6 +34,8 @@ EXAMPLES = {
     "key_header": "bearer",
     "connect_timeout": 5.0,
     "read_timeout": 30.0,
+    "request_timeout": 90.0,
+    "max_answer_bytes": 1048576,
     "max_retries": 2,
     "retry_max_wait": 10.0,
     "retry_total_timeout": 120.0,
@@ -47,7 +53,7 @@ def test_every_extra_has_an_example():
 
 def test_the_masker_is_active_and_hides_the_former_names_so_these_tests_can_fail():
     assert should_hide_value_for_key("password") and should_hide_value_for_key("api_token")
-    if AIRFLOW_3:  # Airflow 2.11's shorter list has neither; Airflow 3's has both
+    if MASKER_HIDES_FORMER_NAMES:
         assert should_hide_value_for_key("auth_header") and should_hide_value_for_key("proxies")
 
 

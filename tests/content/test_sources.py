@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from airflow.providers.common.compat.sdk import ObjectStoragePath
 
+from airflow_provider_nairi import sources as sources_module
 from airflow_provider_nairi.exceptions import NairiConfigurationError
 from airflow_provider_nairi.idempotency import task_idempotency_key
 from airflow_provider_nairi.sources import as_path, resolve_sources, upload_sources
@@ -117,6 +118,31 @@ def test_as_path_local_for_plain_and_file_uris(tmp_path: Path):
     assert as_path(f"file://{tmp_path}") == tmp_path
     assert as_path(ObjectStoragePath(f"file://{tmp_path}")) == tmp_path
     assert isinstance(as_path("memory://bucket/out"), ObjectStoragePath)
+
+
+def test_local_uris_need_no_object_storage_and_a_store_airflow_cannot_open_names_the_fix(files, monkeypatch):
+    """Airflow 3.0 with universal-pathlib 0.3+ builds no ObjectStoragePath (upath raises this TypeError)."""
+
+    class RefusedByUpath(ObjectStoragePath):
+        def __new__(cls, uri, *args, **kwargs):
+            protocol = uri.partition("://")[0]
+            raise TypeError(
+                f"ObjectStoragePath(...) detected protocol {protocol} which is incompatible with it."
+            )
+
+    monkeypatch.setattr(sources_module, "ObjectStoragePath", RefusedByUpath)
+    uri = f"file://{files}"
+    assert [s.name for s in resolve_sources([f"{uri}/a.txt", f"{uri}/*.md"])] == ["a.txt", "notes.md"]
+    assert as_path(f"local://{files}") == files
+    for given, opened in [("s3://bucket/in/x.csv", "s3://bucket/in/x.csv"), ("s3://b/in/*.csv", "s3://b/in")]:
+        with pytest.raises(NairiConfigurationError) as refused:
+            resolve_sources(given)
+        assert str(refused.value) == (
+            f"'{opened}': Airflow's ObjectStoragePath cannot open it (ObjectStoragePath(...) detected "
+            "protocol s3 which is incompatible with it.). Airflow 3.0 refuses every URI this way when "
+            "universal-pathlib 0.3 or later is installed: install Airflow with its constraints file, or pin "
+            "'universal-pathlib<0.3' (local paths and file:// URIs work either way)."
+        )
 
 
 def test_upload_sends_each_file_with_a_key_from_task_and_identity(files: Path, hook, ti):

@@ -6,6 +6,7 @@ import json
 import time
 from unittest import mock
 
+import airflow
 import pytest
 from airflow.providers.common.compat.sdk import (
     DAG,
@@ -19,18 +20,16 @@ from conversation_fakes import conversation, with_hook
 
 try:
     from airflow.sdk.exceptions import AirflowRescheduleException
-
-    AIRFLOW_3 = True
-except ImportError:  # Airflow 2
+except ImportError:  # Airflow 2.11 to 3.1
     from airflow.exceptions import AirflowRescheduleException
-
-    AIRFLOW_3 = False
 
 from airflow_provider_nairi import exceptions as nx
 from airflow_provider_nairi.links import NairiConversationLink
 from airflow_provider_nairi.operators.conversation import NairiStartConversationOperator
 from airflow_provider_nairi.sensors.conversation import NairiConversationSensor
 from airflow_provider_nairi.triggers.conversation import NairiConversationTrigger, conversation_event
+
+AIRFLOW_3 = not airflow.__version__.startswith("2.")
 
 
 def sensor(hook, **kwargs):

@@ -12,7 +12,7 @@ from airflow.providers.common.compat.sdk import TaskDeferred
 
 from airflow_provider_nairi.hooks.nairi import NairiHook
 from airflow_provider_nairi.operators.conversation import NairiStartConversationOperator
-from airflow_provider_nairi.triggers import polling as polling_module
+from airflow_provider_nairi.resources import waiting as polling_module
 from airflow_provider_nairi.triggers.conversation import EVENT_SNAPSHOT_KEYS
 
 pytestmark = pytest.mark.nairi_emulator(turn_latency=1.0)

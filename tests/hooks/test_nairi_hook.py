@@ -12,7 +12,7 @@ from unittest import mock
 
 import airflow
 import pytest
-from airflow.models.connection import Connection
+from airflow_connections import connection_env_json
 
 from airflow_provider_nairi.client.config import EXTRA_FIELDS
 from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiNotFoundError
@@ -23,10 +23,8 @@ BASE = "https://api.nairi.test/api/public/v1"
 
 
 def set_connection(monkeypatch, conn_id="nairi_default", host=BASE, password=KEY, **extra):
-    connection = Connection(
-        conn_id=conn_id, conn_type="nairi", host=host, password=password, extra=json.dumps(extra)
-    )
-    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", connection.as_json())
+    connection = connection_env_json("nairi", host=host, password=password, extra=json.dumps(extra))
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", connection)
 
 
 def me_answer(scopes):

@@ -28,7 +28,8 @@ import jinja2
 import pytest
 import requests
 import requests_mock
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, Connection
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+from airflow_connections import connection_env_json
 
 from airflow_provider_nairi.emulator import EmulatorSettings
 from airflow_provider_nairi.emulator.faults import BAD_GATEWAY_HTML
@@ -38,6 +39,7 @@ from airflow_provider_nairi.exceptions import (
     NairiConfigurationError,
     NairiConflictError,
     NairiConnectionError,
+    NairiDestinationExistsError,
     NairiError,
     NairiNotFoundError,
     NairiParameterError,
@@ -45,6 +47,7 @@ from airflow_provider_nairi.exceptions import (
     NairiRateLimitError,
     NairiServerError,
     NairiValidationError,
+    NairiXComSizeError,
 )
 from airflow_provider_nairi.hooks.nairi import NairiHook
 from airflow_provider_nairi.operators.content import (
@@ -77,10 +80,8 @@ class Env:
     emulator: Any
 
     def connect(self, host: str | None = FAKE, password: str | None = KEY, **extra: Any) -> None:
-        connection = Connection(
-            conn_id=CONN_ID, conn_type="nairi", host=host, password=password, extra=json.dumps(extra)
-        )
-        self.monkeypatch.setenv(connection_env_var(CONN_ID), connection.as_json())
+        connection = connection_env_json("nairi", host=host, password=password, extra=json.dumps(extra))
+        self.monkeypatch.setenv(connection_env_var(CONN_ID), connection)
 
     def to_emulator(self, key: str | None = None) -> None:
         self.connect(self.emulator.base_url, key or self.emulator.api_key, **FAST)
@@ -282,7 +283,7 @@ CATALOGUE = [
         with_connection(read_timeout=-1),
         Fail,
         NairiConfigurationError,
-        r"read_timeout.*>= 0",
+        r"read_timeout.*expected a number > 0",
     ),
     Case(
         "unknown auth header",
@@ -444,14 +445,14 @@ CATALOGUE = [
         "download: destination is a file",
         with_connection(action=lambda env: download(env, destination=write(env, "file"))),
         Fail,
-        NairiConfigurationError,
+        NairiDestinationExistsError,
         r"give a folder",
     ),
     Case(
         "download: target exists, differs",
         existing_target,
         Fail,
-        NairiConfigurationError,
+        NairiDestinationExistsError,
         r"Set overwrite=True",
     ),
     Case(
@@ -618,8 +619,18 @@ CATALOGUE = [
         "oversized answer for XCom",
         on_fake_host(("POST", "/search", {"json": envelope(RESULTS)})),
         Fail,
-        NairiConfigurationError,
+        NairiXComSizeError,
         r"Set output_path=",
+    ),
+    Case(
+        "conversation status the contract does not name",
+        on_fake_host(
+            ("POST", "/conversations", {"json": envelope({"id": "conv_1", "status": "paused", "turns": 1})}),
+            action=ask,
+        ),
+        Retry,
+        NairiServerError,
+        r"unknown conversation status 'paused' for conversation conv_1; expected one of queued, running",
     ),
     Case(
         "pagination: more promised, empty page",

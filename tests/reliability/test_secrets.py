@@ -26,7 +26,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from airflow.providers.common.compat.sdk import Connection
+from airflow_connections import connection_env_json
 
 from airflow_provider_nairi.testing import connection_env_var
 
@@ -59,9 +59,7 @@ def test_no_example_dag_leaves_the_key_or_a_secret_anywhere(airflow_env, tmp_pat
     env = {
         **env,
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "DEBUG",
-        connection_env_var("nairi_example_db"): Connection(
-            conn_id="nairi_example_db", conn_type="postgres", password=DB_PASSWORD
-        ).as_json(),
+        connection_env_var("nairi_example_db"): connection_env_json("postgres", password=DB_PASSWORD),
         "AIRFLOW_VAR_NAIRI_EXAMPLE_CRM_TOKEN": CRM_TOKEN,
     }
     canaries = {"API key": emulator.api_key, "DB password": DB_PASSWORD, "CRM token": CRM_TOKEN}

@@ -1,0 +1,221 @@
+"""The one wait of the provider: poll until remote work ends, on a worker (:meth:`Waiter.wait`) or in the
+triggerer (:meth:`Waiter.wait_async`), over the same check and the same decisions.
+
+Every decision is in :meth:`Waiter.after`; the two loops only call the check and sleep:
+
+- **Clock.** Deadlines are epoch seconds (``time.time()``), so a deadline survives a deferral and a triggerer
+  restart (monotonic time cannot cross processes). A wall-clock step shifts a wait by that step.
+- **Transient errors.** A retryable :class:`~airflow_provider_nairi.exceptions.NairiError` (429, 5xx, network,
+  malformed answer) left after the client's own retries is logged and the check tried again after the poll
+  interval (after ``Retry-After`` when longer), up to ``max_transient_errors`` in a row; one more, or any
+  non-retryable error, ends the wait with an ``error`` event. A check that ends the wait resets the count.
+- **No busy loop.** Every round sleeps ``poll_interval``, cut short only by the deadline.
+- **Logs** (:class:`WaitLog`): at INFO the start, each change of the remote state, a "still waiting" line
+  every :data:`STILL_WAITING_EVERY` seconds, retries (WARNING) and the outcome; each poll at DEBUG (the
+  client's line for each read too).
+
+Pure: imports no Airflow; the client (for its quiet-poll log level) only when a wait runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_provider_nairi.exceptions import NairiError, NairiRateLimitError
+from airflow_provider_nairi.resources.events import Event, error_event, timeout_event
+from airflow_provider_nairi.validation import check_count, check_seconds
+
+LOG = logging.getLogger("airflow_provider_nairi.waiting")
+
+#: Seconds between two INFO "still waiting" lines of one wait (polls in between log at DEBUG only).
+STILL_WAITING_EVERY = 300.0
+
+
+def seconds_left(deadline: float | None) -> float | None:
+    """Seconds until ``deadline`` (epoch seconds; negative once passed), ``None`` without a deadline."""
+    return None if deadline is None else deadline - time.time()
+
+
+@dataclass(frozen=True)
+class WaitOptions:
+    """How long and how often to wait; checked once, when the task or trigger is built.
+
+    :param poll_interval: seconds between two checks (positive, finite).
+    :param timeout: seconds the wait may take from its start, or ``None`` (no bound of its own).
+    :param max_transient_errors: retryable errors tolerated in a row (0 or more).
+    """
+
+    poll_interval: float
+    timeout: float | None = None
+    max_transient_errors: int = 5
+
+    def __post_init__(self) -> None:
+        check_seconds("poll_interval", self.poll_interval)
+        check_seconds("timeout", self.timeout, optional=True)
+        check_count("max_transient_errors", self.max_transient_errors)
+
+    def deadline(self) -> float | None:
+        """``timeout`` seconds from now, as epoch seconds, or ``None``."""
+        return None if self.timeout is None else time.time() + self.timeout
+
+
+class WaitLog:
+    """What a wait tells a person reading the task or triggerer log.
+
+    INFO: the start (:meth:`started`), every change of the remote state and a "still waiting" line every
+    ``every`` seconds (:meth:`polled`), the outcome (:meth:`ended`). Polls with nothing new: DEBUG.
+
+    :param what: what is waited for, e.g. ``"conversation conv_1"``.
+    :param every: seconds between two "still waiting" lines (default :data:`STILL_WAITING_EVERY`).
+    """
+
+    def __init__(self, log: logging.Logger | Any, what: str, every: float | None = None) -> None:
+        self.log = log
+        self.what = what
+        self.every = STILL_WAITING_EVERY if every is None else every
+        self.began = time.monotonic()
+        self.last_line = self.began
+        self.state: str | None = None
+
+    def started(self, where: str, poll_interval: float) -> None:
+        self.log.info("Waiting for %s %s (poll every %g s)", self.what, where, poll_interval)
+
+    def polled(self, state: str | None) -> None:
+        """Log one poll that did not end the wait; ``state``: the remote state it read (``None``: unknown)."""
+        now = time.monotonic()
+        if state is not None and state != self.state:
+            self.log.info("%s is %s", self.what[0].upper() + self.what[1:], state)
+            self.state, self.last_line = state, now
+        elif now - self.last_line >= self.every:
+            self.log.info(
+                "Still waiting for %s (%s) after %.0f min",
+                self.what,
+                state or "working",
+                (now - self.began) / 60,
+            )
+            self.last_line = now
+        else:
+            self.log.debug("Polled %s: still %s", self.what, state or "working")
+
+    def ended(self, event: Event) -> None:
+        self.log.info(
+            "Done waiting for %s after %.0f s: %s (%s)",
+            self.what,
+            time.monotonic() - self.began,
+            event.get("status"),
+            event.get("message"),
+        )
+
+
+class Waiter:
+    """One wait for ``kind`` ``resource_id`` until ``deadline``; see the module docstring for the rules.
+
+    :param state: what the latest check read, for the log (e.g. the remote status); ``None``: unknown.
+    :param timeout_message: the ``timeout`` event's message (default: "... had not ended at its deadline").
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        resource_id: str,
+        *,
+        deadline: float | None,
+        poll_interval: float,
+        max_transient_errors: int = 5,
+        log: logging.Logger | Any = LOG,
+        state: Callable[[], str | None] = lambda: None,
+        timeout_message: str | None = None,
+    ) -> None:
+        self.kind = kind
+        self.resource_id = resource_id
+        self.deadline = deadline
+        self.poll_interval = poll_interval
+        self.max_transient_errors = max_transient_errors
+        self.log = log
+        self.state = state
+        self.timeout_message = timeout_message
+        self.errors_in_row = 0
+        self.wait_log = WaitLog(log, f"{kind} {resource_id}")
+
+    def after(self, outcome: Event | NairiError | None) -> Event | float:
+        """The event that ends the wait, or the seconds to sleep before the next check.
+
+        ``outcome`` is what one check gave: an event (the wait ends), ``None`` (still working) or the error
+        it raised.
+        """
+        delay = self.poll_interval
+        if isinstance(outcome, NairiError):
+            if not outcome.retryable or self.errors_in_row >= self.max_transient_errors:
+                return error_event(self.kind, self.resource_id, outcome)
+            self.errors_in_row += 1
+            self.log.warning(
+                "Polling %s %s failed (%d/%d tolerated in a row): %s",
+                self.kind,
+                self.resource_id,
+                self.errors_in_row,
+                self.max_transient_errors,
+                outcome,
+            )
+            if isinstance(outcome, NairiRateLimitError) and outcome.retry_after:
+                delay = max(delay, outcome.retry_after)
+        else:
+            self.errors_in_row = 0
+            if outcome is not None:
+                return outcome
+        self.wait_log.polled(self.state())
+        left = seconds_left(self.deadline)
+        if left is not None:
+            if left <= 0:
+                return timeout_event(self.kind, self.resource_id, self.timeout_message)
+            delay = min(delay, left)
+        return delay
+
+    def wait(
+        self, check: Callable[[], Event | None], *, where: str = "on the worker", checked: bool = False
+    ) -> Event:
+        """Check, sleep (``time.sleep``), check again... until :meth:`after` gives an event; return it.
+
+        :param checked: the caller has already checked once and got ``None`` (start with a sleep).
+        """
+        from airflow_provider_nairi.client.protocol import polling  # noqa: PLC0415 (not at DAG parse)
+
+        self.wait_log.started(where, self.poll_interval)
+        step = self.after(None) if checked else None
+        while not isinstance(step, dict):
+            if step is not None:
+                time.sleep(step)
+            try:
+                with polling():
+                    outcome = check()
+            except NairiError as error:
+                step = self.after(error)
+            else:
+                step = self.after(outcome)
+        self.wait_log.ended(step)
+        return step
+
+    async def wait_async(
+        self, check: Callable[[], Awaitable[Event | None]], *, where: str = "in the triggerer"
+    ) -> Event:
+        """:meth:`wait` for the triggerer: the same decisions, ``await``-ed checks and ``asyncio.sleep``."""
+        from airflow_provider_nairi.client.protocol import polling  # noqa: PLC0415 (not at DAG parse)
+
+        self.wait_log.started(where, self.poll_interval)
+        step: Event | float | None = None
+        while not isinstance(step, dict):
+            if step is not None:
+                await asyncio.sleep(step)
+            try:
+                with polling():
+                    outcome = await check()
+            except NairiError as error:
+                step = self.after(error)
+            else:
+                step = self.after(outcome)
+        self.wait_log.ended(step)
+        return step

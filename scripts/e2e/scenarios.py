@@ -1,0 +1,425 @@
+"""The scenarios of ``make e2e``: one phase per executor, each checked through Airflow's REST API, the
+emulator's state and admin request log, and the component logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow_api import AirflowApi
+from stack import Airflow, E2EError, Emulator, log, wait_until, watchdogs
+
+from airflow_provider_nairi.emulator.admin import AdminClient
+
+if TYPE_CHECKING:
+    from run import Harness
+
+CONN_ID = "nairi_default"
+DASHBOARD_URL = "https://dashboard.e2e.example"
+RUN_TIMEOUT = 240
+ACTIVE = {"queued", "running"}
+
+# Per example DAG: the task instances whose wait must run in the triggerer, and those whose
+# "Nairi conversation" link must point at their conversation ("task" or "task[map_index]").
+EXAMPLES: dict[str, dict[str, list[str]]] = {
+    "nairi_conversation": {"deferred": ["ask", "follow_up"], "links": ["ask", "follow_up"]},
+    "nairi_mapped_prompts": {"deferred": ["ask[0]", "ask[1]", "ask[2]"], "links": ["ask[0]", "ask[2]"]},
+    "nairi_content": {"deferred": ["wait_until_ready", "ask_agent"], "links": ["ask_agent"]},
+    "nairi_org_as_code": {"deferred": ["run_now"], "links": ["run_now"]},
+}
+FAULT_DAGS = ["nairi_e2e_deferred", "nairi_e2e_on_worker"]
+
+
+@dataclass
+class Context:
+    harness: Harness
+    airflow: Airflow
+    emulator: Emulator
+    out: Path
+    only: set[str] = field(default_factory=set)
+
+    @property
+    def admin(self) -> AdminClient:
+        return AdminClient(self.emulator.admin_url, self.emulator.admin_token)
+
+    def wanted(self, scenario: str) -> bool:
+        return not self.only or scenario in self.only
+
+    def conversations(self, title: str) -> list[dict[str, Any]]:
+        """The emulator's conversations titled ``title`` (the fault DAGs title theirs with the run id)."""
+        found, offset = [], 0
+        while True:
+            request = urllib.request.Request(
+                f"{self.emulator.base_url}/conversations?limit=200&offset={offset}",
+                headers={"X-API-Key": self.emulator.api_key},
+            )
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                body = json.load(answer)
+            found += [c for c in body["data"] if c.get("title") == title]
+            if not body["pagination"]["has_more"]:
+                return found
+            offset += len(body["data"])
+
+    def task_log_folder(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> Path:
+        folder = self.out / "logs" / "tasks" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+        return folder if map_index < 0 else folder / f"map_index={map_index}"
+
+
+def run_phase(ctx: Context, executor: str, first: bool) -> None:
+    """Start Airflow with ``executor``, run the scenarios, stop Airflow (the databases keep running)."""
+    airflow = ctx.airflow
+    label = "local" if executor == "LocalExecutor" else "celery"
+    airflow.env["AIRFLOW__CORE__EXECUTOR"] = executor
+    log(
+        f"== {executor}: api-server, scheduler, dag-processor, triggerer"
+        + (", celery worker" * (label == "celery"))
+    )
+    watchdogs[:] = [airflow.check_alive]
+    try:
+        airflow.start_api_server()
+        for component in ("scheduler", "dag-processor", "triggerer"):
+            airflow.start(component)
+        if label == "celery":
+            airflow.start("celery worker")
+        api = AirflowApi(airflow.api_url)
+        if first:
+            prepare_examples(api)
+            if ctx.wanted("connection form"):  # the DAGs run even when it fails: they show the consequences
+                ctx.harness.run("connection form", label, lambda: connection_form(ctx, api))
+            else:
+                create_connection_by_api(ctx, api)
+        if not ctx.harness.run(
+            "DAGs parsed", label, lambda: api.wait_for_dags(list(EXAMPLES) + FAULT_DAGS, timeout=180)
+        ):
+            return
+        steps = [
+            ("example DAGs", lambda: example_dags(ctx, api, label)),
+            ("kill triggerer mid-wait", lambda: kill_triggerer(ctx, api)),
+            ("kill worker mid-wait", lambda: kill_worker(ctx, api, label)),
+            ("clear deferred task", lambda: clear_deferred(ctx, api)),
+            ("mark deferred task failed", lambda: mark_failed(ctx, api)),
+            ("mark deferred task success", lambda: mark_success(ctx, api)),
+        ]
+        for name, step in steps:
+            if ctx.wanted(name):
+                ctx.harness.run(name, label, step)
+    finally:
+        watchdogs.clear()
+        airflow.stop_components()
+
+
+def prepare_examples(api: AirflowApi) -> None:
+    """What nairi_org_as_code reads besides the Nairi connection: a connection and a Variable."""
+    api.call(
+        "POST",
+        "/connections",
+        json={"connection_id": "nairi_example_db", "conn_type": "generic", "password": "e2e-db-password"},
+        expect=(201, 409),
+    )
+    api.call(
+        "POST", "/variables", json={"key": "nairi_example_crm_token", "value": "e2e-crm"}, expect=(201, 409)
+    )
+
+
+def create_connection_by_api(ctx: Context, api: AirflowApi) -> None:
+    """Only when the browser scenario is skipped (``--scenarios`` without it)."""
+    api.call(
+        "POST",
+        "/connections",
+        json={
+            "connection_id": CONN_ID,
+            "conn_type": "nairi",
+            "host": ctx.emulator.base_url,
+            "password": ctx.emulator.api_key,
+            "extra": json.dumps({"dashboard_url": DASHBOARD_URL}),
+        },
+        expect=(201, 409),
+    )
+
+
+def connection_form(ctx: Context, api: AirflowApi) -> None:
+    import browser  # noqa: PLC0415 (selenium only when the browser scenario runs)
+
+    browser.create_connection_in_form(ctx, api, CONN_ID, DASHBOARD_URL)
+
+
+# -- examples ---------------------------------------------------------------------------------------------
+
+
+def ti_key(ti: dict[str, Any]) -> str:
+    return ti["task_id"] if ti["map_index"] < 0 else f"{ti['task_id']}[{ti['map_index']}]"
+
+
+def split_key(key: str) -> tuple[str, int]:
+    match = re.fullmatch(r"(.+)\[(\d+)\]", key)
+    return (match.group(1), int(match.group(2))) if match else (key, -1)
+
+
+def watch_runs(api: AirflowApi, runs: dict[str, str], timeout: float) -> dict[str, dict[str, set[str]]]:
+    """Poll every run until all ended; per run, every state each task instance was seen in."""
+    seen: dict[str, dict[str, set[str]]] = {dag_id: {} for dag_id in runs}
+    pending = dict(runs)
+    deadline = time.monotonic() + timeout
+    while pending:
+        for watchdog in watchdogs:
+            watchdog()
+        if time.monotonic() > deadline:
+            raise E2EError(f"runs still going after {timeout:.0f} s: {pending}; states seen: {seen}")
+        for dag_id, run_id in list(pending.items()):
+            for ti in api.task_instances(dag_id, run_id):
+                seen[dag_id].setdefault(ti_key(ti), set()).add(str(ti["state"]))
+            state = api.run_state(dag_id, run_id)
+            if state in ("success", "failed"):
+                seen[dag_id]["<run>"] = {state}
+                del pending[dag_id]
+        time.sleep(0.3)
+    return seen
+
+
+def example_dags(ctx: Context, api: AirflowApi, label: str) -> None:
+    runs = {dag_id: api.trigger(dag_id) for dag_id in EXAMPLES}
+    seen = watch_runs(api, runs, RUN_TIMEOUT)
+    problems = []
+    for dag_id, run_id in runs.items():
+        if seen[dag_id]["<run>"] != {"success"}:
+            problems.append(failure_detail(ctx, api, dag_id, run_id))
+            continue
+        problems += check_deferred(ctx, api, dag_id, run_id)
+        problems += check_links(api, dag_id, run_id)
+    if label == "local" and seen["nairi_conversation"]["<run>"] == {"success"}:  # the task page, once
+        import browser  # noqa: PLC0415
+
+        run_id = runs["nairi_conversation"]
+        conversation_id = api.xcom("nairi_conversation", run_id, "ask", "conversation_id")
+        expected = f"{DASHBOARD_URL}/conversations/{conversation_id}"
+        problems += browser.task_page(ctx, "nairi_conversation", run_id, "ask", expected)
+    if problems:
+        raise E2EError("; ".join(problems))
+
+
+def check_deferred(ctx: Context, api: AirflowApi, dag_id: str, run_id: str) -> list[str]:
+    """Each waiting task deferred (its log, read through the API, says so) and its trigger ran in the
+    triggerer: the triggerer writes the trigger's lines to ``attempt=N.log.trigger.<triggerer job id>.log``
+    next to the task's log, and that job is a TriggererJob."""
+    problems = []
+    for key in EXAMPLES[dag_id]["deferred"]:
+        task_id, map_index = split_key(key)
+        try_number = 1
+        if "Pausing task as DEFERRED" not in api.log_text(dag_id, run_id, task_id, try_number, map_index):
+            problems.append(f"{dag_id}.{key}: its log has no 'Pausing task as DEFERRED'")
+        folder = ctx.task_log_folder(dag_id, run_id, task_id, map_index)
+        trigger_logs = sorted(folder.glob(f"attempt={try_number}.log.trigger.*.log"))
+        text = "\n".join(path.read_text(errors="replace") for path in trigger_logs)
+        if "Trigger fired event" not in text:
+            problems.append(f"{dag_id}.{key}: no trigger log with 'Trigger fired event' in {folder}")
+            continue
+        for path in trigger_logs:
+            job_id = path.name.rsplit(".", 2)[-2]
+            job = api.call("GET", "/jobs", params={"job_type": "TriggererJob", "limit": 100})["jobs"]
+            if not any(str(j["id"]) == job_id for j in job):
+                problems.append(f"{dag_id}.{key}: {path.name} was not written by a triggerer job")
+    return problems
+
+
+def check_links(api: AirflowApi, dag_id: str, run_id: str) -> list[str]:
+    problems = []
+    for key in EXAMPLES[dag_id]["links"]:
+        task_id, map_index = split_key(key)
+        try:
+            conversation_id = api.xcom(dag_id, run_id, task_id, "conversation_id", map_index)
+            link = api.links(dag_id, run_id, task_id, map_index).get("Nairi conversation")
+        except E2EError as exc:
+            problems.append(f"{dag_id}.{key}: {exc}")
+            continue
+        expected = f"{DASHBOARD_URL}/conversations/{conversation_id}"
+        if link != expected:
+            problems.append(f"{dag_id}.{key}: link 'Nairi conversation' is {link!r}, expected {expected!r}")
+    return problems
+
+
+# -- faults -----------------------------------------------------------------------------------------------
+
+
+def start_waiting(
+    ctx: Context, api: AirflowApi, dag_id: str, conf: dict[str, Any], *, state: str, title: str = "{run_id}"
+) -> tuple[str, dict]:
+    """Trigger ``dag_id``; return once its ``ask`` is in ``state``, its conversation (titled ``title``) exists
+    in the emulator and, when deferred, the triggerer runs its trigger (what a user sees before acting on a
+    waiting task)."""
+    run_id = api.trigger(dag_id, conf)
+
+    def ask_in_state() -> dict[str, Any] | None:
+        ti = api.task_instance(dag_id, run_id, "ask")
+        if ti["state"] == state:
+            return ti
+        if api.run_state(dag_id, run_id) in ("success", "failed"):
+            raise E2EError(f"ask never {state}: " + failure_detail(ctx, api, dag_id, run_id))
+        return None
+
+    ti = wait_until(f"{dag_id}.ask {state}", ask_in_state, 120, 0.3)
+    title = title.format(run_id=run_id)
+    wait_until(f"{dag_id} {run_id}: its conversation in the emulator", lambda: ctx.conversations(title), 30)
+    if state == "deferred":
+        wait_until(
+            "the triggerer runs the trigger", lambda: trigger_logs(ctx, dag_id, run_id, "starting"), 30
+        )
+    return run_id, ti
+
+
+def trigger_logs(ctx: Context, dag_id: str, run_id: str, text: str, try_number: int = 1) -> list[Path]:
+    """The trigger logs (one per triggerer job that ran it) of ``ask``'s try that contain ``text``."""
+    folder = ctx.task_log_folder(dag_id, run_id, "ask")
+    paths = sorted(folder.glob(f"attempt={try_number}.log.trigger.*.log"))
+    return [path for path in paths if text in path.read_text(errors="replace")]
+
+
+def one_conversation(ctx: Context, run_id: str, status: str = "completed") -> dict[str, Any]:
+    conversations = ctx.conversations(run_id)
+    if len(conversations) != 1:
+        raise E2EError(f"{len(conversations)} conversations for {run_id} in the emulator, expected one")
+    if conversations[0]["status"] != status:
+        raise E2EError(
+            f"conversation {conversations[0]['id']} is {conversations[0]['status']}, expected {status}"
+        )
+    return conversations[0]
+
+
+def expect_success(ctx: Context, api: AirflowApi, dag_id: str, run_id: str) -> None:
+    if watch_runs(api, {dag_id: run_id}, RUN_TIMEOUT)[dag_id]["<run>"] != {"success"}:
+        raise E2EError(failure_detail(ctx, api, dag_id, run_id))
+
+
+def failure_detail(ctx: Context, api: AirflowApi, dag_id: str, run_id: str) -> str:
+    """Each task instance that did not succeed, its try, and the last error line of its log (or else the
+    scheduler's last error about the run: Airflow itself may have failed it)."""
+    problems = []
+    for ti in api.task_instances(dag_id, run_id):
+        if ti["state"] == "success":
+            continue
+        problems.append(f"{ti_key(ti)} {ti['state']} at try {ti['try_number']}")
+        if ti["state"] == "failed":
+            text = api.log_text(dag_id, run_id, ti["task_id"], ti["try_number"], ti["map_index"])
+            errors = [line for line in text.splitlines() if line.startswith("error")]
+            if not errors:
+                scheduler = ctx.out / "logs" / "scheduler.log"
+                lines = scheduler.read_text(errors="replace").splitlines() if scheduler.exists() else []
+                errors = [f"scheduler: {line}" for line in lines if "[error" in line and run_id in line]
+            problems[-1] += f" ({errors[-1][:400] if errors else 'no error in its log or the scheduler log'})"
+    return f"{dag_id} {run_id} failed: " + "; ".join(problems)
+
+
+def kill_triggerer(ctx: Context, api: AirflowApi) -> None:
+    """SIGKILL the triggerer while it waits; a new one takes the trigger over; one conversation, completed."""
+    dag_id = "nairi_e2e_deferred"
+    run_id, _ = start_waiting(ctx, api, dag_id, {"delay": 15}, state="deferred")
+    first = trigger_logs(ctx, dag_id, run_id, "starting")
+    log("SIGKILL triggerer")
+    ctx.airflow.processes.kill(ctx.airflow.components.pop("triggerer"))
+    ctx.airflow.start("triggerer")
+    expect_success(ctx, api, dag_id, run_id)
+    taken_over = [
+        path for path in trigger_logs(ctx, dag_id, run_id, "Trigger fired event") if path not in first
+    ]
+    if not taken_over:
+        raise E2EError("no trigger log of the restarted triggerer says 'Trigger fired event'")
+    one_conversation(ctx, run_id)
+
+
+def kill_worker(ctx: Context, api: AirflowApi, label: str) -> None:
+    """``deferrable=False``: SIGKILL the process running the task mid-wait (the task's process under the
+    LocalExecutor, the whole Celery worker under Celery, then a new worker); the retry reattaches to the same
+    conversation."""
+    dag_id = "nairi_e2e_on_worker"
+    run_id, ti = start_waiting(ctx, api, dag_id, {"delay": 15}, state="running")
+    if label == "celery":
+        log("SIGKILL celery worker")
+        ctx.airflow.processes.kill(ctx.airflow.components.pop("celery-worker"))
+        ctx.airflow.start("celery worker")
+    else:
+        pid = ti.get("pid") or api.task_instance(dag_id, run_id, "ask").get("pid")
+        if not pid or int(pid) not in ctx.airflow.components["scheduler"].session_pids():
+            raise E2EError(f"the running task instance's pid {pid} is not a process of the scheduler's")
+        log(f"SIGKILL task process {pid}")
+        os.kill(int(pid), signal.SIGKILL)
+    expect_success(ctx, api, dag_id, run_id)
+    ti = api.task_instance(dag_id, run_id, "ask")
+    if ti["try_number"] != 2:
+        raise E2EError(f"ask ended at try {ti['try_number']}, expected try 2 (a retry after the kill)")
+    conversation = one_conversation(ctx, run_id)
+    reply = api.xcom(dag_id, run_id, "ask", "return_value")
+    if reply.get("conversation_id") != conversation["id"]:
+        raise E2EError(
+            f"try 2 returned conversation {reply.get('conversation_id')}, not {conversation['id']}"
+        )
+
+
+def clear_deferred(ctx: Context, api: AirflowApi) -> None:
+    """Clear a deferred task: try 2 ends with a reply; no conversation of the run is left working."""
+    dag_id = "nairi_e2e_deferred"
+    # Try 2 must wait longer than the scheduler takes to see try 2's deferral (a few seconds under load):
+    # Airflow 3.3.2 fails a resumed task already queued again when that event comes late (docs/e2e.md).
+    run_id, _ = start_waiting(ctx, api, dag_id, {"delay": 20}, state="deferred")
+    api.call(
+        "POST",
+        f"/dags/{dag_id}/clearTaskInstances",
+        json={"dry_run": False, "dag_run_id": run_id, "task_ids": ["ask"], "only_failed": False},
+    )
+    wait_until("ask cleared (try 2)", lambda: api.task_instance(dag_id, run_id, "ask")["try_number"] >= 2, 30)
+    expect_success(ctx, api, dag_id, run_id)
+    ti = api.task_instance(dag_id, run_id, "ask")
+    if ti["try_number"] != 2:
+        raise E2EError(f"ask succeeded at try {ti['try_number']}, expected 2")
+    reply = api.xcom(dag_id, run_id, "ask", "return_value")
+    if not (reply or {}).get("reply"):
+        raise E2EError(f"try 2 returned no reply: {reply!r}")
+    working = [c["id"] for c in ctx.conversations(run_id) if c["status"] in ACTIVE]
+    if working:
+        raise E2EError(f"conversations still working for nobody after the run: {working}")
+
+
+def mark_failed(ctx: Context, api: AirflowApi) -> None:
+    """Mark a deferred task failed: its conversation is cancelled within seconds (emulator state and
+    request log)."""
+    dag_id = "nairi_e2e_deferred"
+    run_id, _ = start_waiting(ctx, api, dag_id, {"delay": 120}, state="deferred")
+    conversation_id = ctx.conversations(run_id)[0]["id"]
+    seconds = mark_and_wait_cancel(ctx, api, dag_id, run_id, state="failed", conversation_id=conversation_id)
+    log(f"conversation cancelled {seconds:.1f} s after mark failed")
+    one_conversation(ctx, run_id, status="cancelled")
+
+
+def mark_success(ctx: Context, api: AirflowApi) -> None:
+    """Mark the example's deferred ``ask`` success: its turn is cancelled, and the rest of the example copes
+    with a task that has no reply (the follow-up is sent, the report runs): the run succeeds."""
+    dag_id = "nairi_conversation"
+    title = "Example run {run_id}"
+    run_id, _ = start_waiting(
+        ctx, api, dag_id, {"question": "Slow one. [[delay:120]]"}, state="deferred", title=title
+    )
+    conversation_id = ctx.conversations(title.format(run_id=run_id))[0]["id"]
+    seconds = mark_and_wait_cancel(ctx, api, dag_id, run_id, state="success", conversation_id=conversation_id)
+    log(f"turn cancelled {seconds:.1f} s after mark success")
+    expect_success(ctx, api, dag_id, run_id)
+
+
+def mark_and_wait_cancel(
+    ctx: Context, api: AirflowApi, dag_id: str, run_id: str, *, state: str, conversation_id: str
+) -> float:
+    """Mark ``ask`` ``state`` through the API; seconds until the emulator's request log has the cancel of
+    ``conversation_id`` (at most 20)."""
+    marked = time.monotonic()
+    api.call("PATCH", api.ti_path(dag_id, run_id, "ask"), json={"new_state": state})
+    cancel = f"/conversations/{conversation_id}/cancel"
+    wait_until(
+        f"the cancel of {conversation_id} in the emulator's request log",
+        lambda: any(r["path"] == cancel and r["status"] == 200 for r in ctx.admin.requests_log()),
+        20,
+    )
+    return time.monotonic() - marked

@@ -1,0 +1,134 @@
+"""resources.waiting: the worker's wait and the triggerer's wait are one wait (same events, same sleeps)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from airflow_provider_nairi.exceptions import (
+    NairiConnectionError,
+    NairiNotFoundError,
+    NairiRateLimitError,
+    NairiServerError,
+)
+from airflow_provider_nairi.resources.conversation import conversation_event
+from airflow_provider_nairi.resources.waiting import Waiter, WaitOptions
+
+RUNNING = {"id": "conv_1", "status": "running", "turns": 1}
+COMPLETED = {"id": "conv_1", "status": "completed", "turns": 1}
+UNAVAILABLE = NairiServerError("unavailable", status=503, code="service_unavailable")
+SLOW_DOWN = NairiRateLimitError("slow down", status=429, code="rate_limited", retry_after=7.5)
+
+
+class Clock:
+    """Epoch time that only moves when a wait sleeps; records every sleep of the test's own thread (other
+    threads, such as a server another test left running, sleep for real)."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+        self.sleeps: list[float] = []
+        self.thread = threading.current_thread()
+        self.real_time, self.real_sleep = time.time, time.sleep
+
+    def time(self) -> float:
+        return self.now if threading.current_thread() is self.thread else self.real_time()
+
+    def sleep(self, seconds: float) -> None:
+        if threading.current_thread() is not self.thread:
+            self.real_sleep(seconds)
+            return
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    async def asleep(self, seconds: float) -> None:
+        self.sleep(seconds)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(time, "time", clock.time)
+    monkeypatch.setattr(time, "sleep", clock.sleep)
+    monkeypatch.setattr(asyncio, "sleep", clock.asleep)
+    return clock
+
+
+def run_both(script, clock, **settings):
+    """Run ``script`` (snapshots or errors, one per check) through ``wait`` and ``wait_async``; return the
+    event and the sleeps of each."""
+    results = []
+    for mode in ("sync", "async"):
+        answers = list(script)
+        clock.sleeps = []
+        options = WaitOptions(**{"poll_interval": 2.0, **settings})
+        waiter = Waiter(
+            "conversation",
+            "conv_1",
+            deadline=options.deadline(),
+            poll_interval=options.poll_interval,
+            max_transient_errors=options.max_transient_errors,
+        )
+
+        def check(answers=answers):
+            answer = answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return conversation_event(answer)
+
+        async def acheck():
+            return check()
+
+        event = waiter.wait(check) if mode == "sync" else asyncio.run(waiter.wait_async(acheck))
+        results.append((event, clock.sleeps))
+    assert results[0] == results[1], "the worker's and the triggerer's wait differ"
+    return results[0]
+
+
+def test_transient_errors_and_retry_after_then_success(clock):
+    event, sleeps = run_both([RUNNING, UNAVAILABLE, SLOW_DOWN, RUNNING, COMPLETED], clock)
+    assert event["status"] == "success" and event["resource"]["status"] == "completed"
+    assert sleeps == [2.0, 2.0, 7.5, 2.0]  # Retry-After longer than the interval wins once
+
+
+def test_the_budget_counts_errors_in_a_row_only(clock):
+    script = [UNAVAILABLE, UNAVAILABLE, RUNNING, UNAVAILABLE, UNAVAILABLE, COMPLETED]
+    event, _ = run_both(script, clock, max_transient_errors=2)
+    assert event["status"] == "success"
+
+
+def test_one_error_over_the_budget_ends_in_an_error_event(clock):
+    event, sleeps = run_both(
+        [UNAVAILABLE, NairiConnectionError("reset"), UNAVAILABLE], clock, max_transient_errors=2
+    )
+    assert event["status"] == "error" and event["error"]["status"] == 503
+    assert event["error"]["retryable"] is True and sleeps == [2.0, 2.0]
+
+
+def test_a_final_error_ends_the_wait_at_once(clock):
+    event, sleeps = run_both([NairiNotFoundError("gone", status=404, code="not_found")], clock)
+    assert (event["status"], event["error"]["type"], sleeps) == ("error", "NairiNotFoundError", [])
+
+
+def test_the_deadline_cuts_the_last_sleep_and_ends_in_a_timeout_event(clock):
+    event, sleeps = run_both([RUNNING] * 10, clock, timeout=5)
+    assert (
+        event["status"] == "timeout"
+        and event["message"] == "conversation conv_1 had not ended at its deadline"
+    )
+    assert sleeps == [2.0, 2.0, 1.0]
+
+
+def test_a_retry_after_is_cut_by_the_deadline_too(clock):
+    event, sleeps = run_both([SLOW_DOWN, RUNNING], clock, timeout=3)
+    assert event["status"] == "timeout" and sleeps == [3.0]
+
+
+def test_wait_options_refuse_what_would_never_end_or_busy_loop():
+    for bad in ({"poll_interval": 0}, {"poll_interval": float("nan")}, {"poll_interval": 1, "timeout": -1}):
+        with pytest.raises(ValueError):
+            WaitOptions(**bad)
+    with pytest.raises(ValueError):
+        WaitOptions(poll_interval=1, max_transient_errors=-1)
