@@ -24,7 +24,6 @@ from airflow.providers.common.compat.sdk import (
     SET_DURING_EXECUTION,
     BranchMixIn,
     DecoratedOperator,
-    DownstreamTasksSkipped,
     context_merge,
     determine_kwargs,
     task_decorator_factory,
@@ -127,6 +126,8 @@ class _NairiBranch:
         leaves a mapped instance's to the scheduler, which reads the skip XCom at map index -1 for a task
         inside a mapped task group and so skips nothing (apache/airflow#67265, open in 3.3.2): here both go
         through the API, which skips exactly ``(task_id, map_index)``, never a task running or done."""
+        from airflow.providers.common.compat.sdk import DownstreamTasksSkipped  # noqa: PLC0415 (Airflow 3 only)
+
         if tasks and map_index is not None:
             raise DownstreamTasksSkipped(tasks=list(tasks))  # type: ignore[no-untyped-call]
 

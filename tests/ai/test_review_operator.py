@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pendulum
 import pytest
-from airflow.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG
 
 from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiParameterError
 from airflow_provider_nairi.operators import review
@@ -19,6 +19,8 @@ from airflow_provider_nairi.operators.review import (
 )
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
+#: Airflow 3.1+ has the human-in-the-loop operators; before, only the refusal can be tested.
+needs_hitl = pytest.mark.skipif(review.HITLOperator is review.BaseOperator, reason="Airflow 3.1+")
 RESULT = {
     "conversation_id": "conv_1",
     "status": "completed",
@@ -30,6 +32,7 @@ RESULT = {
 }
 
 
+@needs_hitl
 def test_the_group_has_one_review_task_per_round_and_the_last_cannot_ask_again():
     with DAG(dag_id="reviewed", schedule=None, start_date=START) as dag:
         nairi_review(conversation_id="conv_1", max_iterations=3, timeout=60, poll_interval=1)
@@ -51,6 +54,7 @@ def test_the_group_has_one_review_task_per_round_and_the_last_cannot_ask_again()
     assert list(reviews[0].params) == ["changes"]  # the form shows the task's own field only
 
 
+@needs_hitl
 def test_one_round_is_a_plain_gate():
     with DAG(dag_id="gate", schedule=None, start_date=START) as dag:
         nairi_review(group_id="gate", conversation_id="conv_1", max_iterations=1)
@@ -58,6 +62,7 @@ def test_one_round_is_a_plain_gate():
     assert dag.task_dict["gate.review_1"].options == ["Approve", "Reject"]
 
 
+@needs_hitl
 @pytest.mark.parametrize(
     ("kwargs", "error"),
     [
@@ -77,6 +82,7 @@ def operator(**kwargs):
         return NairiReviewOperator(task_id="review", conversation_id="conv_1", **kwargs)
 
 
+@needs_hitl
 def test_the_form_fences_the_reply_so_no_agent_text_becomes_markup():
     text = "```\n# not a heading\n````` [link](javascript:x) {{ var }}"
     body = operator(request_changes_to="revise").review_body({**RESULT, "reply": text})
@@ -86,6 +92,7 @@ def test_the_form_fences_the_reply_so_no_agent_text_becomes_markup():
     assert fenced("no ticks") == "```text\nno ticks\n```"
 
 
+@needs_hitl
 def test_the_form_is_bounded_whatever_the_reply_and_the_artifacts():
     body = operator().review_body(
         {**RESULT, "reply": "x" * 10**6, "artifact_ids": [f"art_{n}" for n in range(500)]}
