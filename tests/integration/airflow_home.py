@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+from airflow_provider_nairi.emulator import run_emulator
+from airflow_provider_nairi.testing import connection_env_var, connection_json
 
 BIN = Path(sys.executable).parent
 
@@ -29,3 +36,24 @@ def migrated_env(home: Path, dags_folder: Path) -> dict[str, str]:
     )
     assert migrate.returncode == 0, migrate.stderr[-3000:]
     return env
+
+
+@contextlib.contextmanager
+def emulated_airflow(home: Path, dags_folder: Path) -> Iterator[tuple[dict[str, str], Any]]:
+    """``(env, emulator)``: a migrated Airflow home reading ``dags_folder`` whose ``nairi_default`` connection
+    points at a fresh emulator (agents take 0.2 s a turn), for the life of the block."""
+    env = migrated_env(home, dags_folder)
+    with run_emulator(turn_latency=0.2) as emulator:
+        env[connection_env_var("nairi_default")] = connection_json(emulator.base_url, emulator.api_key)
+        yield env, emulator
+
+
+def task_states(env: dict[str, str], dag_id: str) -> dict[tuple[str, int], str]:
+    """``{(task_id, map_index): state}`` of the newest run of ``dag_id`` in the home's SQLite metadata DB."""
+    with sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db", timeout=10) as db:
+        rows = db.execute(
+            "SELECT task_id, map_index, state FROM task_instance WHERE dag_id = ? AND run_id = "
+            "(SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1)",
+            (dag_id, dag_id),
+        ).fetchall()
+    return {(task_id, map_index): state for task_id, map_index, state in rows}

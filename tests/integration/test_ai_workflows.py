@@ -9,10 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from airflow_home import BIN, migrated_env
-
-from airflow_provider_nairi.emulator import run_emulator
-from airflow_provider_nairi.testing import connection_env_var, connection_json
+from airflow_home import BIN, emulated_airflow, task_states
 
 pytestmark = pytest.mark.integration
 
@@ -25,9 +22,7 @@ def script(*replies) -> str:
 
 @pytest.fixture(scope="module")
 def airflow_env(tmp_path_factory):
-    env = migrated_env(tmp_path_factory.mktemp("airflow"), EXAMPLE_DAGS)
-    with run_emulator(turn_latency=0.2) as emulator:
-        env[connection_env_var("nairi_default")] = connection_json(emulator.base_url, emulator.api_key)
+    with emulated_airflow(tmp_path_factory.mktemp("airflow"), EXAMPLE_DAGS) as (env, emulator):
         yield env, emulator
 
 
@@ -42,17 +37,6 @@ def dags_test(env, dag_id, conf, *, deferrable=True, timeout=300):
         check=False,
     )
     return result.stdout + result.stderr
-
-
-def task_states(env, dag_id) -> dict[tuple[str, int], str]:
-    """``{(task_id, map_index): state}`` of the newest run of ``dag_id``."""
-    with sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db", timeout=10) as db:
-        rows = db.execute(
-            "SELECT task_id, map_index, state FROM task_instance WHERE run_id = "
-            "(SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1) AND dag_id = ?",
-            (dag_id, dag_id),
-        ).fetchall()
-    return {(task_id, map_index): state for task_id, map_index, state in rows}
 
 
 def xcom(env, dag_id, task_id, key="return_value", map_index=-1):

@@ -7,17 +7,14 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from airflow_home import BIN, migrated_env
+from airflow_home import BIN, emulated_airflow, task_states
 
-from airflow_provider_nairi.emulator import run_emulator
 from airflow_provider_nairi.operators.review import NO_CHANGES_GIVEN
-from airflow_provider_nairi.testing import connection_env_var, connection_json
 
 pytestmark = pytest.mark.integration
 
@@ -51,11 +48,9 @@ def airflow_env(tmp_path_factory):
     dags = tmp_path_factory.mktemp("dags")
     (dags / EXAMPLE.name).symlink_to(EXAMPLE)
     (dags / "nairi_review_timeout.py").write_text(TIMEOUT_DAG)
-    env = migrated_env(tmp_path_factory.mktemp("airflow"), dags)
-    env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "True"
-    env["AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE"] = "True"
-    with run_emulator(turn_latency=0.2) as emulator:
-        env[connection_env_var("nairi_default")] = connection_json(emulator.base_url, emulator.api_key)
+    with emulated_airflow(tmp_path_factory.mktemp("airflow"), dags) as (env, emulator):
+        env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "True"
+        env["AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE"] = "True"
         yield env, emulator
 
 
@@ -89,14 +84,9 @@ def review_run(env, answers, dag_id="nairi_review_loop", conf=None):
     return log, seen
 
 
-def task_states(env, dag_id="nairi_review_loop"):
-    with sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db", timeout=10) as db:
-        rows = db.execute(
-            "SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = "
-            "(SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1)",
-            (dag_id, dag_id),
-        ).fetchall()
-    return dict(rows)
+def states(env, dag_id="nairi_review_loop"):
+    """``{task_id: state}`` of the newest run (no task here is mapped)."""
+    return {task_id: state for (task_id, _), state in task_states(env, dag_id).items()}
 
 
 def user_messages(emulator, body):
@@ -115,9 +105,9 @@ def test_approve_in_round_1_publishes_turn_1_and_skips_the_other_rounds(airflow_
     assert seen[0]["options"] == ["Approve", "Request changes", "Reject"]
     assert "```text\nDraft one\n```" in seen[0]["body"]
     assert "=== publishing turn 1: Draft one ===" in log, log[-5000:]
-    states = task_states(env)
-    assert states["review.approved"] == states["publish"] == "success"
-    assert {states[t] for t in ("review.revise_1", "review.review_2", "review.review_3")} == {"skipped"}
+    found = states(env)
+    assert found["review.approved"] == found["publish"] == "success"
+    assert {found[t] for t in ("review.revise_1", "review.review_2", "review.review_3")} == {"skipped"}
 
 
 def test_request_changes_twice_then_approve_shows_each_round_the_latest_reply(airflow_env):
@@ -135,7 +125,7 @@ def test_request_changes_twice_then_approve_shows_each_round_the_latest_reply(ai
     assert seen[2]["options"] == ["Approve", "Reject"]  # the last round cannot ask again
     assert "=== publishing turn 3: Draft three ===" in log, log[-5000:]
     assert user_messages(emulator, seen[0]["body"])[1:] == ["Shorter, please.", NO_CHANGES_GIVEN]
-    assert task_states(env)["publish"] == "success"
+    assert states(env)["publish"] == "success"
 
 
 def test_reject_skips_what_follows_the_review_without_failing(airflow_env):
@@ -143,10 +133,10 @@ def test_reject_skips_what_follows_the_review_without_failing(airflow_env):
     log, _ = review_run(
         env, [["review.review_1", "Request changes", "Try again."], ["review.review_2", "Reject", ""]]
     )
-    states = task_states(env)
-    assert states["review.review_2"] == "success"
-    assert states["review.revise_2"] == states["review.review_3"] == "skipped"
-    assert states["review.approved"] == states["publish"] == "skipped"
+    found = states(env)
+    assert found["review.review_2"] == "success"
+    assert found["review.revise_2"] == found["review.review_3"] == "skipped"
+    assert found["review.approved"] == found["publish"] == "skipped"
     assert "DagRun Finished: dag_id=nairi_review_loop" in log and "state=success" in log
 
 
@@ -156,6 +146,6 @@ def test_a_review_nobody_answers_fails_when_its_time_is_up(airflow_env):
         env, [["review.review_1", "TIMEOUT", None]], dag_id="nairi_review_timeout", conf={}
     )
     assert seen[0]["options"] == ["Approve", "Reject"]  # one round: a plain gate
-    states = task_states(env, "nairi_review_timeout")
-    assert states["review.review_1"] == "failed", log[-5000:]
-    assert states["review.approved"] == "upstream_failed"
+    found = states(env, "nairi_review_timeout")
+    assert found["review.review_1"] == "failed", log[-5000:]
+    assert found["review.approved"] == "upstream_failed"
