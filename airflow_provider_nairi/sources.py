@@ -39,7 +39,7 @@ from airflow_provider_nairi.exceptions import NairiConfigurationError
 from airflow_provider_nairi.idempotency import task_idempotency_key
 
 if TYPE_CHECKING:
-    from airflow_provider_nairi.hooks.nairi import NairiHook
+    from airflow_provider_nairi.client.api import NairiApi
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ def resolve_sources(sources: SourceItem | Iterable[SourceItem]) -> list[UploadFi
 
 
 def upload_sources(
-    hook: NairiHook,
+    api: NairiApi,
     sources: SourceItem | Iterable[SourceItem],
     ti: Any,
     *,
@@ -228,7 +228,8 @@ def upload_sources(
     All sources are resolved and checked before the first upload. Each summary is
     ``{"id", "name", "size_bytes", "sha256", "source"}`` (``source`` is the location the file came from).
 
-    :param hook: the :class:`~airflow_provider_nairi.hooks.nairi.NairiHook` that streams the files.
+    :param api: the API object that streams the files (``hook.client``, a
+        :class:`~airflow_provider_nairi.client.sync.NairiClient`).
     :param sources: paths, globs, URIs or ObjectStoragePaths (see :func:`resolve_sources`).
     :param ti: the running task instance; with the file's identity it gives each upload its idempotency key.
     :param conversation_id: attach the artifacts to this conversation.
@@ -238,7 +239,7 @@ def upload_sources(
     resolved = resolve_sources(sources)
     uploaded = []
     for source in resolved:
-        artifact = hook.upload_artifact(
+        artifact = api.upload_artifact(
             source.path,
             name=source.name,
             conversation_id=conversation_id,

@@ -130,9 +130,9 @@ def upload_with_hook(base_url: str, api_key: str, path: str) -> dict[str, Any]:
     from airflow_provider_nairi.hooks.nairi import NairiHook
 
     hook = NairiHook(_airflow_connection(base_url, api_key))
-    hook.get_me()  # the connection and session exist before measuring
-    result = _timed(lambda: hook.upload_artifact(path, idempotency_key=f"bench-{time.time_ns()}"))
-    hook.delete_artifact(result.pop("id"))
+    hook.client.get_me()  # the connection and session exist before measuring
+    result = _timed(lambda: hook.client.upload_artifact(path, idempotency_key=f"bench-{time.time_ns()}"))
+    hook.client.delete_artifact(result.pop("id"))
     return result
 
 
@@ -145,10 +145,10 @@ def upload_with_operator(base_url: str, api_key: str, path: str) -> dict[str, An
     operator = NairiUploadArtifactsOperator(
         task_id="upload", sources=path, conn_id=_airflow_connection(base_url, api_key)
     )
-    operator.hook.get_me()
+    operator.api.get_me()
     ti = SimpleNamespace(dag_id="bench", task_id="upload", run_id=f"bench-{time.time_ns()}", map_index=-1)
     result = _timed(lambda: operator.execute({"ti": ti})[0])
-    operator.hook.delete_artifact(result.pop("id"))
+    operator.api.delete_artifact(result.pop("id"))
     return result
 
 

@@ -13,7 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow_provider_nairi.client.api import NairiApi
+    from airflow_provider_nairi.client.api import AsyncNairiApi, NairiApi
     from airflow_provider_nairi.client.config import ClientConfig, connection_form
     from airflow_provider_nairi.client.protocol import RateLimit
     from airflow_provider_nairi.client.sync import NairiClient
@@ -22,10 +22,11 @@ _MODULE_OF = {
     "ClientConfig": "config",
     "connection_form": "config",
     "NairiApi": "api",
+    "AsyncNairiApi": "api",
     "RateLimit": "protocol",
     "NairiClient": "sync",
 }
-__all__ = ["ClientConfig", "NairiApi", "NairiClient", "RateLimit", "connection_form"]
+__all__ = ["AsyncNairiApi", "ClientConfig", "NairiApi", "NairiClient", "RateLimit", "connection_form"]
 
 
 def __getattr__(name: str) -> Any:

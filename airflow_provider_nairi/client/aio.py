@@ -32,6 +32,7 @@ from typing import Any
 import aiohttp
 from requests.utils import get_environ_proxies, select_proxy
 
+from airflow_provider_nairi.client.api import AsyncNairiApi
 from airflow_provider_nairi.client.config import ClientConfig
 from airflow_provider_nairi.client.protocol import (
     DEFAULT_PAGE_SIZE,
@@ -47,7 +48,6 @@ from airflow_provider_nairi.client.protocol import (
     parse_response,
     rate_limit_wait,
     request_headers,
-    segment,
     transport_error,
 )
 from airflow_provider_nairi.exceptions import NairiError
@@ -142,9 +142,9 @@ def _ssl_setting(verify: bool | str) -> bool | ssl.SSLContext:
     return bool(verify)
 
 
-class AsyncNairiClient:
-    """What triggers need, asynchronously: ``request``, ``get_conversation``, ``list_messages`` (all pages),
-    ``cancel_conversation``, ``get_video``, ``close``. Use one per trigger and close it in ``finally``."""
+class AsyncNairiClient(AsyncNairiApi):
+    """Every endpoint, awaited (:class:`~airflow_provider_nairi.client.api.AsyncNairiApi`: the table the
+    sync client reads too), over aiohttp. Use one per trigger and close it in ``finally``."""
 
     def __init__(self, config: ClientConfig, *, sleep: Any = asyncio.sleep) -> None:
         self.config = config
@@ -204,51 +204,17 @@ class AsyncNairiClient:
             )
         ).data
 
-    async def get_conversation(self, conversation_id: str) -> dict[str, Any]:
-        """The conversation ``conversation_id`` (``status``: ``queued``, ``running``, ``completed``,
-        ``failed``, ``cancelled``).
-
-        Scope ``read``. Retried on 429, 5xx and connection errors like the sync client
-        (``docs/errors-and-retries.md``), with non-blocking waits. 404 (``NairiNotFoundError``, not
-        retried): no such conversation in this org.
-        """
-        return await self.request("GET", f"/conversations/{segment(conversation_id)}", expect="object")  # type: ignore[no-any-return]
-
-    async def list_messages(self, conversation_id: str) -> list[dict[str, Any]]:
-        """Every message of the conversation, oldest first, as a list (all pages read before returning,
-        de-duplicated by ``id``).
-
-        Scope ``read``; each page is retried on 429, 5xx and connection errors like the sync client
-        (``docs/errors-and-retries.md``), with non-blocking waits. 404: no such conversation.
-        """
-        path = f"/conversations/{segment(conversation_id)}/messages"
-        cursor = PageCursor(None, DEFAULT_PAGE_SIZE)
+    async def paginate(
+        self, path: str, params: Mapping[str, Any] | None = None, page_size: int = DEFAULT_PAGE_SIZE
+    ) -> list[dict[str, Any]]:
+        """Every item of a list endpoint, oldest first, as a list (all pages read before returning,
+        de-duplicated by ``id``); each page retried like any call."""
+        cursor = PageCursor(params, page_size)
         items: list[dict[str, Any]] = []
         while not cursor.done:
-            items += cursor.accept(
-                await self._call("GET", path, params=cursor.params(), expect="list"), method="GET", path=path
-            )
+            envelope = await self._call("GET", path, params=cursor.params(), expect="list")
+            items += cursor.accept(envelope, method="GET", path=path)
         return items
-
-    async def cancel_conversation(self, conversation_id: str) -> dict[str, Any]:
-        """Cancel a conversation; return it (``cancelled``, or unchanged if it had already ended).
-
-        Scope ``write``. Retried on 429, 5xx and connection errors like the sync client
-        (``docs/errors-and-retries.md``), with non-blocking waits. The POST carries a fresh Idempotency-Key
-        reused by its retries. 404: no such conversation.
-        """
-        return await self.request(  # type: ignore[no-any-return]
-            "POST", f"/conversations/{segment(conversation_id)}/cancel", expect="object"
-        )
-
-    async def get_video(self, video_id: str) -> dict[str, Any]:
-        """The video ``video_id`` (``status``: ``processing``, ``ready`` or ``failed``).
-
-        Scope ``read``. Retried on 429, 5xx and connection errors like the sync client
-        (``docs/errors-and-retries.md``), with non-blocking waits. 404 (``NairiNotFoundError``, not
-        retried): no such video in this org.
-        """
-        return await self.request("GET", f"/videos/{segment(video_id)}", expect="object")  # type: ignore[no-any-return]
 
     async def _call(
         self,

@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import inspect
 import sys
-from collections.abc import Iterator, Mapping
+import warnings
+from collections.abc import Awaitable, Callable, Mapping
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import airflow
+from airflow.exceptions import AirflowProviderDeprecationWarning
 from airflow.providers.common.compat.sdk import AirflowNotFoundException, BaseHook, mask_secret
 
-from airflow_provider_nairi.client.api import DownloadTarget, NairiApi, UploadSource
+from airflow_provider_nairi.client.api import AsyncNairiApi
 from airflow_provider_nairi.client.config import (
     EXTRA_FIELDS,
     HIDDEN_FIELDS,
@@ -29,8 +32,12 @@ from airflow_provider_nairi.client.config import (
     RELABELING,
     ClientConfig,
 )
-from airflow_provider_nairi.client.protocol import DEFAULT_PAGE_SIZE, RateLimit, Shape
+from airflow_provider_nairi.client.endpoints import ASYNC_ENDPOINT_NAMES, ENDPOINT_NAMES
+from airflow_provider_nairi.client.protocol import RateLimit
 from airflow_provider_nairi.client.sync import NairiClient
+
+if TYPE_CHECKING:
+    from airflow_provider_nairi.client.aio import AsyncNairiClient
 from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiError
 
 
@@ -84,18 +91,20 @@ class _NairiConnectionHook(BaseHook):
         self.overrides = overrides
 
 
-class NairiHook(_NairiConnectionHook, NairiApi):
-    """Every endpoint of the Nairi API, from an Airflow connection.
+class NairiHook(_NairiConnectionHook):
+    """An Airflow connection turned into a Nairi client: ``NairiHook(conn_id).client`` is the API object.
+
+    ``hook.client`` is a :class:`~airflow_provider_nairi.client.sync.NairiClient`: every endpoint of the API
+    (``hook.client.create_conversation(...)``, ``hook.client.list_agents()``...; the table is
+    :class:`~airflow_provider_nairi.client.endpoints.Endpoints`), plus ``request`` and ``paginate``. Retries,
+    idempotency keys, redirects, rate limits: ``docs/errors-and-retries.md``. Errors are
+    :class:`~airflow_provider_nairi.exceptions.NairiError` subclasses; operators translate them in
+    ``outcomes.py``. ``hook.<endpoint>`` still works, as a deprecated alias of ``hook.client.<endpoint>``
+    (removed in 1.0).
 
     :param nairi_conn_id: the connection (default ``nairi_default``); ``conn_id`` is accepted as an alias.
     :param overrides: values of connection extras for this hook only (``read_timeout=5``,
       ``max_retries=0``...), validated like the extras.
-
-    Methods are those of :class:`~airflow_provider_nairi.client.api.NairiApi` (``create_conversation``,
-    ``list_agents``...) plus ``request`` and ``paginate``. Retries, idempotency keys, redirects, rate
-    limits: see ``docs/errors-and-retries.md``. Errors are
-    :class:`~airflow_provider_nairi.exceptions.NairiError` subclasses; operators translate them in
-    ``outcomes.py``.
     """
 
     @cached_property
@@ -123,49 +132,6 @@ class NairiHook(_NairiConnectionHook, NairiApi):
         if "client" in self.__dict__:
             self.client.close()
 
-    # -- primitives, delegated to the client ----------------------------------------------------------------
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        idempotency_key: str | None = None,
-        expect: Shape | None = None,
-    ) -> Any:
-        return self.client.request(
-            method, path, params=params, json=json, idempotency_key=idempotency_key, expect=expect
-        )
-
-    def paginate(
-        self, path: str, params: Mapping[str, Any] | None = None, page_size: int = DEFAULT_PAGE_SIZE
-    ) -> Iterator[dict[str, Any]]:
-        return self.client.paginate(path, params, page_size)
-
-    def upload(
-        self,
-        path: str,
-        source: UploadSource,
-        fields: Mapping[str, str],
-        *,
-        idempotency_key: str | None = None,
-    ) -> Any:
-        return self.client.upload(path, source, fields, idempotency_key=idempotency_key)
-
-    def download(
-        self,
-        path: str,
-        destination: DownloadTarget,
-        *,
-        expected_sha256: str | None = None,
-        expected_size: int | None = None,
-    ) -> int:
-        return self.client.download(
-            path, destination, expected_sha256=expected_sha256, expected_size=expected_size
-        )
-
     @property
     def rate_limit(self) -> RateLimit | None:
         """``(limit, remaining, reset)`` from the latest answer; None before the first call."""
@@ -180,7 +146,7 @@ class NairiHook(_NairiConnectionHook, NairiApi):
     def test_connection(self) -> tuple[bool, str]:
         """Call ``GET /me``: name the org, the key and its scopes, or say why it failed."""
         try:
-            me = self.get_me()
+            me = self.client.get_me()
         except NairiError as error:
             return False, str(error)
         org, key = me.get("org") or {}, me.get("key") or {}
@@ -222,18 +188,18 @@ ASYNC_CLIENT_MODULE = "airflow_provider_nairi.client.aio"
 
 
 class NairiAsyncHook(_NairiConnectionHook):
-    """What triggers need, asynchronously, from an Airflow connection (read with ``aget_connection``).
-
-    ``request``, ``get_conversation``, ``list_messages`` (all pages), ``cancel_conversation``,
-    ``get_video`` and ``close`` (call it in ``finally``: it gives back the event loop's shared aiohttp
-    session). aiohttp is imported on first use, never at DAG parse.
+    """An Airflow connection (read with ``aget_connection``) turned into the async client, for triggers:
+    ``client = await hook.get_async_client()``, then ``await client.get_conversation(id)`` (every endpoint
+    but uploads and downloads). Call :meth:`close` in ``finally``: it gives back the event loop's shared
+    aiohttp session. aiohttp is imported on first use, never at DAG parse. ``await hook.<endpoint>(...)``
+    still works, as a deprecated alias (removed in 1.0).
     """
 
     def __init__(self, nairi_conn_id: str = _NairiConnectionHook.default_conn_name, **kwargs: Any):
         super().__init__(nairi_conn_id, **kwargs)
-        self._client: Any = None
+        self._client: AsyncNairiClient | None = None
 
-    async def get_async_client(self) -> Any:
+    async def get_async_client(self) -> AsyncNairiClient:
         """The :class:`~airflow_provider_nairi.client.aio.AsyncNairiClient`, built on first use.
 
         The async client and aiohttp (about 0.25 s of imports, paid by the first trigger of a triggerer) are
@@ -261,52 +227,6 @@ class NairiAsyncHook(_NairiConnectionHook):
             raise connection_not_found(self.nairi_conn_id) from None
         return config_from_connection(connection, self.overrides)
 
-    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Send one call and return the envelope's ``data`` (None for a 204).
-
-        Retried on 429, 5xx and connection errors like the sync client (``docs/errors-and-retries.md``),
-        with non-blocking waits. A POST carries an Idempotency-Key (``idempotency_key`` or a fresh uuid4)
-        reused by all its retries; other methods carry none. Errors are ``NairiError`` subclasses.
-        """
-        return await (await self.get_async_client()).request(method, path, **kwargs)
-
-    async def get_conversation(self, conversation_id: str) -> dict[str, Any]:
-        """The conversation ``conversation_id`` (``status``: ``queued``, ``running``, ``completed``,
-        ``failed``, ``cancelled``).
-
-        Scope ``read``. Retried on 429, 5xx and connection errors like the sync client
-        (``docs/errors-and-retries.md``), with non-blocking waits. 404 (``NairiNotFoundError``, not
-        retried): no such conversation in this org.
-        """
-        return await (await self.get_async_client()).get_conversation(conversation_id)  # type: ignore[no-any-return]
-
-    async def list_messages(self, conversation_id: str) -> list[dict[str, Any]]:
-        """Every message of the conversation, oldest first, as a list (all pages read before returning,
-        de-duplicated by ``id``).
-
-        Scope ``read``; each page is retried on 429, 5xx and connection errors like the sync client
-        (``docs/errors-and-retries.md``), with non-blocking waits. 404: no such conversation.
-        """
-        return await (await self.get_async_client()).list_messages(conversation_id)  # type: ignore[no-any-return]
-
-    async def cancel_conversation(self, conversation_id: str) -> dict[str, Any]:
-        """Cancel a conversation; return it (``cancelled``, or unchanged if it had already ended).
-
-        Scope ``write``. Retried on 429, 5xx and connection errors like the sync client
-        (``docs/errors-and-retries.md``), with non-blocking waits. The POST carries a fresh Idempotency-Key
-        reused by its retries. 404: no such conversation.
-        """
-        return await (await self.get_async_client()).cancel_conversation(conversation_id)  # type: ignore[no-any-return]
-
-    async def get_video(self, video_id: str) -> dict[str, Any]:
-        """The video ``video_id`` (``status``: ``processing``, ``ready`` or ``failed``).
-
-        Scope ``read``. Retried on 429, 5xx and connection errors like the sync client
-        (``docs/errors-and-retries.md``), with non-blocking waits. 404 (``NairiNotFoundError``, not
-        retried): no such video in this org.
-        """
-        return await (await self.get_async_client()).get_video(video_id)  # type: ignore[no-any-return]
-
     @property
     def last_answer(self) -> tuple[str, str, str | None] | None:
         """``(method, path, request id)`` of the latest answer the client read; None before the first."""
@@ -318,3 +238,44 @@ class NairiAsyncHook(_NairiConnectionHook):
         """
         if self._client is not None:
             await self._client.close()
+
+
+# -- deprecated aliases, generated from the endpoint table (README and docs before 0.1.0 taught them) -------
+
+
+def _deprecated(cls_name: str, name: str) -> None:
+    warnings.warn(
+        f"{cls_name}.{name} is deprecated; use the client: hook.client.{name} (sync) or "
+        f"(await hook.get_async_client()).{name} (async). Removed in 1.0.",
+        AirflowProviderDeprecationWarning,
+        stacklevel=3,
+    )
+
+
+def _sync_alias(name: str) -> property:
+    def forward(hook: NairiHook) -> Any:
+        _deprecated("NairiHook", name)
+        return getattr(hook.client, name)
+
+    doc = inspect.getdoc(getattr(NairiClient, name)) or ""
+    return property(forward, doc=f"Deprecated alias of ``hook.client.{name}`` (removed in 1.0).\n\n{doc}")
+
+
+def _async_alias(name: str) -> Callable[..., Awaitable[Any]]:
+    async def forward(hook: NairiAsyncHook, *args: Any, **kwargs: Any) -> Any:
+        _deprecated("NairiAsyncHook", name)
+        return await getattr(await hook.get_async_client(), name)(*args, **kwargs)
+
+    forward.__name__ = forward.__qualname__ = name
+    doc = inspect.getdoc(getattr(AsyncNairiApi, name)) or ""
+    forward.__doc__ = (
+        f"Deprecated alias of ``(await hook.get_async_client()).{name}`` (removed in 1.0).\n\n{doc}"
+    )
+    return forward
+
+
+PRIMITIVES = ("request", "paginate")
+for _name in (*PRIMITIVES, "upload", "download", *ENDPOINT_NAMES):
+    setattr(NairiHook, _name, _sync_alias(_name))
+for _name in (*PRIMITIVES, *ASYNC_ENDPOINT_NAMES):
+    setattr(NairiAsyncHook, _name, _async_alias(_name))

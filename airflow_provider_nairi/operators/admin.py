@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiNotFoundError
 from airflow_provider_nairi.idempotency import declaration_idempotency_key
 from airflow_provider_nairi.operators.base import NairiBaseOperator
 from airflow_provider_nairi.resources.lookup import find_by_name
+from airflow_provider_nairi.resources.org import ORG_KINDS
 from airflow_provider_nairi.validation import check_exactly_one, check_label, check_name
 
 if TYPE_CHECKING:
@@ -154,27 +155,19 @@ class NairiDeleteOperator(NairiAdminOperator):
 
     template_fields = ("resource_id", "name")
 
-    #: kind -> (list method, delete method) of the hook.
-    KINDS: ClassVar[dict[str, tuple[str, str]]] = {
-        "agent": ("list_agents", "delete_agent"),
-        "vault": ("list_vaults", "delete_vault"),
-        "scheduled_job": ("list_scheduled_jobs", "delete_scheduled_job"),
-        "env_var": ("list_env_vars", "delete_env_var"),
-    }
-
     def __init__(
         self, *, kind: str, resource_id: str | None = None, name: str | None = None, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
-        if kind not in self.KINDS:
-            raise ValueError(f"kind: {kind!r} is not one of {', '.join(self.KINDS)}.")
+        if kind not in ORG_KINDS:
+            raise ValueError(f"kind: {kind!r} is not one of {', '.join(ORG_KINDS)}.")
         self.kind = kind
         self.resource_id = resource_id
         self.name = name
 
     def run(self, context: Context) -> dict[str, Any]:
         check_exactly_one(resource_id=self.resource_id, name=self.name)
-        list_method, delete_method = self.KINDS[self.kind]
+        org_kind = ORG_KINDS[self.kind]
         target: str | None
         if self.kind == "env_var":
             if self.name is None:
@@ -183,14 +176,14 @@ class NairiDeleteOperator(NairiAdminOperator):
                 )
             target = check_name("name", self.name)
         elif self.name is not None:
-            found = find_by_name(getattr(self.hook, list_method)(), check_label("name", self.name), self.kind)
+            found = find_by_name(org_kind.list_items(self.api), check_label("name", self.name), self.kind)
             target = str(found["id"]) if found else None
         else:
             target = check_label("resource_id", self.resource_id)
         action = ALREADY_ABSENT
         if target is not None:
             try:
-                getattr(self.hook, delete_method)(target)
+                org_kind.delete(self.api, target)
                 action = DELETED
             except NairiNotFoundError:
                 pass

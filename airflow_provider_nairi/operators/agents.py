@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_nairi.links import XCOM_AGENT_URL, NairiAgentLink
 from airflow_provider_nairi.operators.admin import NairiAdminOperator
+from airflow_provider_nairi.resources.org import ORG_KINDS
 from airflow_provider_nairi.validation import check_label
 
 if TYPE_CHECKING:
@@ -65,15 +66,6 @@ class NairiAgentOperator(NairiAdminOperator):
         if self.vault_ids is not None:
             desired["vault_ids"] = list(self.vault_ids)
 
-        hook = self.hook
-        _, plan = self.upsert(
-            "agent",
-            name,
-            desired,
-            list_items=hook.list_agents,
-            get=hook.get_agent,
-            create=hook.create_agent,
-            update=hook.update_agent,
-        )
-        context["ti"].xcom_push(key=XCOM_AGENT_URL, value=hook.dashboard_url("agents", plan["id"]))
+        _, plan = self.upsert("agent", name, desired, **ORG_KINDS["agent"].bound(self.api))
+        context["ti"].xcom_push(key=XCOM_AGENT_URL, value=self.hook.dashboard_url("agents", plan["id"]))
         return plan

@@ -1,9 +1,8 @@
 """Ask a Nairi agent from a DAG: start a conversation, continue it, wait for the reply.
 
-:class:`NairiConversationOperator` is the reusable part: "wait for a conversation's latest turn, deferrable or
-not, and turn it into the XCom dict or an Airflow outcome". :class:`NairiStartConversationOperator` and
-:class:`NairiSendMessageOperator` add what they send; another operator that obtains a conversation some other
-way (a scheduled job's run) subclasses it the same way and calls :meth:`~NairiConversationOperator.wait_for`.
+:class:`NairiStartConversationOperator` and :class:`NairiSendMessageOperator` add what they send to the
+waiting bases of :mod:`airflow_provider_nairi.operators.waiting` (``NairiConversationOperator``: the wait;
+``NairiResumableOperator``: the durable submission, which a scheduled job's run shares).
 
 Every operator here returns (XCom ``return_value``) a JSON dict::
 
@@ -19,39 +18,32 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow.providers.common.compat.sdk import AirflowException, ResumableJobMixin
-
-from airflow_provider_nairi.exceptions import (
-    NairiConflictError,
-    NairiNotFoundError,
-    NairiOutputError,
-    NairiParameterError,
+from airflow_provider_nairi.exceptions import NairiConflictError, NairiOutputError, NairiParameterError
+from airflow_provider_nairi.links import XCOM_CONVERSATION_ID
+from airflow_provider_nairi.operators.waiting import (
+    SUBMISSION_KEY,
+    TRIGGER_FAIL,
+    NairiConversationOperator,
+    NairiResumableOperator,
 )
-from airflow_provider_nairi.idempotency import task_idempotency_key
-from airflow_provider_nairi.links import XCOM_CONVERSATION_ID, XCOM_CONVERSATION_URL, NairiConversationLink
-from airflow_provider_nairi.operators.base import NairiBaseOperator
-from airflow_provider_nairi.options import CONVERSATION_POLL_INTERVAL, resolve_deferrable
 from airflow_provider_nairi.outcomes import ERROR, TIMEOUT, airflow_outcome, make_event, raise_for_event
-from airflow_provider_nairi.resources.conversation import (
-    ACTIVE_STATES,
-    conversation_event,
-    conversation_result,
-    latest_reply,
-)
+from airflow_provider_nairi.resources.conversation import conversation_result, latest_reply
 from airflow_provider_nairi.resources.lookup import resolve_agent_id
 from airflow_provider_nairi.resources.replies import BranchReply, TypedReply, repair_message
-from airflow_provider_nairi.resources.waiting import Waiter, WaitOptions, seconds_left
+from airflow_provider_nairi.resources.waiting import seconds_left
 from airflow_provider_nairi.sources import upload_sources
-from airflow_provider_nairi.triggers.conversation import NairiConversationTrigger
 from airflow_provider_nairi.validation import check_count, check_flag, check_label
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-
-__all__ = [  # XCOM_CONVERSATION_ID moved to links, latest_reply and conversation_result to resources
+# Moved, re-exported here: XCOM_CONVERSATION_ID (links), latest_reply and conversation_result
+# (resources.conversation), NairiConversationOperator, SUBMISSION_KEY, TRIGGER_FAIL (operators.waiting).
+__all__ = [
+    "SUBMISSION_KEY",
+    "TRIGGER_FAIL",
     "XCOM_CONVERSATION_ID",
     "NairiConversationOperator",
     "NairiConversationSubmitOperator",
@@ -60,221 +52,14 @@ __all__ = [  # XCOM_CONVERSATION_ID moved to links, latest_reply and conversatio
     "conversation_result",
     "latest_reply",
 ]
-#: ``task_state_store`` key of the submission number whose create/send may have been sent (see
-#: :meth:`NairiConversationSubmitOperator.submission_number`).
-SUBMISSION_KEY = "nairi_submission"
 #: XCom key of the submission a task with a reply format waits for (see
 #: :meth:`NairiConversationSubmitOperator.follow`).
 XCOM_JOB = "nairi_job"
-#: ``next_method`` of a task Airflow resumes only to fail it (trigger timeout or crash).
-TRIGGER_FAIL = "__fail__"
 
 
-class NairiConversationOperator(NairiBaseOperator):
-    """Base of the conversation operators: wait for a conversation's latest turn and return its reply.
-
-    .. important::
-
-        - **How completion is detected.** The conversation is read (``GET /conversations/{id}``) every
-          ``poll_interval`` seconds until its latest turn is ``completed`` (success: the XCom dict),
-          ``failed`` (task failure with the agent's error code and message; Airflow retries apply unless
-          ``final_on_agent_failure``) or ``cancelled`` by someone else (final failure that says so).
-        - **Deferrable.** With ``deferrable=True`` the wait happens in the triggerer
-          (:class:`~airflow_provider_nairi.triggers.conversation.NairiConversationTrigger`) and frees the
-          worker slot; transient API errors there are tolerated a few in a row. Without it, the worker polls
-          (the client retries transient errors itself; what is left fails the task, and the retry reattaches).
-        - **``timeout``** bounds the wait (seconds, from the moment waiting starts; ``None``: no bound). When
-          it passes, the conversation is cancelled (unless ``keep_on_timeout``) and the task fails saying how
-          long it waited; Airflow retries apply. **``execution_timeout``** is Airflow's bound on the whole
-          task; when it hits a waiting worker, :meth:`on_kill` cancels the conversation, and when it fails a
-          deferred wait, :meth:`resume_execution` cancels it (unless ``keep_on_timeout``).
-        - **Kill.** Marking the task failed or success cancels the running turn: on the worker through
-          :meth:`on_kill`, in the triggerer through the trigger's ``on_kill`` (Airflow 3.3+). Clearing a
-          deferred task does not: its next try reattaches to the conversation and returns its reply (clearing
-          a worker-side wait kills that try, which cancels; the next try then starts a new conversation).
-          Cancel errors are logged, never raised.
-        - **Errors.** API errors are translated by :mod:`airflow_provider_nairi.outcomes`: 401/403/404/413/422
-          fail at once with the API's code, message and request id; 429/5xx/network let Airflow retry.
-
-    :param wait_for_reply: wait for the turn to end; ``False`` returns at once with the id (``reply`` None).
-    :param deferrable: wait in the triggerer. Default: ``[operators] default_deferrable``.
-    :param poll_interval: seconds between two reads of the conversation (positive).
-    :param timeout: seconds to wait for the reply, or ``None``.
-    :param keep_on_timeout: leave the conversation running when ``timeout`` passes.
-    :param final_on_agent_failure: a failed turn fails the task without Airflow retries.
-    :param max_transient_errors: deferrable only: transient errors tolerated in a row while polling.
-    :param conn_id: the Nairi connection.
-    """
-
-    operator_extra_links = (NairiConversationLink(),)
-
-    def __init__(
-        self,
-        *,
-        wait_for_reply: bool = True,
-        deferrable: bool | None = None,
-        poll_interval: float = CONVERSATION_POLL_INTERVAL,
-        timeout: float | None = None,
-        keep_on_timeout: bool = False,
-        final_on_agent_failure: bool = False,
-        max_transient_errors: int = 5,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.wait_options = WaitOptions(poll_interval, timeout, max_transient_errors)
-        for flag, value in (
-            ("wait_for_reply", wait_for_reply),
-            ("keep_on_timeout", keep_on_timeout),
-            ("final_on_agent_failure", final_on_agent_failure),
-        ):
-            check_flag(flag, value)
-        self.wait_for_reply = wait_for_reply
-        self.deferrable = resolve_deferrable(deferrable)
-        self.poll_interval = poll_interval
-        self.timeout = timeout
-        self.keep_on_timeout = keep_on_timeout
-        self.final_on_agent_failure = final_on_agent_failure
-        self.max_transient_errors = max_transient_errors
-        self.current_conversation_id: str | None = None
-
-    def deadline(self) -> float | None:
-        """``timeout`` seconds from now, as epoch seconds, or ``None``."""
-        return self.wait_options.deadline()
-
-    def publish(self, context: Context, conversation_id: str) -> str:
-        """Remember the conversation (for :meth:`on_kill`), push its id and URL as XCom; return the URL."""
-        self.current_conversation_id = conversation_id
-        url = self.hook.dashboard_url("conversations", conversation_id)
-        context["ti"].xcom_push(key=XCOM_CONVERSATION_ID, value=conversation_id)
-        context["ti"].xcom_push(key=XCOM_CONVERSATION_URL, value=url)
-        return url
-
-    def wait_for(self, context: Context, conversation: Mapping[str, Any], turn: int | None = None) -> Any:
-        """Wait for ``turn`` (default: the latest) of ``conversation`` and return the XCom dict.
-
-        Defers (raises ``TaskDeferred``, resuming in :meth:`execute_complete`) when ``deferrable``; returns at
-        once when not ``wait_for_reply``.
-        """
-        conversation_id = str(conversation["id"])
-        url = self.publish(context, conversation_id)
-        if not self.wait_for_reply:
-            return conversation_result(conversation, None, url)
-        if self.deferrable:
-            self.defer(
-                trigger=self.conversation_trigger(conversation_id, self.deadline(), turn=turn),
-                method_name="execute_complete",
-            )
-        return self.finish(context, self.poll_here(conversation, turn))
-
-    def conversation_trigger(
-        self, conversation_id: str, deadline: float | None, **options: Any
-    ) -> NairiConversationTrigger:
-        """The trigger that waits in the triggerer for ``conversation_id`` with this operator's polling
-        settings; ``options``: ``turn``, ``cancel_on_kill``."""
-        return NairiConversationTrigger(
-            conn_id=self.conn_id,
-            resource_id=conversation_id,
-            deadline=deadline,
-            poll_interval=self.poll_interval,
-            max_transient_errors=self.max_transient_errors,
-            **options,
-        )
-
-    def poll_here(self, conversation: Mapping[str, Any], turn: int | None) -> dict[str, Any]:
-        """Wait on the worker until the turn ends or the deadline passes; return the event (as a trigger's:
-        the same :class:`~airflow_provider_nairi.resources.waiting.Waiter`, transient errors included)."""
-        conversation_id = str(conversation["id"])
-        latest = conversation
-
-        def check() -> dict[str, Any] | None:
-            nonlocal latest
-            latest = self.hook.get_conversation(conversation_id)
-            return conversation_event(latest, turn)
-
-        waiter = Waiter(
-            "conversation",
-            conversation_id,
-            deadline=self.deadline(),
-            poll_interval=self.poll_interval,
-            max_transient_errors=self.max_transient_errors,
-            log=self.log,
-            state=lambda: str(latest.get("status")),
-            timeout_message="deadline passed",
-        )
-        first = conversation_event(conversation, turn)
-        return first if first is not None else waiter.wait(check, checked=True)
-
-    @airflow_outcome
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        """Resume after the trigger: turn its event into the XCom dict or an outcome."""
-        return self.finish(context, event)
-
-    def finish(self, context: Context, event: Any) -> dict[str, Any]:
-        """The XCom dict of a ``success`` event; for a timeout, cancel (unless kept) then fail."""
-        if isinstance(event, dict) and event.get("status") == TIMEOUT:
-            self.current_conversation_id = str(event.get("id"))
-            kept = self.keep_on_timeout or not self.cancel_quietly()
-            event = {
-                **event,
-                "message": f"conversation {self.current_conversation_id} did not reply within timeout="
-                f"{self.timeout} s; it was {'left running' if kept else 'cancelled'}",
-            }
-        checked = raise_for_event(event, final_on_failure=self.final_on_agent_failure)
-        conversation = checked["resource"]
-        url = self.publish(context, str(conversation["id"]))
-        result = conversation_result(conversation, latest_reply(self.hook, conversation), url)
-        self.log.info("Nairi conversation %s turn %s: %s", result["conversation_id"], result["turn"], url)
-        return result
-
-    def cancel_quietly(self) -> bool:
-        """Cancel the current conversation; log (never raise) a failure. Return whether it was cancelled."""
-        conversation_id = self.current_conversation_id
-        if conversation_id is None:
-            return False
-        try:
-            self.hook.cancel_conversation(conversation_id)
-        except Exception as error:
-            self.log.warning("Could not cancel Nairi conversation %s: %s", conversation_id, error)
-            return False
-        self.log.info("Cancelled Nairi conversation %s", conversation_id)
-        return True
-
-    def on_kill(self) -> None:
-        """Cancel the conversation this worker is waiting for (errors logged)."""
-        if self.wait_for_reply:
-            self.cancel_quietly()
-
-    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
-        """Resume after deferral.
-
-        When Airflow fails the deferred wait itself (``execution_timeout`` reached the trigger, or the trigger
-        crashed: ``next_method == "__fail__"``), the trigger's ``on_kill`` does not run, so the conversation
-        pushed as XCom is cancelled here (unless ``keep_on_timeout``) before the failure.
-        """
-        try:
-            return super().resume_execution(next_method, next_kwargs, context)
-        except AirflowException:
-            if next_method == TRIGGER_FAIL and not self.keep_on_timeout:
-                ti = context["ti"]
-                self.current_conversation_id = ti.xcom_pull(
-                    task_ids=ti.task_id, key=XCOM_CONVERSATION_ID, map_indexes=ti.map_index
-                )
-                self.cancel_quietly()
-            raise
-
-
-class NairiConversationSubmitOperator(ResumableJobMixin, NairiConversationOperator):
-    """What the start and send operators share: attachments, a durable submission, reattach on retry.
-
-    .. important::
-
-        **Retries and crashes.** On Airflow 3.3+ the conversation id (with the turn and a submission number)
-        is kept in ``task_state_store``. A retried task whose conversation is still running reattaches to it;
-        one whose turn completed returns that reply without asking again; one whose turn failed or was
-        cancelled sends again. Each send carries an ``Idempotency-Key`` derived from the task instance and the
-        submission number, which is stored *before* the request: a worker that dies between the request and
-        storing its answer replays the same request on retry, and the API answers with the first result
-        instead of creating a duplicate. Below 3.3 (no ``task_state_store``) every try sends anew.
+class NairiConversationSubmitOperator(NairiResumableOperator):
+    """What the start and send operators share: a message, its attachments and the reply's format (see
+    :class:`~airflow_provider_nairi.operators.waiting.NairiResumableOperator` for retries and crashes).
 
     :param message: the prompt (templated; a value ending in ``.md``, ``.txt`` or ``.j2`` is read as a
         template file, so a prompt can live next to the DAG).
@@ -283,7 +68,6 @@ class NairiConversationSubmitOperator(ResumableJobMixin, NairiConversationOperat
         and attached (templated; see :mod:`airflow_provider_nairi.sources`). Give a ``pathlib.Path`` for a
         file whose name ends in ``.md`` / ``.txt`` / ``.j2``: a templated *string* with that ending would be
         read as a template.
-    :param durable: reattach on retry through ``task_state_store`` (Airflow 3.3+).
     :param output_type: what the reply must be: a pydantic model, any type a pydantic ``TypeAdapter`` takes,
         or a JSON Schema dict (see :mod:`airflow_provider_nairi.resources.replies`). The reply (the whole
         text, or its first fenced ``json`` block) is validated and the XCom dict gains ``output``, the
@@ -297,9 +81,6 @@ class NairiConversationSubmitOperator(ResumableJobMixin, NairiConversationOperat
     """
 
     template_ext: Sequence[str] = (".md", ".txt", ".j2")
-    external_id_key = "nairi_conversation"
-    #: What the idempotency key names (a subclass's kind of submission).
-    submission_kind: ClassVar[str] = "conversation"
 
     def __init__(
         self,
@@ -325,15 +106,9 @@ class NairiConversationSubmitOperator(ResumableJobMixin, NairiConversationOperat
         self.output_type = output_type
         self.instruct_output = instruct_output
         self.max_repair_turns = max_repair_turns
-        self.result: dict[str, Any] | None = None
-        #: The conversation as :meth:`submit_job` received it, if it did.
-        self.snapshot: dict[str, Any] | None = None
         #: The submission being waited for (the external id; after a repair turn also ``first_turn`` and
         #: ``repairs``).
         self.job: dict[str, Any] | None = None
-
-    def run(self, context: Context) -> Any:
-        return self.execute_resumable(context)
 
     def reply_format(self) -> TypedReply | BranchReply | None:
         """What the reply must be (``None``: any text)."""
@@ -353,6 +128,15 @@ class NairiConversationSubmitOperator(ResumableJobMixin, NairiConversationOperat
         self.job = dict(job)
         if self.reply_format() is not None:
             context["ti"].xcom_push(key=XCOM_JOB, value=self.job)
+
+    def poll_until_complete(self, external_id: Any, context: Context) -> Any:
+        self.follow(context, external_id)
+        return super().poll_until_complete(external_id, context)
+
+    def get_job_result(self, external_id: Any, context: Context) -> Any:
+        if self.result is None:
+            self.follow(context, external_id)
+        return super().get_job_result(external_id, context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         if self.job is None and self.reply_format() is not None:
@@ -401,7 +185,7 @@ class NairiConversationSubmitOperator(ResumableJobMixin, NairiConversationOperat
             self.max_repair_turns,
         )
         key = self.idempotency_key(context, f"{conversation_id}:{job['submission']}:repair:{repairs + 1}")
-        sent = self.hook.send_message(conversation_id, repair_message(errors), idempotency_key=key)
+        sent = self.api.send_message(conversation_id, repair_message(errors), idempotency_key=key)
         sent_turn = sent.get("turn") if isinstance(sent.get("turn"), int) else turn + 1
         self.follow(context, {**job, "turn": sent_turn, "first_turn": first_turn, "repairs": repairs + 1})
         store = context.get("task_state_store") if self.durable else None
@@ -411,70 +195,15 @@ class NairiConversationSubmitOperator(ResumableJobMixin, NairiConversationOperat
         repaired: dict[str, Any] = self.wait_for(context, pending, sent_turn)
         return repaired
 
-    def submission_number(self, context: Context) -> int | str:
-        """The number of this submission; stored before the request so that a lost answer is replayed.
-
-        With ``task_state_store``: the stored pending number when its answer was never recorded (replay),
-        else the recorded number plus one (a new conversation/turn after a failed one). Without it: the try.
-        """
-        store = context.get("task_state_store") if self.durable else None
-        if store is None:
-            return f"try-{context['ti'].try_number}"
-        recorded = store.get(self.external_id_key)
-        recorded_number = int(str(recorded["submission"])) if isinstance(recorded, dict) else 0
-        pending = int(str(store.get(SUBMISSION_KEY) or 0))
-        number = pending if pending > recorded_number else recorded_number + 1
-        store.set(SUBMISSION_KEY, number)
-        return number
-
-    def idempotency_key(self, context: Context, number: int | str) -> str:
-        return task_idempotency_key(context["ti"], self.submission_kind, number)
-
     def all_artifact_ids(self, context: Context, conversation_id: str | None = None) -> list[str]:
         """``artifact_ids`` plus the ids of the uploaded ``attachments`` (replayed on retry)."""
         ids = list(self.artifact_ids or [])
         if self.attachments:
             uploaded = upload_sources(
-                self.hook, self.attachments, context["ti"], conversation_id=conversation_id
+                self.api, self.attachments, context["ti"], conversation_id=conversation_id
             )
             ids.extend(item["id"] for item in uploaded)
         return ids
-
-    # ResumableJobMixin: the external id is {"conversation_id", "turn", "submission"}.
-
-    def get_job_status(self, external_id: Any, context: Context) -> str:
-        try:
-            conversation = self.hook.get_conversation(external_id["conversation_id"])
-        except NairiNotFoundError:
-            return "gone"
-        if conversation_event(conversation, external_id.get("turn")) is None:
-            return "running"
-        return str(conversation["status"])
-
-    def is_job_active(self, status: str) -> bool:
-        return status in ACTIVE_STATES
-
-    def is_job_succeeded(self, status: str) -> bool:
-        return status == "completed"
-
-    def poll_until_complete(self, external_id: Any, context: Context) -> Any:
-        self.follow(context, external_id)
-        conversation_id = external_id["conversation_id"]
-        if self.snapshot is not None and self.snapshot["id"] == conversation_id:
-            conversation = self.snapshot  # the create's answer: no need to read it again
-        else:
-            conversation = self.hook.get_conversation(conversation_id)
-        self.result = self.wait_for(context, conversation, external_id.get("turn"))
-        return self.result
-
-    def get_job_result(self, external_id: Any, context: Context) -> Any:
-        if self.result is not None:
-            return self.result
-        self.follow(context, external_id)
-        conversation = self.hook.get_conversation(external_id["conversation_id"])
-        if not self.wait_for_reply:
-            return conversation_result(conversation, None, self.publish(context, conversation["id"]))
-        return self.finish(context, conversation_event(conversation, external_id.get("turn")))
 
 
 class NairiStartConversationOperator(NairiConversationSubmitOperator):
@@ -520,13 +249,13 @@ class NairiStartConversationOperator(NairiConversationSubmitOperator):
 
     def resolve_agent_id(self) -> str:
         """``agent_id``, or the id of the one agent called ``agent_name``."""
-        return resolve_agent_id(self.hook, self.agent_id, self.agent_name)
+        return resolve_agent_id(self.api, self.agent_id, self.agent_name)
 
     def submit_job(self, context: Context) -> dict[str, Any]:
         agent_id = self.resolve_agent_id()
         artifact_ids = self.all_artifact_ids(context)
         number = self.submission_number(context)
-        conversation = self.hook.create_conversation(
+        conversation = self.api.create_conversation(
             agent_id,
             self.first_message(),
             artifact_ids=artifact_ids or None,
@@ -577,7 +306,7 @@ class NairiSendMessageOperator(NairiConversationSubmitOperator):
         key = self.idempotency_key(context, f"{conversation_id}:{number}")
         while True:
             try:
-                message = self.hook.send_message(
+                message = self.api.send_message(
                     conversation_id,
                     self.first_message(),
                     artifact_ids=artifact_ids or None,

@@ -152,9 +152,9 @@ class NairiReviewOperator(NairiHookMixin, HITLOperator, BranchMixIn):
     def execute(self, context: Context) -> Any:
         """Read the latest reply, write the review request with it, and wait for the reviewer."""
         conversation_id = check_label("conversation_id", self.conversation_id)
-        conversation = self.hook.get_conversation(conversation_id)
+        conversation = self.api.get_conversation(conversation_id)
         url = self.hook.dashboard_url("conversations", conversation_id)
-        reply = latest_reply(self.hook, conversation)
+        reply = latest_reply(self.api, conversation)
         result = conversation_result(conversation, reply, url)
         context["ti"].xcom_push(key=XCOM_REVIEWED, value=result)
         context["ti"].xcom_push(key=XCOM_CONVERSATION_URL, value=url)  # the "Nairi conversation" link

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_nairi.operators.admin import NairiAdminOperator
-from airflow_provider_nairi.operators.conversation import NairiConversationSubmitOperator
+from airflow_provider_nairi.operators.waiting import NairiResumableOperator
 from airflow_provider_nairi.resources.lookup import resolve_agent_id, resolve_job_id
+from airflow_provider_nairi.resources.org import ORG_KINDS
 from airflow_provider_nairi.validation import check_cron, check_flag, check_label, check_timezone
 
 if TYPE_CHECKING:
@@ -79,22 +80,13 @@ class NairiScheduledJobOperator(NairiAdminOperator):
             "timezone": check_timezone("timezone", self.timezone),
             "enabled": bool(self.enabled),
         }
-        desired["agent_id"] = resolve_agent_id(self.hook, self.agent_id, self.agent_name)
+        desired["agent_id"] = resolve_agent_id(self.api, self.agent_id, self.agent_name)
 
-        hook = self.hook
-        _, plan = self.upsert(
-            "scheduled job",
-            name,
-            desired,
-            list_items=hook.list_scheduled_jobs,
-            get=hook.get_scheduled_job,
-            create=hook.create_scheduled_job,
-            update=hook.update_scheduled_job,
-        )
+        _, plan = self.upsert("scheduled job", name, desired, **ORG_KINDS["scheduled_job"].bound(self.api))
         return {**plan, "agent_id": desired["agent_id"]}
 
 
-class NairiRunScheduledJobOperator(NairiConversationSubmitOperator):
+class NairiRunScheduledJobOperator(NairiResumableOperator):
     """Run a scheduled job now (``POST /scheduled-jobs/{id}/run``) and, by default, wait for the reply.
 
     The run starts a conversation with the job's agent and message. From there the operator behaves exactly as
@@ -114,7 +106,7 @@ class NairiRunScheduledJobOperator(NairiConversationSubmitOperator):
     :param job_name: its name (templated), resolved at execute time to exactly one job (none or several fail
         the task without retries, naming the ids).
 
-    Every parameter of :class:`~airflow_provider_nairi.operators.conversation.NairiConversationOperator`
+    Every parameter of :class:`~airflow_provider_nairi.operators.waiting.NairiConversationOperator`
     applies (``wait_for_reply``, ``deferrable``, ``poll_interval``, ``timeout``, ...).
     """
 
@@ -123,23 +115,22 @@ class NairiRunScheduledJobOperator(NairiConversationSubmitOperator):
 
     def __init__(self, *, job_id: str | None = None, job_name: str | None = None, **kwargs: Any) -> None:
         # The job sends its own message: a message or attachment given here would be silently dropped.
-        sent = ("message", "artifact_ids", "attachments", "instruct_output")
-        given = sorted(name for name in sent if name in kwargs)
+        given = sorted(name for name in ("message", "artifact_ids", "attachments") if name in kwargs)
         if given:
             raise ValueError(
                 f"NairiRunScheduledJobOperator does not take {', '.join(given)}: the job sends its own "
                 "message. Change the job with NairiScheduledJobOperator, or use "
                 "NairiStartConversationOperator."
             )
-        super().__init__(message="", **kwargs)
+        super().__init__(**kwargs)
         self.job_id = job_id
         self.job_name = job_name
 
     def submit_job(self, context: Context) -> dict[str, Any]:
-        job_id = resolve_job_id(self.hook, self.job_id, self.job_name)
+        job_id = resolve_job_id(self.api, self.job_id, self.job_name)
         number = self.submission_number(context)
         key = self.idempotency_key(context, f"{job_id}:{number}")
-        conversation = self.hook.run_scheduled_job(job_id, idempotency_key=key)
+        conversation = self.api.run_scheduled_job(job_id, idempotency_key=key)
         self.log.info("Ran Nairi scheduled job %s: conversation %s", job_id, conversation["id"])
         self.publish(context, conversation["id"])
         return {

@@ -47,6 +47,7 @@ from airflow_provider_nairi.operators.admin import (
     changed_fields,
     overall_action,
 )
+from airflow_provider_nairi.resources.org import ORG_KINDS
 from airflow_provider_nairi.validation import check_flag, check_label, check_names
 
 if TYPE_CHECKING:
@@ -181,27 +182,19 @@ class NairiVaultSecretsOperator(NairiAdminOperator):
             for key, source in self.secrets.items()
         }
 
-        hook = self.hook
-        vault, vault_plan = self.upsert(
-            "vault",
-            name,
-            {},
-            list_items=hook.list_vaults,
-            get=hook.get_vault,
-            create=hook.create_vault,
-        )
+        vault, vault_plan = self.upsert("vault", name, {}, **ORG_KINDS["vault"].bound(self.api))
         existing = set(vault.get("secret_names") or ())
 
         items = []
         with scrubbed(list(values.values())):
             for key, value in values.items():
-                self.hook.put_vault_secret(vault["id"], key, value)
+                self.api.put_vault_secret(vault["id"], key, value)
                 items.append({"name": key, "action": UNCHANGED if key in existing else CREATED})
         undeclared = sorted(existing - set(values))
         if self.prune:
             for key in undeclared:
                 with suppress(NairiNotFoundError):  # already gone: the goal is reached
-                    self.hook.delete_vault_secret(vault["id"], key)
+                    self.api.delete_vault_secret(vault["id"], key)
                 items.append({"name": key, "action": DELETED})
         plan = {
             "kind": "vault",
@@ -265,7 +258,7 @@ class NairiEnvVarsOperator(NairiAdminOperator):
 
     def run(self, context: Context) -> dict[str, Any]:
         desired = {name: self._resolve(name, declared, context) for name, declared in self.env_vars.items()}
-        current = {item["name"]: item for item in self.hook.list_env_vars()}
+        current = {item["name"]: item for item in self.api.list_env_vars()}
 
         items: list[dict[str, Any]] = []
         rewritten: list[str] = []
@@ -278,13 +271,13 @@ class NairiEnvVarsOperator(NairiAdminOperator):
                 if action == UNCHANGED and var.secret:
                     rewritten.append(name)
                 if action != UNCHANGED or var.secret:
-                    self.hook.put_env_var(name, var.value, secret=var.secret)
+                    self.api.put_env_var(name, var.value, secret=var.secret)
                 items.append({"name": name, "action": action, "fields": fields})
         undeclared = sorted(set(current) - set(desired))
         if self.prune:
             for name in undeclared:
                 with suppress(NairiNotFoundError):  # already gone: the goal is reached
-                    self.hook.delete_env_var(name)
+                    self.api.delete_env_var(name)
                 items.append({"name": name, "action": DELETED, "fields": []})
         plan = {
             "kind": "env_vars",

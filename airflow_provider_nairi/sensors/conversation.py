@@ -50,12 +50,12 @@ class NairiConversationSensor(NairiBaseSensor):
         url = self.hook.dashboard_url("conversations", self.conversation_id)
         context["ti"].xcom_push(key=XCOM_CONVERSATION_ID, value=self.conversation_id)
         context["ti"].xcom_push(key=XCOM_CONVERSATION_URL, value=url)
-        return conversation_event(self.hook.get_conversation(self.conversation_id))
+        return conversation_event(self.api.get_conversation(self.conversation_id))
 
     def result(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         conversation = event["resource"]
         url = self.hook.dashboard_url("conversations", str(conversation["id"]))
-        return conversation_result(conversation, latest_reply(self.hook, conversation), url)
+        return conversation_result(conversation, latest_reply(self.api, conversation), url)
 
     def trigger(self, deadline: float) -> NairiConversationTrigger:
         return NairiConversationTrigger(

@@ -54,7 +54,7 @@ class NairiConversationTrigger(NairiPollingTrigger):
         return {"turn": self.turn, "cancel_on_kill": self.cancel_on_kill}
 
     async def poll(self, hook: NairiAsyncHook) -> dict[str, Any] | None:
-        conversation = await hook.get_conversation(self.resource_id)
+        conversation = await (await hook.get_async_client()).get_conversation(self.resource_id)
         self.remote_state = str(conversation.get("status"))
         event = conversation_event(conversation, self.turn)
         return None if event is None else slim_event(event)
@@ -62,5 +62,5 @@ class NairiConversationTrigger(NairiPollingTrigger):
     async def cancel(self, hook: NairiAsyncHook) -> bool:
         if not self.cancel_on_kill:
             return False
-        await hook.cancel_conversation(self.resource_id)
+        await (await hook.get_async_client()).cancel_conversation(self.resource_id)
         return True

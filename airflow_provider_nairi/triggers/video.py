@@ -64,6 +64,7 @@ class NairiVideoTrigger(NairiPollingTrigger):
         return path, kwargs
 
     async def poll(self, hook: NairiAsyncHook) -> dict[str, Any] | None:
-        videos = [await hook.get_video(video_id) for video_id in self.video_ids]
+        client = await hook.get_async_client()
+        videos = [await client.get_video(video_id) for video_id in self.video_ids]
         self.remote_state = ", ".join(sorted({str(video.get("status")) for video in videos}))
         return videos_event(self.video_ids, videos)

@@ -151,7 +151,9 @@ def org() -> FakeOrg:
 @pytest.fixture
 def hook(org: FakeOrg) -> mock.MagicMock:
     """A mock that records every call and delegates to the in-memory org."""
-    return mock.MagicMock(wraps=org)
+    hook = mock.MagicMock(wraps=org)
+    hook.client = hook  # the hook's API object: the same mock
+    return hook
 
 
 class FakeTaskInstance(SimpleNamespace):

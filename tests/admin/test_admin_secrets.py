@@ -177,6 +177,7 @@ def test_secret_values_are_masked_before_any_request():
     order = mock.Mock()
     op = vault_op()
     op.__dict__["hook"] = order.hook
+    order.hook.client = order.hook
     order.hook.list_vaults.return_value = iter([])
     order.hook.create_vault.return_value = {"id": "vlt_1", "name": "support", "secret_names": []}
     with mock.patch("airflow_provider_nairi.operators.secrets.mask_secret", order.mask_secret):

@@ -30,6 +30,7 @@ def conversation(status, reply=None):
 @pytest.fixture
 def job_hook():
     hook = mock.MagicMock(name="NairiHook")
+    hook.client = hook
     hook.list_scheduled_jobs.return_value = iter([{"id": "job_1", "name": "morning"}])
     hook.run_scheduled_job.return_value = conversation("queued")
     hook.get_conversation.side_effect = [

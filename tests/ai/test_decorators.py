@@ -158,7 +158,7 @@ def test_the_choices_are_the_real_downstream_ids_and_the_first_message_lists_the
 
 @pytest.mark.nairi_emulator(turn_latency=0.02)
 def test_a_branch_naming_an_unknown_task_fails_after_its_repair_turns(nairi_emulator, no_sleep):
-    agent_id = NairiHook().create_agent("router", "Route.")["id"]
+    agent_id = NairiHook().client.create_agent("router", "Route.")["id"]
     choose = branching_dag().task_dict["choose"]
     choose.agent_id, choose.agent_name = agent_id, None
     choose.python_callable = lambda: 'Pick. [[replies:["shipping", "\\"shipping\\"", ["other", "lane.x"]]]]'

@@ -35,12 +35,12 @@ BASES = {
     "NairiConversationSubmitOperator",
     "NairiCorpusOperator",
     "NairiPollingTrigger",
+    "NairiResumableOperator",
     "NairiVideoOperator",
 }
-# Keywords a class sets itself when it calls its base (a scheduled job sends its own message).
-SET_BY_THE_CLASS = {
-    "NairiRunScheduledJobOperator": {"message", "artifact_ids", "attachments", "instruct_output"}
-}
+# Keywords a class sets itself when it calls its base (none since the scheduled job runner stopped inheriting
+# the message machinery it had to forbid).
+SET_BY_THE_CLASS: dict[str, set[str]] = {}
 # ``deferrable`` defaults to Airflow's ``[operators] default_deferrable``; the docs say so instead of a value.
 CONF_DEFERRABLE = "`[operators] default_deferrable`"
 SECTION = re.compile(r"^### `(\w+)`\n(.*?)(?=^##|\Z)", re.MULTILINE | re.DOTALL)

@@ -82,6 +82,7 @@ class Kind:
 
 def hook_for(tmp_path):
     hook = mock.MagicMock(name="NairiHook")
+    hook.client = hook
     hook.dashboard_url.side_effect = lambda kind, object_id: f"https://dash/{kind}/{object_id}"
     hook.create_conversation.return_value = conversation("running")
     hook.run_scheduled_job.return_value = conversation("running")

@@ -19,7 +19,12 @@ from airflow_provider_nairi.exceptions import NairiNotFoundError
 
 
 class FakeContentHook:
-    """The hook's artifact, video and corpus methods over dicts; records every call."""
+    """The client's artifact, video and corpus methods over dicts; records every call. It is its own
+    ``client`` (the hook's API object)."""
+
+    @property
+    def client(self) -> FakeContentHook:
+        return self
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []

@@ -189,6 +189,9 @@ class FakeAsyncHook:
     def __init__(self, hook):
         self.hook = hook
 
+    async def get_async_client(self):
+        return self
+
     async def get_video(self, video_id):
         return self.hook.get_video(video_id)
 

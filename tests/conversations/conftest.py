@@ -68,6 +68,7 @@ def no_sleep(monkeypatch):
 @pytest.fixture
 def hook():
     hook = mock.MagicMock(name="NairiHook")
+    hook.client = hook  # the hook's API object: the same mock, so each test sets and reads one set of calls
     hook.dashboard_url.side_effect = lambda kind, object_id: f"https://dash.example/{kind}/{object_id}"
     hook.create_conversation.return_value = conversation("queued", last_message=None)
     hook.get_conversation.return_value = conversation("completed")

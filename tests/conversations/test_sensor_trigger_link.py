@@ -156,6 +156,7 @@ def test_trigger_serialized_before_cancel_on_kill_existed_still_cancels_on_kill(
 
 async def test_trigger_waits_for_its_turn_and_emits_the_snapshot():
     hook = mock.MagicMock()
+    hook.get_async_client = mock.AsyncMock(return_value=hook)
     hook.get_conversation = mock.AsyncMock(
         side_effect=[
             conversation("completed", turns=1),  # turn 2 not counted yet
@@ -176,6 +177,7 @@ async def test_trigger_waits_for_its_turn_and_emits_the_snapshot():
 
 async def test_trigger_on_kill_cancels_the_conversation():
     hook = mock.MagicMock(cancel_conversation=mock.AsyncMock(), close=mock.AsyncMock())
+    hook.get_async_client = mock.AsyncMock(return_value=hook)
     with mock.patch.object(NairiConversationTrigger, "make_hook", return_value=hook):
         await trigger().on_kill()
     hook.cancel_conversation.assert_awaited_once_with("conv_1")
@@ -183,6 +185,7 @@ async def test_trigger_on_kill_cancels_the_conversation():
 
 async def test_trigger_on_a_turn_not_its_own_leaves_it_running_on_kill(capsys):
     hook = mock.MagicMock(cancel_conversation=mock.AsyncMock(), close=mock.AsyncMock())
+    hook.get_async_client = mock.AsyncMock(return_value=hook)
     with mock.patch.object(NairiConversationTrigger, "make_hook", return_value=hook):
         await trigger(turn=None, cancel_on_kill=False).on_kill()
     hook.cancel_conversation.assert_not_awaited()

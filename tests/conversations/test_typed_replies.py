@@ -32,11 +32,11 @@ def no_sleep():
 
 @pytest.fixture
 def agent_id(nairi_emulator):
-    return NairiHook().create_agent("typed", "Answer in JSON.")["id"]
+    return NairiHook().client.create_agent("typed", "Answer in JSON.")["id"]
 
 
 def messages(conversation_id):
-    return [(m["role"], m["turn"], m["content"]) for m in NairiHook().list_messages(conversation_id)]
+    return [(m["role"], m["turn"], m["content"]) for m in NairiHook().client.list_messages(conversation_id)]
 
 
 def sends(nairi_emulator):
@@ -140,7 +140,7 @@ def test_a_json_schema_output_type_and_a_send_operator(agent_id, context):
 
 @durable_only
 def test_a_retry_reattaches_to_the_repair_turn_and_never_repeats_a_repair(context, nairi_emulator):
-    agent_id = NairiHook().create_agent("slow", "Take your time. [[delay:0.3]]")["id"]
+    agent_id = NairiHook().client.create_agent("slow", "Take your time. [[delay:0.3]]")["id"]
     operator = start(agent_id, message="Count. " + script("nope", '{"total": 2}'), output_type=Total)
     operator.deferrable = True
     with pytest.raises(TaskDeferred) as first:
