@@ -39,7 +39,7 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["ai"],
             }
         ],
-        "hooks": _modules("hooks.nairi"),
+        "hooks": _modules("hooks.managed_agent", "hooks.nairi"),
         "connection-types": [
             {
                 "connection-type": "nairi",
@@ -63,7 +63,9 @@ def get_provider_info() -> dict[str, Any]:
             "operators.waiting",
         ),
         "sensors": _modules("sensors.base", "sensors.content", "sensors.conversation", "sensors.video"),
-        "triggers": _modules("triggers.conversation", "triggers.polling", "triggers.video"),
+        "triggers": _modules(
+            "triggers.conversation", "triggers.events", "triggers.polling", "triggers.video"
+        ),
         "task-decorators": [
             {"name": "nairi", "class-name": f"{PACKAGE}.decorators.nairi.nairi_task"},
             {"name": "nairi_branch", "class-name": f"{PACKAGE}.decorators.nairi.nairi_branch_task"},

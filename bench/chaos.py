@@ -287,7 +287,9 @@ def run_chaos(
         if workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nairi-chaos-")))
         emulator = stack.enter_context(chaos_emulator(fault_rate, seed, slow_seconds, faults))
-        agent_id = NairiHook(CONN_ID).create_agent("chaos-agent", "Summarise what you are given.")["id"]
+        agent_id = NairiHook(CONN_ID).client.create_agent("chaos-agent", "Summarise what you are given.")[
+            "id"
+        ]
         tally = Tally()
         pipelines = [
             Pipeline(n, agent_id, workdir, deferrable=deferrable_every > 0 and n % deferrable_every == 0)

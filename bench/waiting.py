@@ -120,7 +120,7 @@ def deferrable_mode(agent_id: str) -> tuple[float, float]:
 def main() -> None:
     with run_emulator(turn_latency=TURN) as emulator:
         os.environ[connection_env_var("nairi_default")] = connection_json(emulator.base_url, emulator.api_key)
-        agent_id = NairiHook().create_agent("bench", "Answer.")["id"]
+        agent_id = NairiHook().client.create_agent("bench", "Answer.")["id"]
         worker = worker_mode(agent_id)
         deferred, triggerer_wall = deferrable_mode(agent_id)
         conversations = emulator.admin.counts()["conversations"]

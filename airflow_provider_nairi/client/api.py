@@ -34,6 +34,9 @@ class NairiApi(Endpoints, SyncTransport):
     """Every endpoint of ``nairi-api.md`` (:class:`~airflow_provider_nairi.client.endpoints.Endpoints`), sent
     over ``request``, ``paginate``, ``upload`` and ``download``; list endpoints are lazy iterators."""
 
+    #: ``(method, path, request id)`` of the latest answer read, for errors about what it held.
+    last_answer: tuple[str, str, str | None] | None = None
+
     def send(self, call: Call[T]) -> T:
         if call.pages:
             return self.paginate(call.path, call.params)  # type: ignore[return-value]

@@ -224,7 +224,9 @@ class NairiClient(NairiApi):
                 expect=expect,
             )
 
-        return call_with_retries(self.config, attempt, self._sleep)
+        envelope = call_with_retries(self.config, attempt, self._sleep)
+        self.last_answer = (method, path, envelope.request_id)
+        return envelope
 
     def _exchange(
         self,

@@ -139,7 +139,8 @@ class AdminClient:
 
     def requests_log(self) -> list[dict[str, Any]]:
         """Requests received so far (oldest first): method, path, query, headers (key redacted),
-        idempotency_key, status (an int, ``"reset"`` or ``None`` while in flight), host, request_id."""
+        idempotency_key, status (an int, ``"reset"`` or ``None`` while in flight), host, request_id, and
+        ``at``: when it arrived (epoch seconds, ``time.time()``)."""
         return list(self._call("GET", "/requests"))
 
     def clear_log(self) -> None:

@@ -139,6 +139,7 @@ class NairiApp:
             "host": received.get("host", ""),
             "status": None,
             "request_id": request_id,
+            "at": time.time(),
         }
         self.core.log.append(entry)
         headers = {"X-Request-Id": request_id}

@@ -15,6 +15,7 @@ import asyncio
 import importlib
 import inspect
 import sys
+import time
 import warnings
 from collections.abc import Awaitable, Callable, Mapping
 from functools import cached_property
@@ -39,6 +40,7 @@ from airflow_provider_nairi.client.sync import NairiClient
 if TYPE_CHECKING:
     from airflow_provider_nairi.client.aio import AsyncNairiClient
 from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiError
+from airflow_provider_nairi.hooks.managed_agent import NairiManagedAgentMixin
 
 
 def _extras(connection: Any) -> dict[str, Any]:
@@ -91,8 +93,10 @@ class _NairiConnectionHook(BaseHook):
         self.overrides = overrides
 
 
-class NairiHook(_NairiConnectionHook):
-    """An Airflow connection turned into a Nairi client: ``NairiHook(conn_id).client`` is the API object.
+class NairiHook(_NairiConnectionHook, NairiManagedAgentMixin):
+    """An Airflow connection turned into a Nairi client: ``NairiHook(conn_id).client`` is the API object; with
+    the ``common-ai`` extra, also a common.ai managed-agent hook (``NairiHook().agent("support")``, see
+    ``docs/common-ai.md``).
 
     ``hook.client`` is a :class:`~airflow_provider_nairi.client.sync.NairiClient`: every endpoint of the API
     (``hook.client.create_conversation(...)``, ``hook.client.list_agents()``...; the table is
@@ -204,13 +208,22 @@ class NairiAsyncHook(_NairiConnectionHook):
 
         The async client and aiohttp (about 0.25 s of imports, paid by the first trigger of a triggerer) are
         imported in a thread, not on the event loop that every trigger of the triggerer shares. The connection
-        is read once per hook, so once per trigger run, never per poll.
+        is read once per hook, so once per trigger run, never per poll; how long that took is logged at DEBUG
+        (on Airflow 3 the first look-up of a new triggerer can take seconds: ``docs/deployment.md``).
         """
         if self._client is None:
+            started = time.monotonic()
             aio = sys.modules.get(ASYNC_CLIENT_MODULE)
             if aio is None:
                 aio = await asyncio.to_thread(importlib.import_module, ASYNC_CLIENT_MODULE)
+            imported = time.monotonic()
             config = await self.read_config()
+            self.log.debug(
+                "Read connection %s in %.2f s (async client imported in %.2f s)",
+                self.nairi_conn_id,
+                time.monotonic() - imported,
+                imported - started,
+            )
             if self._client is None:  # another coroutine of this hook may have built it meanwhile
                 self._client = aio.AsyncNairiClient(config)
         return self._client

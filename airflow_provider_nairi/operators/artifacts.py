@@ -20,6 +20,7 @@ from airflow_provider_nairi.exceptions import (
     NairiDestinationExistsError,
     NairiServerError,
 )
+from airflow_provider_nairi.lineage import Lineage, download_lineage, upload_lineage
 from airflow_provider_nairi.operators.base import NairiBaseOperator
 from airflow_provider_nairi.sources import SourceItem, as_path, upload_sources
 from airflow_provider_nairi.validation import check_flag, ids_of
@@ -63,6 +64,9 @@ class NairiUploadArtifactsOperator(NairiBaseOperator):
 
     def run(self, context: Context) -> list[dict[str, Any]]:
         return upload_sources(self.api, self.sources, context["ti"], conversation_id=self.conversation_id)
+
+    def lineage(self, namespace: str, result: Any) -> Lineage | None:
+        return upload_lineage(namespace, result)
 
 
 def _sha256_of(path: Path | ObjectStoragePath) -> str:
@@ -223,6 +227,7 @@ class NairiDownloadArtifactsOperator(NairiBaseOperator):
         plan = self._plan(folder, artifacts)
         folder.mkdir(parents=True, exist_ok=True)
         written = []
+        self.downloaded = [artifact for artifact, _, _ in plan]
         for artifact, target, download in plan:
             if download:
                 self._download(artifact, target)
@@ -231,3 +236,18 @@ class NairiDownloadArtifactsOperator(NairiBaseOperator):
                 self.log.info("Kept %s: it already holds artifact %s", target, artifact["id"])
             written.append(str(target))
         return written
+
+    #: The artifacts of the latest run, in the order of the written paths.
+    downloaded: list[dict[str, Any]] | None = None
+
+    def asset_extra(self, result: Any) -> dict[str, Any]:
+        """Per written file: its path, the artifact id and its sha256 (the download verified it)."""
+        artifacts = self.downloaded or []
+        files = [
+            {"path": path, "id": artifact.get("id"), "sha256": artifact.get("sha256")}
+            for path, artifact in zip(result or [], artifacts, strict=False)
+        ]
+        return super().asset_extra(files)
+
+    def lineage(self, namespace: str, result: Any) -> Lineage | None:
+        return download_lineage(namespace, [str(a.get("id")) for a in self.downloaded or []], result or [])

@@ -20,6 +20,7 @@ from airflow.providers.common.compat.sdk import AirflowException, ResumableJobMi
 
 from airflow_provider_nairi.exceptions import NairiNotFoundError
 from airflow_provider_nairi.idempotency import task_idempotency_key
+from airflow_provider_nairi.lineage import Lineage, conversation_lineage, video_lineage
 from airflow_provider_nairi.links import (
     XCOM_CONVERSATION_ID,
     XCOM_CONVERSATION_URL,
@@ -37,7 +38,7 @@ from airflow_provider_nairi.resources.conversation import (
     latest_reply,
 )
 from airflow_provider_nairi.resources.video import KIND as VIDEO
-from airflow_provider_nairi.resources.video import check_videos
+from airflow_provider_nairi.resources.video import check_videos, videos_id
 from airflow_provider_nairi.resources.waiting import Waiter, WaitOptions
 from airflow_provider_nairi.triggers.conversation import NairiConversationTrigger
 from airflow_provider_nairi.triggers.video import NairiVideoTrigger
@@ -183,8 +184,9 @@ class NairiConversationOperator(NairiBaseOperator):
             log=self.log,
             state=lambda: str(latest.get("status")),
             timeout_message="deadline passed",
+            last_answer=lambda: self.api.last_answer,
         )
-        first = conversation_event(conversation, turn)
+        first = waiter.read(lambda: conversation_event(conversation, turn))
         return first if first is not None else waiter.wait(check, checked=True)
 
     @airflow_outcome
@@ -208,6 +210,17 @@ class NairiConversationOperator(NairiBaseOperator):
         result = conversation_result(conversation, latest_reply(self.api, conversation), url)
         self.log.info("Nairi conversation %s turn %s: %s", result["conversation_id"], result["turn"], url)
         return result
+
+    def lineage(self, namespace: str, result: Any) -> Lineage | None:
+        """The attached artifacts read, the reply's artifacts written, the conversation (run facet) and the
+        agent when the task names it (job facet)."""
+        if not isinstance(result, Mapping):
+            return None
+        agent = getattr(self, "agent_id", None) or getattr(self, "agent_name", None)
+        given = getattr(self, "artifact_ids", None) or []
+        return conversation_lineage(
+            namespace, result, agent=agent, attachments=[i for i in given if isinstance(i, str)]
+        )
 
     def cancel_quietly(self) -> bool:
         """Cancel the current conversation; log (never raise) a failure. Return whether it was cancelled."""
@@ -394,13 +407,14 @@ class NairiVideoOperator(NairiBaseOperator):
             )
         waiter = Waiter(
             VIDEO,
-            ", ".join(video_ids),
+            videos_id(video_ids),
             deadline=self.wait_options.deadline(),
             poll_interval=self.poll_interval,
             max_transient_errors=self.max_transient_errors,
             log=self.log,
             state=lambda: "processing",
             timeout_message=self.timeout_text(video_ids),
+            last_answer=lambda: self.api.last_answer,
         )
         return self.execute_complete(context, waiter.wait(lambda: check_videos(self.api, video_ids)))
 
@@ -408,6 +422,13 @@ class NairiVideoOperator(NairiBaseOperator):
         """What a timeout says, on the worker and deferred alike."""
         waited = "at the deadline" if self.timeout is None else f"after {self.timeout:g} s"
         return f"video(s) {', '.join(video_ids)} not ready {waited}"
+
+    def lineage(self, namespace: str, result: Any) -> Lineage | None:
+        """The videos written; an upload's sources as given, when they are plain paths or URIs."""
+        given = getattr(self, "sources", None)
+        given = [given] if isinstance(given, str) else given if isinstance(given, list) else []
+        plain = [s for s in given if isinstance(s, str) and not any(c in s for c in "*?[")]
+        return video_lineage(namespace, result or [], plain)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> list[dict[str, Any]]:
         """Resume after the wait: the ready videos, or the outcome of a failure, timeout or polling error."""

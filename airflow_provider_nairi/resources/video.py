@@ -37,6 +37,11 @@ class VideoStatus(RemoteStatus):
     FAILED = "failed", FAILED
 
 
+def videos_id(video_ids: Sequence[str]) -> str:
+    """The id the events about a set of videos carry and their log lines name: the ids, comma-separated."""
+    return ", ".join(video_ids)
+
+
 def videos_event(video_ids: Sequence[str], videos: Sequence[dict[str, Any]]) -> Event | None:
     """The event a set of video snapshots ends in, or ``None`` while one of them is still processing.
 
@@ -55,8 +60,8 @@ def videos_event(video_ids: Sequence[str], videos: Sequence[dict[str, Any]]) -> 
     return make_event(
         SUCCESS,
         kind=KIND,
-        resource_id=", ".join(video_ids),
-        message=f"{len(videos)} video(s) ready: {', '.join(video_ids)}",
+        resource_id=videos_id(video_ids),
+        message=f"{len(videos)} video(s) ready: {videos_id(video_ids)}",
         resource={"videos": list(videos)},
     )
 

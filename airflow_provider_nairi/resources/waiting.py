@@ -9,6 +9,10 @@ Every decision is in :meth:`Waiter.after`; the two loops only call the check and
   malformed answer) left after the client's own retries is logged and the check tried again after the poll
   interval (after ``Retry-After`` when longer), up to ``max_transient_errors`` in a row; one more, or any
   non-retryable error, ends the wait with an ``error`` event. A check that ends the wait resets the count.
+- **Answers the check cannot read.** A field missing or of the wrong type (the check raises one of
+  :data:`UNREADABLE`), or a status the contract does not name, is a malformed answer
+  (:meth:`Waiter.failure`): a retryable ``NairiServerError`` naming the call and the request id of the latest
+  answer, so it counts as a transient error like any other.
 - **No busy loop.** Every round sleeps ``poll_interval``, cut short only by the deadline.
 - **Logs** (:class:`WaitLog`): at INFO the start, each change of the remote state, a "still waiting" line
   every :data:`STILL_WAITING_EVERY` seconds, retries (WARNING) and the outcome; each poll at DEBUG (the
@@ -26,11 +30,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_nairi.exceptions import NairiError, NairiRateLimitError
+from airflow_provider_nairi.exceptions import NairiError, NairiRateLimitError, NairiServerError
 from airflow_provider_nairi.resources.events import Event, error_event, timeout_event
 from airflow_provider_nairi.validation import check_count, check_seconds
 
 LOG = logging.getLogger("airflow_provider_nairi.waiting")
+
+#: What a check raises on an answer with a field missing or of the wrong type.
+UNREADABLE = (AttributeError, KeyError, TypeError, ValueError)
+#: ``(method, path, request id)`` of the latest answer a client read (its ``last_answer``).
+Answer = tuple[str, str, str | None]
 
 #: Seconds between two INFO "still waiting" lines of one wait (polls in between log at DEBUG only).
 STILL_WAITING_EVERY = 300.0
@@ -117,6 +126,8 @@ class Waiter:
 
     :param state: what the latest check read, for the log (e.g. the remote status); ``None``: unknown.
     :param timeout_message: the ``timeout`` event's message (default: "... had not ended at its deadline").
+    :param last_answer: the latest answer the check's client read (``lambda: client.last_answer``), named
+        by the error about an answer the check could not read.
     """
 
     def __init__(
@@ -130,6 +141,7 @@ class Waiter:
         log: logging.Logger | Any = LOG,
         state: Callable[[], str | None] = lambda: None,
         timeout_message: str | None = None,
+        last_answer: Callable[[], Answer | None] = lambda: None,
     ) -> None:
         self.kind = kind
         self.resource_id = resource_id
@@ -139,6 +151,7 @@ class Waiter:
         self.log = log
         self.state = state
         self.timeout_message = timeout_message
+        self.last_answer = last_answer
         self.errors_in_row = 0
         self.wait_log = WaitLog(log, f"{kind} {resource_id}")
 
@@ -175,6 +188,33 @@ class Waiter:
             delay = min(delay, left)
         return delay
 
+    def failure(self, error: Exception) -> NairiError:
+        """The error a check that raised ``error`` counts as: a client error as it is; an answer the check
+        could not read (one of :data:`UNREADABLE`, or a malformed answer the resource layer found without
+        knowing the call) a retryable ``NairiServerError`` naming the call and request id of the latest
+        answer."""
+        if isinstance(error, NairiError) and (error.call is not None or error.code != "malformed_answer"):
+            return error
+        method, path, request_id = self.last_answer() or (None, None, None)
+        if isinstance(error, NairiError):
+            message = error.message
+        else:
+            message = (
+                f"the answer about {self.kind} {self.resource_id} could not be read "
+                f"({type(error).__name__}: a field is missing or has the wrong type)."
+            )
+        return NairiServerError(
+            message, code="malformed_answer", request_id=request_id, method=method, path=path
+        )
+
+    def read(self, check: Callable[[], Event | None]) -> Event | None:
+        """``check()`` once, before the wait, on an answer already in hand (a submission's): it is not read
+        again, so an answer the check cannot read raises at once, as :meth:`failure` names it."""
+        try:
+            return check()
+        except (NairiError, *UNREADABLE) as error:
+            raise self.failure(error) from None
+
     def wait(
         self, check: Callable[[], Event | None], *, where: str = "on the worker", checked: bool = False
     ) -> Event:
@@ -192,8 +232,8 @@ class Waiter:
             try:
                 with polling():
                     outcome = check()
-            except NairiError as error:
-                step = self.after(error)
+            except (NairiError, *UNREADABLE) as error:
+                step = self.after(self.failure(error))
             else:
                 step = self.after(outcome)
         self.wait_log.ended(step)
@@ -213,8 +253,8 @@ class Waiter:
             try:
                 with polling():
                     outcome = await check()
-            except NairiError as error:
-                step = self.after(error)
+            except (NairiError, *UNREADABLE) as error:
+                step = self.after(self.failure(error))
             else:
                 step = self.after(outcome)
         self.wait_log.ended(step)

@@ -4,15 +4,16 @@
 what one poll is (:meth:`~NairiPollingTrigger.poll`: return an event to stop, ``None`` to keep waiting) and
 how to cancel the work (:meth:`~NairiPollingTrigger.cancel`); the base does the rest:
 
-- **Serialisation.** Only JSON values: the connection id, the resource id, the absolute deadline (epoch
+- **Serialisation.** Only JSON values: the connection id, what the trigger waits for
+  (:meth:`~NairiPollingTrigger.identity`: ``resource_id`` for one resource; a subclass waiting for something
+  else says what identifies it, e.g. the video trigger's ``video_ids`` list), the absolute deadline (epoch
   seconds, so a trigger restarted on another triggerer keeps the original deadline), the poll interval and the
   number of transient errors tolerated in a row, plus a subclass's :meth:`~NairiPollingTrigger.extra_kwargs`.
   Never the API key (the triggerer reads the connection itself) and never a callable.
 - **The wait** is :meth:`airflow_provider_nairi.resources.waiting.Waiter.wait_async`: the same decisions as a
   wait on a worker (transient errors tolerated ``max_transient_errors`` in a row, ``Retry-After`` honoured,
-  no busy loop, the deadline, the logs). An answer a subclass's :meth:`~NairiPollingTrigger.poll` cannot read
-  (a field of the wrong type: ``AttributeError``, ``KeyError``, ``TypeError``, ``ValueError``) counts as a
-  malformed answer, a NairiServerError naming the call and the request id of the latest answer. Events are
+  no busy loop, the deadline, the logs, an answer :meth:`~NairiPollingTrigger.poll` cannot read counted as a
+  malformed answer naming the call and the request id of the latest answer). Events are
   JSON dicts from :mod:`airflow_provider_nairi.resources.events`; the task turns them into outcomes with
   :func:`airflow_provider_nairi.outcomes.raise_for_event`. They carry only what the resuming task needs
   (Airflow logs each one at INFO, "Trigger fired event"): a subclass slims the resource snapshot.
@@ -33,7 +34,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_nairi.exceptions import NairiServerError
 from airflow_provider_nairi.resources.waiting import STILL_WAITING_EVERY, Waiter, WaitLog, seconds_left
 from airflow_provider_nairi.validation import check_count, check_seconds
 
@@ -57,7 +57,9 @@ class NairiPollingTrigger(BaseTrigger):
     """Poll a Nairi resource until :meth:`poll` returns an event or the deadline passes.
 
     :param conn_id: the Nairi connection (read by the triggerer; its key never enters the kwargs).
-    :param resource_id: id of the conversation, video... being waited for.
+    :param resource_id: what the events and log lines name: the id of the resource waited for (the
+        conversation's); a subclass waiting for several resources passes the id its events carry and says in
+        :meth:`identity` what it serializes instead.
     :param deadline: absolute deadline, epoch seconds (``time.time()``), or ``None`` to wait without one.
         When it passes, a ``timeout`` event is emitted; the work itself is left alone (the task decides).
     :param poll_interval: seconds between two polls; must be positive.
@@ -90,6 +92,11 @@ class NairiPollingTrigger(BaseTrigger):
         #: The remote state the latest :meth:`poll` read, for the log (a subclass's poll sets it).
         self.remote_state: str | None = None
 
+    def identity(self) -> dict[str, Any]:
+        """The JSON kwargs that say what this trigger waits for (:meth:`serialize` stores them): here
+        ``resource_id``; a subclass waiting for something else returns its own ``__init__`` parameters."""
+        return {"resource_id": self.resource_id}
+
     def extra_kwargs(self) -> dict[str, Any]:
         """JSON kwargs a subclass adds to :meth:`serialize` (its own ``__init__`` parameters)."""
         return {}
@@ -99,7 +106,7 @@ class NairiPollingTrigger(BaseTrigger):
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
                 "conn_id": self.conn_id,
-                "resource_id": self.resource_id,
+                **self.identity(),
                 "deadline": self.deadline,
                 "poll_interval": self.poll_interval,
                 "max_transient_errors": self.max_transient_errors,
@@ -144,23 +151,9 @@ class NairiPollingTrigger(BaseTrigger):
             max_transient_errors=self.max_transient_errors,
             log=self.log,
             state=lambda: self.remote_state,
+            last_answer=lambda: hook.last_answer,
         )
-        yield _event(await waiter.wait_async(lambda: self.read_poll(hook)))
-
-    async def read_poll(self, hook: NairiAsyncHook) -> dict[str, Any] | None:
-        """:meth:`poll`, with an answer it cannot read turned into a malformed-answer NairiServerError."""
-        try:
-            return await self.poll(hook)
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            method, path, request_id = hook.last_answer or (None, None, None)
-            raise NairiServerError(
-                f"the answer about {self.kind} {self.resource_id} could not be read ({type(exc).__name__}: "
-                "a field is missing or has the wrong type).",
-                code="malformed_answer",
-                request_id=request_id,
-                method=method,
-                path=path,
-            ) from None
+        yield _event(await waiter.wait_async(lambda: self.poll(hook)))
 
     async def task_runs_again(self) -> bool:
         """Whether Airflow will run this trigger's task instance again (it was cleared or is up for retry).

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_provider_nairi.resources.video import KIND, videos_event
+from airflow_provider_nairi.resources.video import KIND, videos_event, videos_id
 from airflow_provider_nairi.triggers.polling import NairiPollingTrigger
 
 if TYPE_CHECKING:
@@ -25,6 +25,9 @@ __all__ = ["KIND", "NairiVideoTrigger", "videos_event"]  # KIND, videos_event mo
 
 class NairiVideoTrigger(NairiPollingTrigger):
     """Poll ``GET /videos/{id}`` for each of ``video_ids`` until all are ready, one fails, or the deadline.
+
+    Serialized with ``video_ids`` as a JSON list (:meth:`identity`); its events and log lines name the set
+    by :func:`~airflow_provider_nairi.resources.video.videos_id`.
 
     :param conn_id: the Nairi connection.
     :param video_ids: the videos to wait for (at least one).
@@ -46,22 +49,17 @@ class NairiVideoTrigger(NairiPollingTrigger):
     ) -> None:
         if not video_ids:
             raise ValueError("video_ids: give at least one video id to wait for")
+        self.video_ids = [str(video_id) for video_id in video_ids]
         super().__init__(
             conn_id=conn_id,
-            resource_id=", ".join(video_ids),
+            resource_id=videos_id(self.video_ids),
             deadline=deadline,
             poll_interval=poll_interval,
             max_transient_errors=max_transient_errors,
         )
-        self.video_ids = [str(video_id) for video_id in video_ids]
 
-    def extra_kwargs(self) -> dict[str, Any]:
+    def identity(self) -> dict[str, Any]:
         return {"video_ids": list(self.video_ids)}
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        path, kwargs = super().serialize()
-        del kwargs["resource_id"]  # derived from video_ids
-        return path, kwargs
 
     async def poll(self, hook: NairiAsyncHook) -> dict[str, Any] | None:
         client = await hook.get_async_client()

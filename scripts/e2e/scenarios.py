@@ -3,17 +3,22 @@ emulator's state and admin request log, and the component logs."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
 import signal
+import statistics
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_api import AirflowApi
+from events_scenario import event_trigger_restart
 from stack import Airflow, E2EError, Emulator, log, wait_until, watchdogs
 
 from airflow_provider_nairi.emulator.admin import AdminClient
@@ -34,7 +39,7 @@ EXAMPLES: dict[str, dict[str, list[str]]] = {
     "nairi_content": {"deferred": ["wait_until_ready", "ask_agent"], "links": ["ask_agent"]},
     "nairi_org_as_code": {"deferred": ["run_now"], "links": ["run_now"]},
 }
-FAULT_DAGS = ["nairi_e2e_deferred", "nairi_e2e_on_worker"]
+E2E_DAGS = ["nairi_e2e_deferred", "nairi_e2e_on_worker", "nairi_e2e_events"]
 
 
 @dataclass
@@ -96,7 +101,7 @@ def run_phase(ctx: Context, executor: str, first: bool) -> None:
             else:
                 create_connection_by_api(ctx, api)
         if not ctx.harness.run(
-            "DAGs parsed", label, lambda: api.wait_for_dags(list(EXAMPLES) + FAULT_DAGS, timeout=180)
+            "DAGs parsed", label, lambda: api.wait_for_dags(list(EXAMPLES) + E2E_DAGS, timeout=180)
         ):
             return
         steps = [
@@ -107,6 +112,10 @@ def run_phase(ctx: Context, executor: str, first: bool) -> None:
             ("mark deferred task failed", lambda: mark_failed(ctx, api)),
             ("mark deferred task success", lambda: mark_success(ctx, api)),
         ]
+        if label == "local":  # the watcher's guarantee is the triggerer's, whatever the executor: proved once
+            steps.append(
+                ("event trigger across a triggerer restart", lambda: event_trigger_restart(ctx, api))
+            )
         for name, step in steps:
             if ctx.wanted(name):
                 ctx.harness.run(name, label, step)
@@ -193,6 +202,16 @@ def example_dags(ctx: Context, api: AirflowApi, label: str) -> None:
             continue
         problems += check_deferred(ctx, api, dag_id, run_id)
         problems += check_links(api, dag_id, run_id)
+    if seen["nairi_conversation"]["<run>"] == {"success"}:
+        run_id = runs["nairi_conversation"]
+        conversation_id = api.xcom("nairi_conversation", run_id, "ask", "conversation_id")
+        deferred, trigger_log = deferral(ctx, "nairi_conversation", run_id)
+        timing = measured(
+            lambda: first_poll(
+                ctx, conversation_id, since=deferred, since_what="the deferral", trigger_log=trigger_log
+            )
+        )
+        ctx.harness.notes.append(f"first poll ({label}, a fresh triggerer's first triggers): {timing}")
     if label == "local" and seen["nairi_conversation"]["<run>"] == {"success"}:  # the task page, once
         import browser  # noqa: PLC0415
 
@@ -318,10 +337,11 @@ def failure_detail(ctx: Context, api: AirflowApi, dag_id: str, run_id: str) -> s
 def kill_triggerer(ctx: Context, api: AirflowApi) -> None:
     """SIGKILL the triggerer while it waits; a new one takes the trigger over; one conversation, completed."""
     dag_id = "nairi_e2e_deferred"
-    run_id, _ = start_waiting(ctx, api, dag_id, {"delay": 15}, state="deferred")
+    run_id, _ = start_waiting(ctx, api, dag_id, {"delay": 30}, state="deferred")
     first = trigger_logs(ctx, dag_id, run_id, "starting")
     log("SIGKILL triggerer")
     ctx.airflow.processes.kill(ctx.airflow.components.pop("triggerer"))
+    killed = time.time()
     ctx.airflow.start("triggerer")
     expect_success(ctx, api, dag_id, run_id)
     taken_over = [
@@ -329,7 +349,113 @@ def kill_triggerer(ctx: Context, api: AirflowApi) -> None:
     ]
     if not taken_over:
         raise E2EError("no trigger log of the restarted triggerer says 'Trigger fired event'")
-    one_conversation(ctx, run_id)
+    conversation = one_conversation(ctx, run_id)
+    label = "local" if ctx.airflow.env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor" else "celery"
+    deferred, trigger_log = deferral(ctx, dag_id, run_id)
+    warm = measured(
+        lambda: first_poll(
+            ctx,
+            conversation["id"],
+            since=deferred,
+            since_what="the deferral",
+            trigger_log=trigger_log,
+            until=killed,
+            until_what="the kill",
+        )
+    )
+    ctx.harness.notes.append(f"first poll ({label}, a triggerer already running): {warm}")
+    restarted = measured(
+        lambda: first_poll(
+            ctx, conversation["id"], since=killed, since_what="the kill", trigger_log=taken_over[0]
+        )
+    )
+    ctx.harness.notes.append(f"first poll ({label}, after the triggerer's SIGKILL and restart): {restarted}")
+
+
+# -- first polls ------------------------------------------------------------------------------------------
+
+
+def measured(figures: Callable[[], str]) -> str:
+    """The figures, or why they could not be measured (a note, never a failure of the scenario)."""
+    try:
+        return figures()
+    except (E2EError, OSError, ValueError, KeyError, IndexError) as exc:
+        return f"not measured ({exc})"
+
+
+def supervisor_stalls(ctx: Context, since: float, until: float) -> str:
+    """The triggerer's "Heartbeat recovered after N seconds" lines logged between ``since`` and ``until``:
+    its supervisor's loop was blocked that long (on Airflow 3.3, building its in-process API)."""
+    log_file = ctx.airflow.components["triggerer"].log_file
+    stalls = []
+    for line in log_file.read_text(errors="replace").splitlines():
+        found = re.match(r"(\S+Z) .*Heartbeat recovered after ([\d.]+) seconds", line)
+        if found and since <= datetime.fromisoformat(found.group(1)).timestamp() <= until:
+            stalls.append(found.group(2))
+    return f"; the triggerer's supervisor stalled {', '.join(stalls)} s" if stalls else ""
+
+
+def log_time(line: str) -> float:
+    """Epoch seconds of one JSON line of a task or trigger log."""
+    return datetime.fromisoformat(json.loads(line)["timestamp"]).timestamp()
+
+
+def first_log_time(path: Path, text: str = "") -> float:
+    """When the first line of ``path`` containing ``text`` was logged."""
+    for line in path.read_text(errors="replace").splitlines():
+        if text in line and line.startswith("{"):
+            return log_time(line)
+    raise E2EError(f"no line with {text!r} in {path}")
+
+
+def polls_of(ctx: Context, conversation_id: str) -> list[float]:
+    """When each ``GET /conversations/{id}`` reached the emulator (its admin request log), oldest first."""
+    path = f"/conversations/{conversation_id}"
+    return sorted(r["at"] for r in ctx.admin.requests_log() if r["method"] == "GET" and r["path"] == path)
+
+
+def poll_intervals(polls: list[float]) -> str:
+    gaps = [later - earlier for earlier, later in itertools.pairwise(polls)]
+    return f"later polls every {statistics.median(gaps):.2f} s (median)" if gaps else "no later poll"
+
+
+def deferral(ctx: Context, dag_id: str, run_id: str) -> tuple[float, Path]:
+    """When ``ask``'s try 1 deferred (its log's "Pausing task as DEFERRED"), and its first trigger log."""
+    folder = ctx.task_log_folder(dag_id, run_id, "ask")
+    deferred = first_log_time(folder / "attempt=1.log", "Pausing task as DEFERRED")
+    trigger_logs = sorted(folder.glob("attempt=1.log.trigger.*.log"), key=lambda path: path.stat().st_mtime)
+    if not trigger_logs:
+        raise E2EError(f"no trigger log in {folder}")
+    return deferred, trigger_logs[0]
+
+
+def first_poll(
+    ctx: Context,
+    conversation_id: str,
+    *,
+    since: float,
+    since_what: str,
+    trigger_log: Path,
+    until: float | None = None,
+    until_what: str = "the trigger's event",
+) -> str:
+    """Seconds from ``since`` (a deferral, a triggerer's kill) to the trigger's first line in ``trigger_log``
+    and to its first poll at the emulator; the median interval of its polls before ``until`` (by default:
+    until it fired, so not the resumed task's reads); the triggerer's supervisor stalls meanwhile."""
+    started = first_log_time(trigger_log)
+    if until is None:
+        until = first_log_time(trigger_log, "Trigger fired event") + 0.5
+    polls = [at for at in polls_of(ctx, conversation_id) if since <= at < until]
+    if not polls:
+        raise E2EError(
+            f"no poll of {conversation_id} between {since_what} and {until_what} "
+            "in the emulator's request log"
+        )
+    return (
+        f"{polls[0] - since:.1f} s from {since_what} to the first request "
+        f"(the trigger's first log line after {started - since:.1f} s); {poll_intervals(polls)}"
+        + supervisor_stalls(ctx, since - 30, polls[0] + 1)
+    )
 
 
 def kill_worker(ctx: Context, api: AirflowApi, label: str) -> None:

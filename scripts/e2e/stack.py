@@ -319,6 +319,11 @@ def start_emulator(processes: Processes, venv_bin: Path, state_dir: Path) -> Emu
     return Emulator(f"{origin}/api/public/v1", f"{origin}/_admin", token, key)
 
 
+#: ``E2E_TRIGGERER_LOG_LEVEL=DEBUG``: the triggerer alone logs at that level (the trigger logs then show the
+#: provider's DEBUG lines: each poll, how long the connection read took).
+TRIGGERER_LOG_LEVEL = os.environ.get("E2E_TRIGGERER_LOG_LEVEL", "")
+
+
 @dataclass
 class Airflow:
     """Airflow 3's components as separate processes sharing one environment (config by variables only)."""
@@ -350,9 +355,10 @@ class Airflow:
 
     def start(self, component: str, *args: str) -> Process:
         name = component.replace(" ", "-")
-        process = self.processes.start(
-            name, [str(self.venv_bin / "airflow"), *component.split(), *args], self.env
-        )
+        env = self.env
+        if component == "triggerer" and TRIGGERER_LOG_LEVEL:
+            env = {**env, "AIRFLOW__LOGGING__LOGGING_LEVEL": TRIGGERER_LOG_LEVEL}
+        process = self.processes.start(name, [str(self.venv_bin / "airflow"), *component.split(), *args], env)
         self.components[name] = process
         return process
 

@@ -72,16 +72,16 @@ def test_org_is_created_then_reported_unchanged(nairi_emulator, context):
     assert [plan["action"] for plan in first] == ["created", "updated", "created", "created"]
     assert [plan["action"] for plan in second] == ["unchanged"] * 4
     hook = NairiHook()
-    agent = hook.get_agent(first[2]["id"])
+    agent = hook.client.get_agent(first[2]["id"])
     assert agent["vault_ids"] == [first[0]["id"]]
-    assert sorted(hook.get_vault(first[0]["id"])["secret_names"]) == ["CRM_TOKEN", "DB_PASSWORD"]
-    env = {item["name"]: item for item in hook.list_env_vars()}
+    assert sorted(hook.client.get_vault(first[0]["id"])["secret_names"]) == ["CRM_TOKEN", "DB_PASSWORD"]
+    env = {item["name"]: item for item in hook.client.list_env_vars()}
     assert env["LOG_LEVEL"]["value"] == "info" and env["CRM_TOKEN"] == {
         **env["CRM_TOKEN"],
         "value": None,
         "secret": True,
     }
-    job = hook.get_scheduled_job(first[3]["id"])
+    job = hook.client.get_scheduled_job(first[3]["id"])
     assert (job["agent_id"], job["cron"], job["timezone"], job["enabled"]) == (
         agent["id"],
         "0 7 * * 1-5",
@@ -124,13 +124,14 @@ def test_run_job_now_waits_for_the_agents_reply(nairi_emulator, context):
     assert result["status"] == "completed" and result["turn"] == 1
     assert result["reply"].startswith("Reply to turn 1: Summarise the night's tickets.")
     assert (
-        NairiHook().get_scheduled_job(job["id"])["last_run"]["conversation_id"] == result["conversation_id"]
+        NairiHook().client.get_scheduled_job(job["id"])["last_run"]["conversation_id"]
+        == result["conversation_id"]
     )
 
 
 def test_duplicate_agent_names_fail_with_both_ids(nairi_emulator, context):
     hook = NairiHook()
-    ids = [hook.create_agent("triage", "a")["id"], hook.create_agent("triage", "b")["id"]]
+    ids = [hook.client.create_agent("triage", "a")["id"], hook.client.create_agent("triage", "b")["id"]]
     with pytest.raises(AirflowFailException) as info:
         NairiAgentOperator(task_id="agent", name="triage", instructions="x").execute(context)
     assert f"({ids[0]}, {ids[1]})" in str(info.value)
@@ -165,30 +166,32 @@ def test_create_retried_through_faults_keeps_one_key_and_makes_one_agent(nairi_e
 
 def test_cleared_task_recreates_a_resource_deleted_meanwhile_with_a_new_declaration(nairi_emulator, context):
     first = NairiAgentOperator(task_id="agent", name="triage", instructions="v1").execute(context)
-    NairiHook().delete_agent(first["id"])  # someone removes it; then the same task instance runs again
+    NairiHook().client.delete_agent(first["id"])  # someone removes it; then the same task instance runs again
 
     again = NairiAgentOperator(task_id="agent", name="triage", instructions="v2").execute(context)
 
     assert again["action"] == "created" and again["id"] != first["id"]
-    assert NairiHook().get_agent(again["id"])["instructions"] == "v2"
+    assert NairiHook().client.get_agent(again["id"])["instructions"] == "v2"
 
 
 def test_a_replayed_create_of_a_deleted_resource_is_created_again(nairi_emulator, context):
     first = NairiAgentOperator(task_id="agent", name="triage", instructions="v1").execute(context)
-    NairiHook().delete_agent(first["id"])  # removed elsewhere; the same task instance runs again, same body
+    NairiHook().client.delete_agent(
+        first["id"]
+    )  # removed elsewhere; the same task instance runs again, same body
 
     again = NairiAgentOperator(task_id="agent", name="triage", instructions="v1").execute(context)
 
     posts = [r for r in nairi_emulator.admin.requests_log() if r["method"] == "POST"]
     assert len(posts) == 3 and posts[0]["idempotency_key"] == posts[1]["idempotency_key"]  # the replay
     assert again["action"] == "created" and again["id"] != first["id"]
-    assert NairiHook().get_agent(again["id"])["instructions"] == "v1"
+    assert NairiHook().client.get_agent(again["id"])["instructions"] == "v1"
 
 
 def test_every_page_is_read_and_an_unchanged_org_costs_only_reads(nairi_emulator, context):
     hook = NairiHook()
     for number in range(400):  # two full pages of 200 before the managed agent
-        hook.create_agent(f"other-{number}", "x")
+        hook.client.create_agent(f"other-{number}", "x")
     apply_org(context)
     nairi_emulator.admin.clear_log()
 
@@ -216,10 +219,10 @@ def test_two_runs_that_declare_the_same_agent_at_once_make_one(nairi_emulator, c
     hook = NairiHook()
 
     first = one.create_once(
-        "agent", "triage", {"instructions": "v1"}, create=hook.create_agent, get=hook.get_agent
+        "agent", "triage", {"instructions": "v1"}, create=hook.client.create_agent, get=hook.client.get_agent
     )
     second = two.create_once(
-        "agent", "triage", {"instructions": "v1"}, create=hook.create_agent, get=hook.get_agent
+        "agent", "triage", {"instructions": "v1"}, create=hook.client.create_agent, get=hook.client.get_agent
     )
 
     assert first["id"] == second["id"] and nairi_emulator.admin.counts()["agents"] == 1

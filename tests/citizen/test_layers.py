@@ -30,6 +30,8 @@ LAYER_OF = {
     "hook_mixin": "glue",
     "sources": "glue",
     "links": "glue",
+    "lineage": "glue",
+    "retry_policy": "glue",
     "operators": "features",
     "sensors": "features",
     "triggers": "features",

@@ -253,9 +253,11 @@ def test_a_kill_cancels_only_work_the_class_owns(name, tmp_path):
 
 PACKAGE = Path(airflow_provider_nairi.__file__).parent
 #: Where a bare ``except NairiError`` may stand: the translation, the wait's budget, the client, the
-#: connection test (which reports the error instead of raising it) and the secret scrubber (which re-raises).
+#: connection test (which reports the error instead of raising it), the secret scrubber (which re-raises) and
+#: the common.ai managed-agent contract (its own three outcomes: rejected, invocation error, transient).
 MAY_CATCH_ANY_NAIRI_ERROR = {
     "outcomes.py",
+    "hooks/managed_agent.py",
     "resources/waiting.py",
     "hooks/nairi.py",
     "operators/secrets.py",

@@ -26,7 +26,7 @@ def documented_operator() -> type:
 def test_the_documented_operator_counts_the_agents(nairi_emulator):
     hook = NairiHook()
     for name in ("alpha", "beta"):
-        hook.create_agent(name, "be brief")
+        hook.client.create_agent(name, "be brief")
     operator = documented_operator()(task_id="count_agents")
     assert operator.execute(context={}) == 2
 

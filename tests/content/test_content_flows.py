@@ -64,12 +64,12 @@ def test_upload_from_object_storage_streams_each_object(nairi_emulator, memory_s
 def produced(nairi_emulator):
     """A conversation whose agent produced two artifacts; returns its id and the expected bytes."""
     hook = NairiHook()
-    agent = hook.create_agent("writer", "write reports")
-    conversation = hook.create_conversation(
+    agent = hook.client.create_agent("writer", "write reports")
+    conversation = hook.client.create_conversation(
         agent["id"], "go [[artifact:report.md:# Q3 report]] [[artifact:data.csv:q,refunds]]"
     )
     deadline = time.monotonic() + 10
-    while hook.get_conversation(conversation["id"])["status"] != "completed":
+    while hook.client.get_conversation(conversation["id"])["status"] != "completed":
         assert time.monotonic() < deadline, "the emulated agent did not finish"
         time.sleep(0.02)
     return conversation["id"], {"report.md": b"# Q3 report", "data.csv": b"q,refunds"}

@@ -120,7 +120,7 @@ def test_a_download_cut_mid_file_resumes_with_range_and_is_verified(nairi_emulat
     payload = bytes(range(256)) * 12_288  # 3 MiB: the client writes in blocks of up to 1 MiB
     source = tmp_path / "big.bin"
     source.write_bytes(payload)
-    artifact = NairiHook().upload_artifact(source, name="big.bin")
+    artifact = NairiHook().client.upload_artifact(source, name="big.bin")
     op = NairiDownloadArtifactsOperator(
         task_id="dl", artifact_ids=[artifact["id"]], destination=str(tmp_path / "out"), conn_id="nairi_proxy"
     )
@@ -139,7 +139,7 @@ def test_corrupted_bytes_fail_the_try_for_a_retry_and_leave_no_file(
 ):
     source = tmp_path / "small.txt"
     source.write_bytes(b"exact bytes matter")
-    artifact = NairiHook().upload_artifact(source, name="small.txt")
+    artifact = NairiHook().client.upload_artifact(source, name="small.txt")
     out = tmp_path / "out"
     op = NairiDownloadArtifactsOperator(
         task_id="dl", artifact_ids=[artifact["id"]], destination=str(out), conn_id="nairi_proxy"

@@ -218,6 +218,43 @@ def test_trigger_is_the_shared_polling_trigger_and_round_trips():
     assert again.serialize() == (path, kwargs)
 
 
+def test_trigger_serializes_its_video_ids_as_a_json_list_through_the_base():
+    """The set of videos is what the trigger serializes (a list, never packed into a string): the base's
+    serialize writes the trigger's identity, and the video trigger has no serialize of its own to unpack."""
+    trigger = NairiVideoTrigger(conn_id="n", video_ids=["vid_1", "vid_2"], deadline=123.0, poll_interval=2)
+    assert trigger.identity() == {"video_ids": ["vid_1", "vid_2"]}
+    assert trigger.serialize()[1] == {
+        "conn_id": "n",
+        "video_ids": ["vid_1", "vid_2"],
+        "deadline": 123.0,
+        "poll_interval": 2.0,
+        "max_transient_errors": 5,
+    }
+    assert NairiVideoTrigger.serialize is NairiPollingTrigger.serialize
+
+
+#: The kwargs earlier versions of NairiVideoTrigger stored in the triggers table (main before and after the
+#: resource layer, b008418 and bbc8cc3: their serialize() deleted the packed resource_id).
+KWARGS_STORED_BEFORE = {
+    "conn_id": "n",
+    "deadline": None,
+    "poll_interval": 0.01,
+    "max_transient_errors": 5,
+    "video_ids": ["vid_1", "vid_2"],
+}
+
+
+def test_a_trigger_row_stored_by_the_previous_version_loads_and_runs(hook):
+    for video_id in ("vid_1", "vid_2"):
+        hook.videos[video_id] = {"id": video_id, "status": "processing", "error": None}
+    hook.updates = {"vid_1": [READY], "vid_2": [{}, READY]}
+    trigger = NairiVideoTrigger(**json.loads(json.dumps(KWARGS_STORED_BEFORE)))
+    assert trigger.serialize()[1] == KWARGS_STORED_BEFORE
+    event = collect(trigger, hook)
+    assert (event["status"], event["id"]) == ("success", "vid_1, vid_2")
+    assert [v["id"] for v in event["resource"]["videos"]] == ["vid_1", "vid_2"]
+
+
 def test_killing_the_deferred_task_leaves_the_videos_processing(hook, capsys):
     """Processing cannot be cancelled through the API: on_kill calls nothing and says so."""
     trigger = NairiVideoTrigger(conn_id="n", video_ids=["vid_1"], deadline=None, poll_interval=1)

@@ -27,7 +27,7 @@ def no_sleep():
 
 @pytest.fixture
 def agent_id(nairi_emulator):
-    return NairiHook().create_agent("helper", "Answer briefly.")["id"]
+    return NairiHook().client.create_agent("helper", "Answer briefly.")["id"]
 
 
 def start(agent_id, **kwargs):
@@ -142,7 +142,7 @@ def test_worker_timeout_cancels_the_conversation(agent_id, context):
     with pytest.raises(AirflowException, match=r"timeout=0\.2 s; it was cancelled"):
         start(agent_id, message="[[delay:30]]", timeout=0.2).execute(context)
     conversation_id = context["ti"].xcom["conversation_id"]
-    assert NairiHook().get_conversation(conversation_id)["status"] == "cancelled"
+    assert NairiHook().client.get_conversation(conversation_id)["status"] == "cancelled"
 
 
 def test_trigger_on_kill_cancels_the_conversation(agent_id, context):
@@ -151,7 +151,7 @@ def test_trigger_on_kill_cancels_the_conversation(agent_id, context):
         operator.execute(context)
     asyncio.run(deferred.value.trigger.on_kill())
     conversation_id = context["ti"].xcom["conversation_id"]
-    assert NairiHook().get_conversation(conversation_id)["status"] == "cancelled"
+    assert NairiHook().client.get_conversation(conversation_id)["status"] == "cancelled"
 
 
 @durable_only

@@ -117,7 +117,7 @@ class Triggerer:
 
 @pytest.fixture
 def agent_id(nairi_emulator):
-    return NairiHook().create_agent("helper", "Answer briefly.")["id"]
+    return NairiHook().client.create_agent("helper", "Answer briefly.")["id"]
 
 
 def start(agent_id):
@@ -127,7 +127,7 @@ def start(agent_id):
 
 
 def run_job(agent_id):
-    job = NairiHook().create_scheduled_job("nightly", agent_id, "summarise", "0 3 * * *")
+    job = NairiHook().client.create_scheduled_job("nightly", agent_id, "summarise", "0 3 * * *")
     return NairiRunScheduledJobOperator(
         task_id="ask", job_id=job["id"], deferrable=True, poll_interval=0.05, timeout=30
     )
@@ -176,7 +176,7 @@ def test_mark_failed_or_success_cancels_the_conversation_within_seconds(
 
     conversation_id, seconds = asyncio.run(scenario())
     assert seconds < 5
-    assert NairiHook().get_conversation(conversation_id)["status"] == "cancelled"
+    assert NairiHook().client.get_conversation(conversation_id)["status"] == "cancelled"
     assert [r["path"] for r in cancels(nairi_emulator)] == [f"/conversations/{conversation_id}/cancel"]
     assert f"Cancelled conversation {conversation_id}" in capsys.readouterr().out
 
@@ -198,14 +198,14 @@ def test_a_task_instance_airflow_cannot_report_still_cancels(agent_id, context, 
         return deferred.trigger.resource_id
 
     conversation_id = asyncio.run(scenario())
-    assert NairiHook().get_conversation(conversation_id)["status"] == "cancelled"
+    assert NairiHook().client.get_conversation(conversation_id)["status"] == "cancelled"
 
 
 @pytest.mark.parametrize("state", [None, "failed", "success"])
 def test_the_sensor_never_cancels_the_conversation_it_watches(
     state, agent_id, context, nairi_emulator, metadata_db
 ):
-    conversation_id = NairiHook().create_conversation(agent_id, "hello")["id"]
+    conversation_id = NairiHook().client.create_conversation(agent_id, "hello")["id"]
 
     async def scenario():
         sim = Triggerer()
@@ -218,7 +218,7 @@ def test_the_sensor_never_cancels_the_conversation_it_watches(
 
     asyncio.run(scenario())
     assert cancels(nairi_emulator) == []
-    assert NairiHook().get_conversation(conversation_id)["status"] in {"queued", "running"}
+    assert NairiHook().client.get_conversation(conversation_id)["status"] in {"queued", "running"}
 
 
 @pytest.mark.parametrize(
@@ -232,7 +232,7 @@ def test_a_killed_video_wait_leaves_the_videos_alone(
     state, said, nairi_emulator, metadata_db, capsys, tmp_path
 ):
     (tmp_path / "clip.mp4").write_bytes(b"\x00" * 1024)
-    video_id = NairiHook().upload_video(tmp_path / "clip.mp4")["id"]
+    video_id = NairiHook().client.upload_video(tmp_path / "clip.mp4")["id"]
 
     async def scenario():
         sim = Triggerer()
@@ -247,4 +247,4 @@ def test_a_killed_video_wait_leaves_the_videos_alone(
     asyncio.run(scenario())
     assert cancels(nairi_emulator) == []
     assert f"Left video {video_id} running: {said}" in capsys.readouterr().out
-    assert NairiHook().get_video(video_id)["status"] == "processing"
+    assert NairiHook().client.get_video(video_id)["status"] == "processing"

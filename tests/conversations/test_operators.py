@@ -11,12 +11,20 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 from conversation_fakes import DURABLE, conversation, durable_only, with_hook
 
 from airflow_provider_nairi import exceptions as nx
+
+try:
+    from airflow.sdk import Asset
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+except ImportError:  # Airflow 2.11
+    from airflow.datasets import Dataset as Asset
+    from airflow.utils.context import OutletEventAccessors
 from airflow_provider_nairi.idempotency import task_idempotency_key
 from airflow_provider_nairi.operators.conversation import (
     SUBMISSION_KEY,
     NairiSendMessageOperator,
     NairiStartConversationOperator,
 )
+from airflow_provider_nairi.outcomes import make_event
 from airflow_provider_nairi.triggers.conversation import NairiConversationTrigger
 
 URL = "https://dash.example/conversations/conv_1"
@@ -457,3 +465,26 @@ def test_send_does_not_take_an_earlier_turn_for_its_reply(hook, context, no_slee
     ]
     result = send(hook, poll_interval=1).execute(context)
     assert (result["turn"], result["reply"]) == (2, "second")
+
+
+def test_a_resumed_conversation_attaches_its_ids_to_the_asset_event_and_lineage(hook, context):
+    asset = Asset("nairi://conversations/summaries")
+    events = OutletEventAccessors()
+    event = make_event(
+        "success", kind="conversation", resource_id="conv_1", message="", resource=conversation("completed")
+    )
+    operator = start(hook, outlets=[asset])
+    result = operator.resume_execution(
+        "execute_complete", {"event": event}, {**context, "outlet_events": events}
+    )
+    assert events[asset].extra == {
+        "conversation_id": "conv_1",
+        "status": "completed",
+        "turn": result["turn"],
+        "reply_message_id": result["reply_message_id"],
+        "artifact_ids": result["artifact_ids"],
+    }
+    assert "the answer" not in json.dumps(events[asset].extra)
+    facets = operator.lineage("nairi://api.nairi.ai", result)
+    assert facets.run_facets["externalQuery"]["externalQueryId"] == "conv_1"
+    assert facets.job_facets["nairi_agent"] == {"agentId": "agt_1", "namespace": "nairi://api.nairi.ai"}

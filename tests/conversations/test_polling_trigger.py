@@ -80,6 +80,26 @@ def test_serialize_is_json_only_and_round_trips():
     assert NairiPollingTrigger(**kwargs).serialize()[1] == kwargs
 
 
+class PairTrigger(ScriptedTrigger):
+    """A trigger identified by something else than one resource id: two of them."""
+
+    def __init__(self, *, pair, **kwargs):
+        super().__init__(resource_id=" & ".join(pair), **kwargs)
+        self.pair = list(pair)
+
+    def identity(self):
+        return {"pair": list(self.pair)}
+
+
+def test_serialize_writes_what_a_subclass_says_identifies_it_instead_of_resource_id():
+    trig = PairTrigger(conn_id="nairi_default", pair=["a", "b"], deadline=None)
+    classpath, kwargs = trig.serialize()
+    assert set(kwargs) == {"conn_id", "pair", "deadline", "poll_interval", "max_transient_errors"}
+    assert kwargs["pair"] == ["a", "b"]
+    again = PairTrigger(**json.loads(json.dumps(kwargs)))
+    assert again.serialize() == (classpath, kwargs) and again.resource_id == "a & b"
+
+
 async def test_polls_until_terminal_and_emits_one_json_event():
     trig = trigger(script=[PROCESSING, PROCESSING, READY])
     (event,) = await events(trig)

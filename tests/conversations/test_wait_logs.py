@@ -27,7 +27,7 @@ def no_sleep():
 
 @pytest.fixture
 def agent_id(nairi_emulator):
-    return NairiHook().create_agent("helper", "Answer briefly.")["id"]
+    return NairiHook().client.create_agent("helper", "Answer briefly.")["id"]
 
 
 @pytest.fixture

@@ -99,9 +99,11 @@ def test_sequence_ok_lets_one_through(emu, client):
 
 def test_log_redacts_keys_and_records_idempotency(emu, client):
     emu.admin.clear_log()
+    before = time.time()
     client.post("/vaults", json={"name": "v"}, headers={"Idempotency-Key": "idem-1"})
     httpx.get(emu.base_url + "/me", headers={"Authorization": f"Bearer {emu.api_key}"})
     first, second = emu.admin.requests_log()
+    assert before <= first["at"] <= second["at"] <= time.time()
     assert first["method"] == "POST"
     assert first["path"] == "/vaults"
     assert first["idempotency_key"] == "idem-1"

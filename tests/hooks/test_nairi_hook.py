@@ -12,6 +12,7 @@ from unittest import mock
 
 import airflow
 import pytest
+from airflow.exceptions import AirflowProviderDeprecationWarning
 from airflow_connections import connection_env_json
 
 from airflow_provider_nairi.client.config import EXTRA_FIELDS
@@ -118,8 +119,11 @@ def test_hook_methods_go_through_one_client(monkeypatch, requests_mock):
     set_connection(monkeypatch, dashboard_url="https://nairi.example.com/")
     requests_mock.get(f"{BASE}/agents/agt_1", json={"success": True, "data": {"id": "agt_1"}})
     hook = NairiHook()
-    assert hook.get_agent("agt_1") == {"id": "agt_1"}
-    assert hook.request("GET", "/agents/agt_1") == {"id": "agt_1"}
+    with pytest.warns(AirflowProviderDeprecationWarning, match="NairiHook.get_agent is deprecated"):
+        assert hook.get_agent("agt_1") == {"id": "agt_1"}  # the deprecated aliases forward to the client
+    with pytest.warns(AirflowProviderDeprecationWarning, match="NairiHook.request is deprecated"):
+        assert hook.request("GET", "/agents/agt_1") == {"id": "agt_1"}
+    assert hook.client.get_agent("agt_1") == hook.client.request("GET", "/agents/agt_1") == {"id": "agt_1"}
     assert hook.get_conn() is hook.client
     assert hook.dashboard_url("conversations", "conv_1") == "https://nairi.example.com/conversations/conv_1"
     hook.close()
@@ -147,9 +151,10 @@ def test_async_hook_against_the_emulator(emulator_connection):
     async def run():
         hook = NairiAsyncHook()
         try:
+            client = await hook.get_async_client()
             with pytest.raises(NairiNotFoundError):
-                await hook.get_conversation("conv_missing")
-            return await hook.request("GET", "/me")
+                await client.get_conversation("conv_missing")
+            return await client.request("GET", "/me")
         finally:
             await hook.close()
 
@@ -210,3 +215,25 @@ print(json.dumps({"thread": seen.get("thread"), "main": threading.main_thread().
     ).stdout
     seen = json.loads(out.strip().splitlines()[-1])
     assert seen["thread"] is not None and seen["thread"] != seen["main"]
+
+
+async def test_the_connection_is_read_once_per_hook_and_its_time_logged_at_debug(monkeypatch):
+    """The triggerer's first look-up can take seconds (Airflow 3 builds its in-process API then): a DEBUG
+    line says how long, and later calls of the same trigger never read the connection again."""
+    set_connection(monkeypatch)
+    hook = NairiAsyncHook()
+    with (
+        mock.patch.object(NairiAsyncHook, "log", new=mock.MagicMock()) as log,
+        mock.patch.object(NairiAsyncHook, "read_config", wraps=hook.read_config) as read_config,
+    ):
+        first = await hook.get_async_client()
+        assert await hook.get_async_client() is first
+    await hook.close()
+    assert read_config.call_count == 1
+    (message, conn_id, read_seconds, import_seconds), _ = log.debug.call_args
+    assert message % (conn_id, read_seconds, import_seconds) == (
+        f"Read connection nairi_default in {read_seconds:.2f} s "
+        f"(async client imported in {import_seconds:.2f} s)"
+    )
+    assert 0 <= read_seconds < 10 and 0 <= import_seconds < 10
+    assert log.debug.call_count == 1 and KEY not in str(log.mock_calls)

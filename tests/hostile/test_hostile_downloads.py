@@ -176,9 +176,9 @@ def test_an_artifact_answer_cannot_redirect_the_download_to_another_id(serve, tm
 def test_an_id_or_name_of_dot_dot_never_reaches_another_endpoint(serve):
     server = serve([])
     for call in (
-        lambda hook: hook.delete_vault_secret("vlt_1", ".."),  # would be DELETE /vaults/vlt_1
-        lambda hook: hook.delete_agent("."),  # would be DELETE /agents
-        lambda hook: hook.get_artifact(""),  # would be GET /artifacts, the list
+        lambda hook: hook.client.delete_vault_secret("vlt_1", ".."),  # would be DELETE /vaults/vlt_1
+        lambda hook: hook.client.delete_agent("."),  # would be DELETE /agents
+        lambda hook: hook.client.get_artifact(""),  # would be GET /artifacts, the list
     ):
         with pytest.raises(NairiConfigurationError, match="cannot be an id or a name in an API path"):
             call(NairiHook(CONN_ID))
@@ -360,12 +360,12 @@ def test_the_hook_alone_checks_the_count_a_content_length_announced(serve, tmp_p
     bad_206 = rest(content, 0, claimed=f"bytes 0-999/{len(content)}")  # a 206 to no Range, start 0: accepted
     serve(unverifiable(content), {"art_1": [bad_206]})
     target = tmp_path / "out.bin"
-    assert NairiHook(CONN_ID).download_artifact("art_1", target) == len(content)
+    assert NairiHook(CONN_ID).client.download_artifact("art_1", target) == len(content)
     assert target.read_bytes() == content
     truncated = answer(200, {"Content-Length": "1000"}, content[:400], length=False)
     serve(unverifiable(content), {"art_1": [truncated]})
     with pytest.raises(NairiError) as caught:
-        NairiHook(CONN_ID).download_artifact("art_1", tmp_path / "second.bin")
+        NairiHook(CONN_ID).client.download_artifact("art_1", tmp_path / "second.bin")
     assert caught.value.retryable  # a broken body: retried, then Airflow's retries
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
 
@@ -374,10 +374,12 @@ def test_the_hook_writes_to_any_name_the_file_system_holds_and_refuses_a_folder(
     content = b"plain bytes"
     serve(unverifiable(content), {"art_1": content})
     longest = tmp_path / ("n" * NAME_MAX)  # its temporary name must not be longer than the name itself
-    assert NairiHook(CONN_ID).download_artifact("art_1", longest, expected_size=len(content)) == len(content)
+    assert NairiHook(CONN_ID).client.download_artifact("art_1", longest, expected_size=len(content)) == len(
+        content
+    )
     assert longest.read_bytes() == content
     folder = tmp_path / "folder"
     folder.mkdir()
     with pytest.raises(NairiConfigurationError, match=r"folder is a folder; give the path of the file"):
-        NairiHook(CONN_ID).download_artifact("art_1", folder)
+        NairiHook(CONN_ID).client.download_artifact("art_1", folder)
     assert all_files(tmp_path) == [longest.name]

@@ -1,5 +1,5 @@
 """The triggerer against hostile servers: a hung host cannot starve the others, a pool wait counts against the
-deadline, and a trigger never dies on an answer it cannot read."""
+deadline, and a trigger never dies on an answer it cannot read (nor does a wait on a worker: one wait)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ import time
 
 import pytest
 from airflow.models.connection import Connection
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 from hostile_servers import HostileServer, answer, by_path, envelope, hang, raw_answer
 from wire_clients import KEY, async_client
 
 from airflow_provider_nairi.client import aio
 from airflow_provider_nairi.exceptions import NairiConnectionError
+from airflow_provider_nairi.operators.conversation import NairiStartConversationOperator
 from airflow_provider_nairi.triggers.conversation import NairiConversationTrigger
 from airflow_provider_nairi.triggers.video import NairiVideoTrigger
 
@@ -109,6 +111,7 @@ async def test_the_wait_for_a_pooled_connection_counts_against_the_deadline(monk
 
 UNREADABLE = {
     "turns-not-a-number": envelope({"id": "c1", "status": "running", "turns": "many"}, "req_turns"),
+    "status-a-number": envelope({"id": "c1", "status": 5, "turns": 2}, "req_status"),
     "data-a-string": envelope("c1", "req_string"),
     "data-null": envelope(None, "req_null"),
     "empty-body": b"",
@@ -127,6 +130,46 @@ async def test_a_trigger_ends_with_an_error_event_naming_the_call_and_request_id
     request_id = json.loads(body)["meta"]["request_id"] if body else "req_header"
     assert f"(request id {request_id})" in event["message"]
     assert event["error"]["retryable"] is True
+
+
+class TaskInstance:
+    dag_id, task_id, run_id, map_index, try_number, stats_tags = "dag", "ask", "manual__1", -1, 1, {}
+
+    def __init__(self):
+        self.xcom = {}
+
+    def xcom_push(self, key, value):
+        self.xcom[key] = value
+
+
+@pytest.mark.parametrize("case", UNREADABLE)
+def test_a_wait_on_a_worker_ends_like_the_trigger_naming_the_call_and_request_id(connect, case):
+    """The same answers on the worker: tolerated once as transient, then the task fails (Airflow retries
+    apply) naming the call and the request id, never with a bare TypeError or ValueError."""
+    body = UNREADABLE[case]
+    running = envelope({"id": "c1", "status": "running", "turns": 1}, "req_create")
+    polled = answer(200, body, {"X-Request-Id": "req_header"})
+    with HostileServer(
+        by_path({"/conversations/c1": polled, "/conversations": answer(201, running)})
+    ) as server:
+        connect("nairi_odd", server, max_retries=0)
+        operator = NairiStartConversationOperator(
+            task_id="ask",
+            agent_id="agt_1",
+            message="hi",
+            conn_id="nairi_odd",
+            deferrable=False,
+            poll_interval=0.1,
+            max_transient_errors=1,
+        )
+        with pytest.raises(AirflowException) as failed:
+            operator.execute({"ti": TaskInstance()})
+        polls = [request.path for request in server.requests if request.method == "GET"]
+    assert not isinstance(failed.value, AirflowFailException)  # a malformed answer is retryable
+    assert polls == ["/api/public/v1/conversations/c1"] * 2  # counted as transient once, then given up
+    assert "GET /conversations/c1" in str(failed.value)
+    request_id = json.loads(body)["meta"]["request_id"] if body else "req_header"
+    assert f"(request id {request_id})" in str(failed.value)
 
 
 async def test_a_failed_video_whose_error_is_a_string_still_fails_cleanly(connect):

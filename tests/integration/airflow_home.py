@@ -38,6 +38,14 @@ def migrated_env(home: Path, dags_folder: Path) -> dict[str, str]:
     return env
 
 
+def airflow_output(env: dict[str, str], *args: str, timeout: float = 300) -> str:
+    """Run ``airflow <args>`` (or ``python <args>`` when the first is ``python``) in ``env``; its output."""
+    program = BIN / ("python" if args[0] == "python" else "airflow")
+    argv = [str(program), *(args[1:] if args[0] == "python" else args)]
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    return result.stdout + result.stderr
+
+
 @contextlib.contextmanager
 def emulated_airflow(home: Path, dags_folder: Path) -> Iterator[tuple[dict[str, str], Any]]:
     """``(env, emulator)``: a migrated Airflow home reading ``dags_folder`` whose ``nairi_default`` connection

@@ -149,7 +149,7 @@ def test_killed_worker_retry_reattaches_without_a_second_conversation(airflow_en
 
     monkeypatch.setenv(connection_env_var("nairi_default"), env[connection_env_var("nairi_default")])
     hook = NairiHook()
-    assert hook.get_conversation(conversation_id)["status"] in {"queued", "running"}
+    assert hook.client.get_conversation(conversation_id)["status"] in {"queued", "running"}
 
     retry = subprocess.run(
         [sys.executable, "-c", RETRY, "nairi_conversation", "ask", run_id],
@@ -163,7 +163,7 @@ def test_killed_worker_retry_reattaches_without_a_second_conversation(airflow_en
     assert "RETRY STATE success" in log, log[-5000:]
     assert "Reconnecting to existing job" in log  # it found the conversation still running
     assert emulator.admin.counts()["conversations"] == before + 1  # reattached: no second conversation
-    assert hook.get_conversation(conversation_id)["status"] == "completed"
+    assert hook.client.get_conversation(conversation_id)["status"] == "completed"
 
 
 def test_org_as_code_example_is_green_twice_and_the_second_run_changes_nothing(airflow_env, tmp_path):

@@ -185,8 +185,8 @@ def on_emulator_with(faults=None, connection=None, **settings: Any):
 
 
 def deleted_artifact(env: Env) -> Any:
-    artifact = NairiHook(CONN_ID).upload_artifact(write(env, "gone.txt", b"soon gone"))
-    NairiHook(CONN_ID).delete_artifact(artifact["id"])
+    artifact = NairiHook(CONN_ID).client.upload_artifact(write(env, "gone.txt", b"soon gone"))
+    NairiHook(CONN_ID).client.delete_artifact(artifact["id"])
     return download(env, artifact_ids=[artifact["id"]])
 
 
@@ -201,7 +201,7 @@ def write(env: Env, name: str, data: bytes = b"x") -> str:
 
 
 def new_agent(name: str = "catalogue") -> str:
-    return str(NairiHook(CONN_ID).create_agent(name, "Answer.")["id"])
+    return str(NairiHook(CONN_ID).client.create_agent(name, "Answer.")["id"])
 
 
 def twin_agents(env: Env) -> Any:

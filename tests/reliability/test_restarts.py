@@ -99,7 +99,7 @@ def test_a_trigger_rebuilt_from_its_kwargs_mid_wait_finishes_the_same_conversati
     monkeypatch.setenv(
         connection_env_var("nairi_default"), connection_json(emulator.base_url, emulator.api_key)
     )
-    agent_id = NairiHook().create_agent("restart", "Answer.")["id"]
+    agent_id = NairiHook().client.create_agent("restart", "Answer.")["id"]
     operator = NairiStartConversationOperator(
         task_id="ask", agent_id=agent_id, message="[[delay:1]] survive", deferrable=True, poll_interval=0.05
     )
@@ -149,7 +149,7 @@ def test_what_the_provider_was_told_was_saved_survives_a_service_restart(
 
     with service(state) as (base_url, admin):
         monkeypatch.setenv(connection_env_var("nairi_default"), connection_json(base_url, KEY))
-        agent_id = NairiHook().create_agent("persistent", "Answer.")["id"]
+        agent_id = NairiHook().client.create_agent("persistent", "Answer.")["id"]
         uploaded, _ = chaos.run_task(upload, ti["upload"], 0, tally)
         reply, _ = chaos.run_task(lambda: ask(agent_id, uploaded), ti["ask"], 0, tally)
         counts = admin.counts()
@@ -157,10 +157,12 @@ def test_what_the_provider_was_told_was_saved_survives_a_service_restart(
     with service(state) as (base_url, admin):  # a new server, a new port, the same state
         monkeypatch.setenv(connection_env_var("nairi_default"), connection_json(base_url, KEY))
         hook = NairiHook()
-        assert hook.get_agent(agent_id)["name"] == "persistent"
-        conversation = hook.get_conversation(reply["conversation_id"])
+        assert hook.client.get_agent(agent_id)["name"] == "persistent"
+        conversation = hook.client.get_conversation(reply["conversation_id"])
         assert conversation["status"] == "completed" and conversation["turns"] == 1
-        assert [m["content"] for m in hook.list_messages(reply["conversation_id"])][-1] == reply["reply"]
+        assert [m["content"] for m in hook.client.list_messages(reply["conversation_id"])][-1] == reply[
+            "reply"
+        ]
 
         written = NairiDownloadArtifactsOperator(
             task_id="download",

@@ -39,7 +39,7 @@ def ask(agent_id, deferrable):
 def test_a_key_revoked_mid_wait_fails_the_task_without_retries(
     deferrable, emulator, revocable, chaos, context
 ):
-    agent_id = NairiHook().create_agent("revocation", "Answer.")["id"]
+    agent_id = NairiHook().client.create_agent("revocation", "Answer.")["id"]
     tally, revoked_at = chaos.Tally(), []
 
     def revoke_while_waiting():  # another thread: the task runs in the main one, as on a worker

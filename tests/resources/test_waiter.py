@@ -56,9 +56,9 @@ def clock(monkeypatch):
     return clock
 
 
-def run_both(script, clock, **settings):
-    """Run ``script`` (snapshots or errors, one per check) through ``wait`` and ``wait_async``; return the
-    event and the sleeps of each."""
+def run_both(script, clock, turn=None, **settings):
+    """Run ``script`` (snapshots or errors, one per check, waiting for ``turn``) through ``wait`` and
+    ``wait_async``; return the event and the sleeps of each."""
     results = []
     for mode in ("sync", "async"):
         answers = list(script)
@@ -70,13 +70,14 @@ def run_both(script, clock, **settings):
             deadline=options.deadline(),
             poll_interval=options.poll_interval,
             max_transient_errors=options.max_transient_errors,
+            last_answer=lambda: ("GET", "/conversations/conv_1", "req_last"),
         )
 
         def check(answers=answers):
             answer = answers.pop(0)
             if isinstance(answer, Exception):
                 raise answer
-            return conversation_event(answer)
+            return conversation_event(answer, turn)
 
         async def acheck():
             return check()
@@ -124,6 +125,50 @@ def test_the_deadline_cuts_the_last_sleep_and_ends_in_a_timeout_event(clock):
 def test_a_retry_after_is_cut_by_the_deadline_too(clock):
     event, sleeps = run_both([SLOW_DOWN, RUNNING], clock, timeout=3)
     assert event["status"] == "timeout" and sleeps == [3.0]
+
+
+@pytest.mark.parametrize(
+    "snapshot",
+    [
+        {"id": "conv_1", "status": "running", "turns": "many"},
+        {"id": "conv_1", "status": 5, "turns": 1},
+        {"id": "conv_1", "status": "running", "turns": {"n": 1}},
+        ["conv_1"],
+    ],
+    ids=["turns-a-word", "status-a-number", "turns-an-object", "not-an-object"],
+)
+def test_an_answer_the_check_cannot_read_is_a_transient_malformed_answer_naming_the_call(clock, snapshot):
+    script = [snapshot, RUNNING, snapshot, snapshot]
+    event, sleeps = run_both(script, clock, turn=1, max_transient_errors=1)
+    assert event["status"] == "error" and sleeps == [2.0, 2.0, 2.0]  # tolerated once in a row, twice in all
+    assert event["error"]["type"] == "NairiServerError" and event["error"]["code"] == "malformed_answer"
+    assert event["error"]["retryable"] is True and event["error"]["request_id"] == "req_last"
+    assert "GET /conversations/conv_1" in event["message"]
+
+
+def test_an_answer_in_hand_the_check_cannot_read_raises_naming_its_call():
+    waiter = Waiter(
+        "conversation",
+        "conv_1",
+        deadline=None,
+        poll_interval=1.0,
+        last_answer=lambda: ("POST", "/conversations", "req_create"),
+    )
+    with pytest.raises(NairiServerError) as raised:
+        waiter.read(lambda: conversation_event({"id": "conv_1", "status": "running", "turns": "x"}, 1))
+    assert raised.value.retryable and raised.value.code == "malformed_answer"
+    assert str(raised.value).startswith(
+        "POST /conversations: malformed_answer: the answer about conversation"
+    )
+    assert str(raised.value).endswith("(request id req_create)")
+    unavailable = NairiServerError("unavailable", status=503, method="GET", path="/conversations/conv_1")
+
+    def fails():
+        raise unavailable
+
+    with pytest.raises(NairiServerError) as passed_through:
+        waiter.read(fails)
+    assert passed_through.value is unavailable  # a client error is kept as it is
 
 
 def test_wait_options_refuse_what_would_never_end_or_busy_loop():
