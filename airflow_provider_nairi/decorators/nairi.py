@@ -35,6 +35,7 @@ from airflow_provider_nairi.operators.conversation import (
     NairiSendMessageOperator,
     NairiStartConversationOperator,
 )
+from airflow_provider_nairi.outcomes import airflow_outcome
 from airflow_provider_nairi.resources.replies import BranchReply
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ class _NairiTask(DecoratedOperator):
             **kwargs,
         )
 
+    @airflow_outcome  # a message the function got wrong fails without retries, as a bad parameter does
     def execute(self, context: Context) -> Any:
         context_merge(context, self.op_kwargs)
         kwargs = determine_kwargs(self.python_callable, self.op_args, context)

@@ -39,6 +39,7 @@ from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiPara
 from airflow_provider_nairi.hook_mixin import NairiHookMixin
 from airflow_provider_nairi.links import XCOM_CONVERSATION_URL, NairiConversationLink
 from airflow_provider_nairi.operators.conversation import NairiSendMessageOperator
+from airflow_provider_nairi.outcomes import airflow_outcome
 from airflow_provider_nairi.resources.conversation import conversation_result, latest_reply
 from airflow_provider_nairi.validation import check_count, check_label
 
@@ -149,8 +150,10 @@ class NairiReviewOperator(NairiHookMixin, HITLOperator, BranchMixIn):
         self.review_rounds = review_rounds
         self.conn_id = conn_id
 
+    @airflow_outcome
     def execute(self, context: Context) -> Any:
-        """Read the latest reply, write the review request with it, and wait for the reviewer."""
+        """Read the latest reply, write the review request with it, and wait for the reviewer (a Nairi
+        error ends the task as everywhere: :func:`~airflow_provider_nairi.outcomes.airflow_outcome`)."""
         conversation_id = check_label("conversation_id", self.conversation_id)
         conversation = self.api.get_conversation(conversation_id)
         url = self.hook.dashboard_url("conversations", conversation_id)

@@ -7,13 +7,20 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from airflow_home import BIN, emulated_airflow, task_states
+from airflow_home import (
+    Background,
+    another_home,
+    dags_folder,
+    dags_test_in_background,
+    emulated_airflow,
+    task_states,
+)
 
+from airflow_provider_nairi.client import ClientConfig, NairiClient
 from airflow_provider_nairi.operators.review import NO_CHANGES_GIVEN
 
 pytestmark = pytest.mark.integration
@@ -21,6 +28,8 @@ pytestmark = pytest.mark.integration
 HERE = Path(__file__).parent
 EXAMPLE = HERE.parent.parent / "example_dags" / "nairi_review_loop.py"
 DRAFTS = ["Draft one", "Draft two", "Draft three"]
+#: The example's conf: the agent's drafts, scripted.
+DRAFTED = {"topic": "typed replies [[replies:" + json.dumps(DRAFTS) + "]]"}
 TIMEOUT_DAG = """
 import pendulum
 from airflow.sdk import dag
@@ -43,45 +52,69 @@ nairi_review_timeout()
 """
 
 
+#: The example's agent, which its concurrent runs would otherwise each create (example_dags).
+WRITER = "airflow-example-writer"
+#: Every review of the module: ``(dag_id, the reviewer's answers, conf)``. They go side by side, each in its
+#: own copy of the migrated home with its own reviewer process, against one emulator.
+REVIEWS = {
+    "approve": ("nairi_review_loop", [["review.review_1", "Approve", ""]], None),
+    "request changes twice": (
+        "nairi_review_loop",
+        [
+            ["review.review_1", "Request changes", "Shorter, please."],
+            ["review.review_2", "Request changes", ""],
+            ["review.review_3", "Approve", ""],
+        ],
+        None,
+    ),
+    "reject": (
+        "nairi_review_loop",
+        [["review.review_1", "Request changes", "Try again."], ["review.review_2", "Reject", ""]],
+        None,
+    ),
+    "timeout": ("nairi_review_timeout", [["review.review_1", "TIMEOUT", None]], {}),
+}
+
+
 @pytest.fixture(scope="module")
-def airflow_env(tmp_path_factory):
-    dags = tmp_path_factory.mktemp("dags")
-    (dags / EXAMPLE.name).symlink_to(EXAMPLE)
+def reviews(tmp_path_factory):
+    """Start every review of :data:`REVIEWS` at once; ``reviews(name)`` is ``(env, log, seen, emulator)``
+    once it ended: the DAG run's log and what the reviewer saw."""
+    dags = dags_folder(tmp_path_factory.mktemp("dags"), EXAMPLE)
     (dags / "nairi_review_timeout.py").write_text(TIMEOUT_DAG)
     with emulated_airflow(tmp_path_factory.mktemp("airflow"), dags) as (env, emulator):
         env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "True"
         env["AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE"] = "True"
-        yield env, emulator
-
-
-def review_run(env, answers, dag_id="nairi_review_loop", conf=None):
-    """Run the DAG and the reviewer side by side; return the DAG's log and what the reviewer saw."""
-    if conf is None:
-        conf = {"topic": "typed replies [[replies:" + json.dumps(DRAFTS) + "]]"}
-    dags_test = subprocess.Popen(
-        [str(BIN / "airflow"), "dags", "test", dag_id, "--conf", json.dumps(conf)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        reviewer = subprocess.run(
-            [sys.executable, str(HERE / "hitl_responder.py"), dag_id, json.dumps(answers)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=200,
-            check=False,
+        NairiClient(ClientConfig(base_url=emulator.base_url, api_key=emulator.api_key)).create_agent(
+            WRITER, "You write short, friendly release notes."
         )
-        if reviewer.returncode != 0:
-            dags_test.kill()
-        log, _ = dags_test.communicate(timeout=60)
-    finally:
-        dags_test.kill()
-    seen = [json.loads(line) for line in reviewer.stdout.splitlines() if line.startswith('{"task_id"')]
-    assert len(seen) == len(answers), reviewer.stdout[-3000:] + reviewer.stderr[-3000:] + log[-3000:]
-    return log, seen
+        started = {}
+        for name, (dag_id, answers, conf) in REVIEWS.items():
+            home_env = another_home(env, tmp_path_factory.mktemp("home"))
+            dag_run = dags_test_in_background(home_env, dag_id, DRAFTED if conf is None else conf)
+            argv = [sys.executable, str(HERE / "hitl_responder.py"), dag_id, json.dumps(answers)]
+            reviewer = Background(home_env, argv, Path(home_env["AIRFLOW_HOME"]) / "reviewer.log")
+            started[name] = (dag_run, reviewer, len(answers))
+        ended = {}
+
+        def result(name):
+            if name not in ended:
+                dag_run, reviewer, answered = started[name]
+                reviewed = reviewer.log(timeout=900)
+                if reviewer.process.returncode != 0:
+                    dag_run.process.kill()
+                log = dag_run.log(timeout=300)
+                seen = [json.loads(line) for line in reviewed.splitlines() if line.startswith('{"task_id"')]
+                assert len(seen) == answered, reviewed[-3000:] + log[-3000:]
+                ended[name] = (dag_run.env, log, seen, emulator)
+            return ended[name]
+
+        try:
+            yield result
+        finally:
+            for dag_run, reviewer, _ in started.values():
+                dag_run.process.kill()
+                reviewer.process.kill()
 
 
 def states(env, dag_id="nairi_review_loop"):
@@ -91,16 +124,13 @@ def states(env, dag_id="nairi_review_loop"):
 
 def user_messages(emulator, body):
     """The user messages of the conversation a review form (``body``) names."""
-    from airflow_provider_nairi.client import ClientConfig, NairiClient  # noqa: PLC0415
-
     (conversation_id,) = set(re.findall(r"conv_[0-9a-f]+", body))
     client = NairiClient(ClientConfig(base_url=emulator.base_url, api_key=emulator.api_key))
     return [m["content"] for m in client.list_messages(conversation_id) if m["role"] == "user"]
 
 
-def test_approve_in_round_1_publishes_turn_1_and_skips_the_other_rounds(airflow_env):
-    env, _ = airflow_env
-    log, seen = review_run(env, [["review.review_1", "Approve", ""]])
+def test_approve_in_round_1_publishes_turn_1_and_skips_the_other_rounds(reviews):
+    env, log, seen, _ = reviews("approve")
     assert seen[0]["subject"] == "Review the agent's reply (round 1 of 3)"
     assert seen[0]["options"] == ["Approve", "Request changes", "Reject"]
     assert "```text\nDraft one\n```" in seen[0]["body"]
@@ -110,14 +140,8 @@ def test_approve_in_round_1_publishes_turn_1_and_skips_the_other_rounds(airflow_
     assert {found[t] for t in ("review.revise_1", "review.review_2", "review.review_3")} == {"skipped"}
 
 
-def test_request_changes_twice_then_approve_shows_each_round_the_latest_reply(airflow_env):
-    env, emulator = airflow_env
-    answers = [
-        ["review.review_1", "Request changes", "Shorter, please."],
-        ["review.review_2", "Request changes", ""],
-        ["review.review_3", "Approve", ""],
-    ]
-    log, seen = review_run(env, answers)
+def test_request_changes_twice_then_approve_shows_each_round_the_latest_reply(reviews):
+    env, log, seen, emulator = reviews("request changes twice")
     for round_number, (request, draft) in enumerate(zip(seen, DRAFTS, strict=True), 1):
         assert request["subject"] == f"Review the agent's reply (round {round_number} of 3)"
         assert f"Turn {round_number} of [conversation conv_" in request["body"]
@@ -128,11 +152,8 @@ def test_request_changes_twice_then_approve_shows_each_round_the_latest_reply(ai
     assert states(env)["publish"] == "success"
 
 
-def test_reject_skips_what_follows_the_review_without_failing(airflow_env):
-    env, _ = airflow_env
-    log, _ = review_run(
-        env, [["review.review_1", "Request changes", "Try again."], ["review.review_2", "Reject", ""]]
-    )
+def test_reject_skips_what_follows_the_review_without_failing(reviews):
+    env, log, _, _ = reviews("reject")
     found = states(env)
     assert found["review.review_2"] == "success"
     assert found["review.revise_2"] == found["review.review_3"] == "skipped"
@@ -140,11 +161,8 @@ def test_reject_skips_what_follows_the_review_without_failing(airflow_env):
     assert "DagRun Finished: dag_id=nairi_review_loop" in log and "state=success" in log
 
 
-def test_a_review_nobody_answers_fails_when_its_time_is_up(airflow_env):
-    env, _ = airflow_env
-    log, seen = review_run(
-        env, [["review.review_1", "TIMEOUT", None]], dag_id="nairi_review_timeout", conf={}
-    )
+def test_a_review_nobody_answers_fails_when_its_time_is_up(reviews):
+    env, log, seen, _ = reviews("timeout")
     assert seen[0]["options"] == ["Approve", "Reject"]  # one round: a plain gate
     found = states(env, "nairi_review_timeout")
     assert found["review.review_1"] == "failed", log[-5000:]
