@@ -182,3 +182,12 @@ def test_a_mapped_instance_skips_its_own_siblings_through_the_api():
 @pytest.fixture
 def no_sleep():
     """Real sleeps: the emulator's agents take real time."""
+
+
+def test_a_function_returning_no_message_fails_the_task_without_retries():
+    """A wrong return value is a bad parameter: Airflow's retries could not fix it (airflow_outcome)."""
+    ask = one_task(agent_name="a")
+    ask.python_callable = lambda: {"text": "no message key"}
+    ti = FakeTaskInstance("ask")
+    with pytest.raises(AirflowFailException, match=r"Nairi: @task\.nairi: the function must return"):
+        ask.execute({"ti": ti, "task_instance": ti, "task_state_store": None})

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pendulum
 import pytest
-from airflow.providers.common.compat.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG, AirflowFailException
 
 from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiParameterError
 from airflow_provider_nairi.operators import review
@@ -109,3 +109,14 @@ def test_before_airflow_3_1_the_review_is_refused_naming_the_version(monkeypatch
         nairi_review(conversation_id="conv_1")
     with pytest.raises(NairiConfigurationError, match=r"NairiReviewOperator needs Airflow 3\.1"):
         review.require_hitl("NairiReviewOperator")
+
+
+@needs_hitl
+@pytest.mark.nairi_emulator
+def test_a_nairi_error_ends_the_review_as_everywhere(nairi_emulator):
+    """The review reads the conversation through the provider's one translation: a 404 fails without
+    retries (AirflowFailException), naming the API's error."""
+    with DAG(dag_id="gate", schedule=None, start_date=START):
+        gate = NairiReviewOperator(task_id="gate", conversation_id="conv_gone")
+    with pytest.raises(AirflowFailException, match=r"^Nairi: .*conv_gone"):
+        gate.execute({"ti": None})

@@ -34,6 +34,7 @@ from airflow_provider_nairi.testing import connection_env_var
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "integration"))
 import test_example_dags as integration
+from airflow_home import dags_folder
 
 airflow_env = integration.airflow_env  # its migrated Airflow home and its emulator
 RESPONDER = Path(integration.__file__).parent / "hitl_responder.py"
@@ -97,6 +98,14 @@ def test_no_example_dag_leaves_the_key_or_a_secret_anywhere(airflow_env, tmp_pat
         home = homes[dag_id]  # the copied airflow.cfg names the first home: override its paths
         dag_env = {
             **env,
+            # Its DAG alone (and the examples' data): `dags test` parses its whole DAGs folder at each run.
+            "AIRFLOW__CORE__DAGS_FOLDER": str(
+                dags_folder(
+                    home / "dags",
+                    integration.EXAMPLE_DAGS / f"{dag_id}.py",
+                    integration.EXAMPLE_DAGS / "data",
+                )
+            ),
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
