@@ -120,3 +120,19 @@ def test_a_nairi_error_ends_the_review_as_everywhere(nairi_emulator):
         gate = NairiReviewOperator(task_id="gate", conversation_id="conv_gone")
     with pytest.raises(AirflowFailException, match=r"^Nairi: .*conv_gone"):
         gate.execute({"ti": None})
+
+
+@needs_hitl
+def test_typed_replies_and_review_combine_each_revised_reply_is_validated_before_it_is_shown():
+    """``nairi_review(output_type=...)``: every revise turn is a typed send (repaired in the conversation,
+    ``max_repair_turns``), so the next round only ever shows a reply that passed; the reviewer's text is sent
+    as written (no schema appended)."""
+    schema = {"type": "object", "required": ["title"], "properties": {"title": {"type": "string"}}}
+    with DAG(dag_id="typed_review", schedule=None, start_date=START) as dag:
+        nairi_review(conversation_id="conv_1", max_iterations=3, output_type=schema, max_repair_turns=1)
+    for number in (1, 2):
+        revise = dag.task_dict[f"review.revise_{number}"]
+        assert (revise.output_type, revise.max_repair_turns, revise.instruct_output) == (schema, 1, False)
+        assert revise.reply_format().check('{"title": "ok"}').valid
+        assert not revise.reply_format().check('{"name": "no title"}').valid
+        assert dag.task_dict[f"review.review_{number + 1}"].upstream_task_ids == {revise.task_id}
