@@ -35,12 +35,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, BranchMixIn, Param, TaskGroup
 
-from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiParameterError
+from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiOutputError, NairiParameterError
 from airflow_provider_nairi.hook_mixin import NairiHookMixin
 from airflow_provider_nairi.links import XCOM_CONVERSATION_URL, NairiConversationLink
 from airflow_provider_nairi.operators.conversation import NairiSendMessageOperator
 from airflow_provider_nairi.outcomes import airflow_outcome
 from airflow_provider_nairi.resources.conversation import conversation_result, latest_reply
+from airflow_provider_nairi.resources.replies import TypedReply
 from airflow_provider_nairi.validation import check_count, check_label
 
 try:  # the module raises at import before Airflow 3.1
@@ -104,6 +105,10 @@ class NairiReviewOperator(NairiHookMixin, HITLOperator, BranchMixIn):
     :param request_changes_to: the task that sends the requested changes (offers "Request changes" when set).
     :param review_round: this round's number, shown in the subject.
     :param review_rounds: the number of rounds, shown in the subject.
+    :param output_type: what the reply under review must be (see the conversation operators): the result
+        gains ``output``, the validated value, as theirs does; a reply that is not valid fails the round with
+        :class:`~airflow_provider_nairi.exceptions.NairiOutputError` before anyone is asked (give the
+        drafting task the same ``output_type``: it repairs the reply first).
     :param conn_id: the Nairi connection.
     """
 
@@ -120,10 +125,13 @@ class NairiReviewOperator(NairiHookMixin, HITLOperator, BranchMixIn):
         request_changes_to: str | None = None,
         review_round: int = 1,
         review_rounds: int = 1,
+        output_type: Any = None,
         conn_id: str = "nairi_default",
         **kwargs: Any,
     ) -> None:
         require_hitl("NairiReviewOperator")
+        if output_type is not None:
+            TypedReply(output_type)  # refuses, while the DAG is parsed, a type that cannot validate a reply
         check_count("review_round", review_round)
         check_count("review_rounds", review_rounds)
         if isinstance(timeout, bool) or not (timeout is None or isinstance(timeout, (int, float, timedelta))):
@@ -148,21 +156,40 @@ class NairiReviewOperator(NairiHookMixin, HITLOperator, BranchMixIn):
         self.request_changes_to = request_changes_to
         self.review_round = review_round
         self.review_rounds = review_rounds
+        self.output_type = output_type
         self.conn_id = conn_id
 
     @airflow_outcome
     def execute(self, context: Context) -> Any:
         """Read the latest reply, write the review request with it, and wait for the reviewer (a Nairi
         error ends the task as everywhere: :func:`~airflow_provider_nairi.outcomes.airflow_outcome`)."""
+        result = self.reviewed()
+        context["ti"].xcom_push(key=XCOM_REVIEWED, value=result)
+        context["ti"].xcom_push(
+            key=XCOM_CONVERSATION_URL, value=result["url"]
+        )  # the "Nairi conversation" link
+        self.body = self.review_body(result)  # set after rendering: the agent's text is never a template
+        return super().execute(context)
+
+    def reviewed(self) -> dict[str, Any]:
+        """The conversation result of the latest reply (with ``output`` when ``output_type`` is set)."""
         conversation_id = check_label("conversation_id", self.conversation_id)
         conversation = self.api.get_conversation(conversation_id)
         url = self.hook.dashboard_url("conversations", conversation_id)
-        reply = latest_reply(self.api, conversation)
-        result = conversation_result(conversation, reply, url)
-        context["ti"].xcom_push(key=XCOM_REVIEWED, value=result)
-        context["ti"].xcom_push(key=XCOM_CONVERSATION_URL, value=url)  # the "Nairi conversation" link
-        self.body = self.review_body(result)  # set after rendering: the agent's text is never a template
-        return super().execute(context)
+        result = conversation_result(conversation, latest_reply(self.api, conversation), url)
+        if self.output_type is None:
+            return result
+        check = TypedReply(self.output_type).check(result["reply"])
+        if not check.valid:
+            raise NairiOutputError(
+                f"the reply to turn {result['turn']} of conversation {conversation_id} under review is not "
+                "valid for output_type (give the drafting task the same output_type): "
+                + "; ".join(check.errors),
+                errors=check.errors,
+                conversation_id=conversation_id,
+                turn=result["turn"] if isinstance(result["turn"], int) else None,
+            )
+        return {**result, "output": check.value}
 
     def review_body(self, result: Mapping[str, Any]) -> str:
         """The form's Markdown: the reply (fenced, cut at :data:`MAX_SHOWN_CHARS`), its artifacts, the
@@ -259,7 +286,8 @@ def nairi_review(
     :param assigned_users, timeout: see :class:`NairiReviewOperator` (``timeout`` is per round).
     :param max_iterations: review rounds at most (1: a plain approve/reject gate).
     :param output_type, max_repair_turns: a revised reply must be this type, repaired as the conversation
-        operators do, before it is shown (a reply under review has already passed ``output_type``).
+        operators do, before it is shown (a reply under review has already passed ``output_type``); each
+        round checks the reply it shows, and ``approved`` returns it with ``output``, the validated value.
     :param send_kwargs: more keywords of the revise turns
         (:class:`~airflow_provider_nairi.operators.conversation.NairiSendMessageOperator`:
         ``deferrable``, ``poll_interval``, ``timeout`` is named ``reply_timeout`` here...).
@@ -286,6 +314,7 @@ def nairi_review(
                 request_changes_to=None if last else group.child_id(f"revise_{number}"),  # type: ignore[no-untyped-call]
                 review_round=number,
                 review_rounds=max_iterations,
+                output_type=output_type,
                 conn_id=conn_id,
             )
             if previous is not None:

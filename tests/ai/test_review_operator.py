@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pendulum
 import pytest
 from airflow.providers.common.compat.sdk import DAG, AirflowFailException
 
-from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiParameterError
+from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiOutputError, NairiParameterError
 from airflow_provider_nairi.operators import review
 from airflow_provider_nairi.operators.review import (
     MAX_SHOWN_CHARS,
@@ -136,3 +137,29 @@ def test_typed_replies_and_review_combine_each_revised_reply_is_validated_before
         assert revise.reply_format().check('{"title": "ok"}').valid
         assert not revise.reply_format().check('{"name": "no title"}').valid
         assert dag.task_dict[f"review.review_{number + 1}"].upstream_task_ids == {revise.task_id}
+
+
+@needs_hitl
+@pytest.mark.nairi_emulator(turn_latency=0.02)
+def test_a_typed_review_shows_the_validated_output_and_refuses_a_reply_that_never_passed(nairi_emulator):
+    """The approved result carries ``output`` as the conversation operators' does; a reply that is not valid
+    is never put before a reviewer (NairiOutputError, final)."""
+    from airflow_provider_nairi.hooks.nairi import NairiHook  # noqa: PLC0415
+
+    client = NairiHook().client
+    agent_id = client.create_agent("writer", "Write.")["id"]
+    valid = client.create_conversation(agent_id, '[[replies:[{"title": "Ok"}]]]')["id"]
+    invalid = client.create_conversation(agent_id, '[[replies:["no JSON here"]]]')["id"]
+    schema = {"type": "object", "required": ["title"], "properties": {"title": {"type": "string"}}}
+    with DAG(dag_id="typed_gate", schedule=None, start_date=START):
+        shown = NairiReviewOperator(task_id="shown", conversation_id=valid, output_type=schema)
+        refused = NairiReviewOperator(task_id="refused", conversation_id=invalid, output_type=schema)
+    deadline = time.monotonic() + 30
+    while any(client.get_conversation(c)["status"] != "completed" for c in (valid, invalid)):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    result = shown.reviewed()
+    assert (result["output"], result["reply"]) == ({"title": "Ok"}, '{"title": "Ok"}')
+    with pytest.raises(NairiOutputError, match=r"under review is not valid for output_type") as raised:
+        refused.reviewed()
+    assert raised.value.conversation_id == invalid and raised.value.errors
