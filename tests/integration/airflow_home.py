@@ -46,11 +46,21 @@ def migrated_db() -> Path:
     return _migrated_db[0]
 
 
+def copy_migrated_home(home: Path) -> None:
+    """Make ``home`` a copy of the session's migrated home: its DB, and its ``airflow.cfg`` with the paths
+    moved to ``home`` (written here, before any process starts: two processes starting at once in a home
+    without one would both write it)."""
+    db = migrated_db()
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(db, home / "airflow.db")
+    config = (db.parent / "airflow.cfg").read_text()
+    (home / "airflow.cfg").write_text(config.replace(str(db.parent), str(home)))
+
+
 def migrated_env(home: Path, dags_folder: Path) -> dict[str, str]:
     """The environment of an Airflow home at ``home`` reading DAGs from ``dags_folder``, its metadata DB a
-    copy of the session's migrated one (Airflow writes the home's ``airflow.cfg`` on its first command)."""
-    home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(migrated_db(), home / "airflow.db")
+    copy of the session's migrated one."""
+    copy_migrated_home(home)
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(home),
@@ -91,8 +101,7 @@ def emulated_airflow(home: Path, dags_folder: Path) -> Iterator[tuple[dict[str, 
 def another_home(env: dict[str, str], home: Path) -> dict[str, str]:
     """``env`` (an emulated Airflow home's) for a fresh home at ``home``: same DAGs, connection and settings,
     its own copy of the migrated DB, so runs can go side by side without sharing an SQLite file."""
-    home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(migrated_db(), home / "airflow.db")
+    copy_migrated_home(home)
     return {**env, "AIRFLOW_HOME": str(home)}
 
 
