@@ -174,3 +174,26 @@ class NairiChecksumError(NairiError):
 class NairiAnswerTooLargeError(NairiError):
     """A JSON answer larger than the connection's ``max_answer_bytes`` (counted after decoding): reading
     stopped at the cap. Not retried: the same call gets the same answer. The message says what to check."""
+
+
+class NairiOutputError(NairiError):
+    """The agent's reply is still not what ``output_type`` (or the branch choices) asks for after the repair
+    turns: ``errors`` are the last validation errors (bounded), ``conversation_id`` and ``turn`` locate the
+    reply. Final: Airflow retries do not apply (a retry would find the same conversation and its spent repair
+    budget; see docs/ai-workflows.md). Raised by the operators and decorators with ``output_type`` or
+    branch choices (:mod:`airflow_provider_nairi.resources.replies`)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        errors: Sequence[str] = (),
+        conversation_id: str | None = None,
+        turn: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("code", "invalid_output")
+        super().__init__(message, **kwargs)
+        self.errors = list(errors)
+        self.conversation_id = conversation_id
+        self.turn = turn

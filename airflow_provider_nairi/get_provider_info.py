@@ -56,6 +56,7 @@ def get_provider_info() -> dict[str, Any]:
             "operators.content",
             "operators.conversation",
             "operators.corpus",
+            "operators.review",
             "operators.scheduled_jobs",
             "operators.secrets",
             "operators.video",
@@ -65,6 +66,10 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": _modules(
             "triggers.conversation", "triggers.events", "triggers.polling", "triggers.video"
         ),
+        "task-decorators": [
+            {"name": "nairi", "class-name": f"{PACKAGE}.decorators.nairi.nairi_task"},
+            {"name": "nairi_branch", "class-name": f"{PACKAGE}.decorators.nairi.nairi_branch_task"},
+        ],
         "extra-links": [
             f"{PACKAGE}.links.NairiConversationLink",
             f"{PACKAGE}.links.NairiVideoLink",

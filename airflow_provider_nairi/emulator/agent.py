@@ -8,6 +8,11 @@ Directives (anywhere in a message; ``[[delay:S]]`` also in an agent's instructio
   (default: ``artifact NAME of CONVERSATION_ID turn N``).
 - ``[[delay:SECONDS]]``: the turn takes SECONDS instead of the configured latency (a message's directive wins
   over the instructions').
+- ``[[replies:JSON_LIST]]``: a script: the replies of this turn and the next ones of the conversation, in
+  order (a string item is the reply as written, any other JSON value is the reply ``json.dumps(value)``).
+  In an agent's instructions it scripts turns 1, 2, ... of every conversation of the agent. A
+  conversation's own script wins for the turns it covers; after the last item, turns reply as below again.
+  The list is parsed as JSON, so its items may hold ``]``, ``|`` or text that looks like another directive.
 
 The reply (the assistant message's ``content``) is, line by line::
 
@@ -22,6 +27,7 @@ Anything that does not match a directive exactly (``[[delay:soon]]``) is ordinar
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,6 +40,10 @@ DIRECTIVE = re.compile(
 DEFAULT_FAIL_CODE = "agent_error"
 #: Longest delay a directive can ask for, in seconds.
 MAX_DELAY = 3600.0
+SCRIPT_OPEN = "[[replies:"
+SCRIPT_CLOSE = "]]"
+#: Most replies one ``[[replies:...]]`` directive may script (a longer list is ordinary text).
+MAX_SCRIPTED = 1000
 
 
 @dataclass
@@ -47,13 +57,66 @@ class Turn:
     artifacts: list[tuple[str, str | None]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Script:
+    """Scripted replies: ``replies[0]`` answers turn ``first_turn``, the next item the next turn, and so
+    on."""
+
+    first_turn: int
+    replies: tuple[str, ...]
+
+    def reply_for(self, turn: int) -> str | None:
+        index = turn - self.first_turn
+        return self.replies[index] if 0 <= index < len(self.replies) else None
+
+
+def split_script(text: str) -> tuple[str, tuple[str, ...] | None]:
+    """``text`` without its ``[[replies:[...]]]`` directives, and the replies of the last one (``None``: no
+    directive). A ``[[replies:`` not followed by a JSON list of at most :data:`MAX_SCRIPTED` items and ``]]``
+    is ordinary text."""
+    decoder = json.JSONDecoder()
+    kept: list[str] = []
+    replies: tuple[str, ...] | None = None
+    position = 0
+    start = text.find(SCRIPT_OPEN)
+    while start != -1:
+        end = -1
+        try:
+            value, end = decoder.raw_decode(text, start + len(SCRIPT_OPEN))
+        except (ValueError, RecursionError):  # not JSON, or nested too deep for the decoder
+            value = None
+        if isinstance(value, list) and len(value) <= MAX_SCRIPTED and text.startswith(SCRIPT_CLOSE, end):
+            kept.append(text[position:start])
+            replies = tuple(item if isinstance(item, str) else json.dumps(item) for item in value)
+            position = end + len(SCRIPT_CLOSE)
+            start = text.find(SCRIPT_OPEN, position)
+        else:
+            start = text.find(SCRIPT_OPEN, start + 1)
+    kept.append(text[position:])
+    return " ".join(kept), replies
+
+
 def directive_delay(text: str) -> float | None:
     delays = [float(m["delay"]) for m in DIRECTIVE.finditer(text) if m["delay"] is not None]
     return min(delays[-1], MAX_DELAY) if delays else None
 
 
-def plan_turn(instructions: str, content: str, turn: int, attachments: Sequence[str], latency: float) -> Turn:
-    """The plan for turn ``turn`` of an agent with ``instructions`` answering ``content``."""
+def plan_turn(
+    instructions: str,
+    content: str,
+    turn: int,
+    attachments: Sequence[str],
+    latency: float,
+    *,
+    script: Script | None = None,
+) -> Turn:
+    """The plan for turn ``turn`` of an agent with ``instructions`` answering ``content``; ``script``: the
+    conversation's scripted replies (see :func:`conversation_script`), which win over the instructions'."""
+    instructions_text, instructions_replies = split_script(instructions)
+    content, _ = split_script(content)
+    scripted = script.reply_for(turn) if script is not None else None
+    if scripted is None and instructions_replies is not None:
+        scripted = Script(1, instructions_replies).reply_for(turn)
     error = None
     artifacts: list[tuple[str, str | None]] = []
     for found in DIRECTIVE.finditer(content):
@@ -66,7 +129,7 @@ def plan_turn(instructions: str, content: str, turn: int, attachments: Sequence[
             }
     delay = directive_delay(content)
     if delay is None:
-        delay = directive_delay(instructions)
+        delay = directive_delay(instructions_text)
     text = " ".join(DIRECTIVE.sub(" ", content).split())
     lines = [
         f"Reply to turn {turn}: {text}",
@@ -76,7 +139,15 @@ def plan_turn(instructions: str, content: str, turn: int, attachments: Sequence[
         lines.append("Attachments: " + ", ".join(attachments))
     if artifacts:
         lines.append("Artifacts: " + ", ".join(name for name, _ in artifacts))
-    return Turn(latency if delay is None else delay, "\n".join(lines), error, artifacts)
+    reply = "\n".join(lines) if scripted is None else scripted
+    return Turn(latency if delay is None else delay, reply, error, artifacts)
+
+
+def conversation_script(content: str, turn: int, current: Script | None) -> Script | None:
+    """The conversation's script once user message ``content`` starts turn ``turn``: the message's own
+    ``[[replies:...]]`` (from this turn on), else the script it had."""
+    _, replies = split_script(content)
+    return current if replies is None else Script(turn, replies)
 
 
 def default_artifact_text(name: str, conversation_id: str, turn: int) -> str:

@@ -83,3 +83,25 @@ def test_connections_test_reaches_the_emulator_and_reports_a_revoked_key(nairi_e
     assert "Connection failed!" in revoked.stdout
     assert "401 unauthorized" in revoked.stdout
     assert nairi_emulator.api_key not in revoked.stdout + revoked.stderr
+
+
+def test_airflow_sees_the_task_decorators_and_task_dot_nairi_resolves_to_them():
+    result = airflow("providers", "get", "airflow-provider-nairi", "--full", "-o", "json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (info,) = json.loads(result.stdout)
+    assert info["task-decorators"] == [
+        {"name": "nairi", "class-name": "airflow_provider_nairi.decorators.nairi.nairi_task"},
+        {"name": "nairi_branch", "class-name": "airflow_provider_nairi.decorators.nairi.nairi_branch_task"},
+    ]
+    code = (
+        "from airflow.sdk import task\n"
+        "print(task.nairi.__module__, task.nairi.__name__, task.nairi_branch.__name__)"
+    )
+    resolved = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=user_env(), check=True
+    )
+    assert resolved.stdout.split() == [
+        "airflow_provider_nairi.decorators.nairi",
+        "nairi_task",
+        "nairi_branch_task",
+    ]

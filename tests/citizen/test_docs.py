@@ -118,8 +118,17 @@ def test_class_docstring_documents_each_of_its_own_parameters(name):
     assert [param for param in own if f":param {param}" not in doc and f"``{param}``" not in doc] == []
 
 
+def refused_on_this_airflow(cls: type) -> bool:
+    """A class that needs a newer Airflow refuses to build (tests/ai/test_review_operator.py proves it)."""
+    from airflow_provider_nairi.operators import review  # noqa: PLC0415
+
+    return cls is review.NairiReviewOperator and review.HITLOperator is review.BaseOperator
+
+
 @pytest.mark.parametrize("name", sorted(CLASSES))
 def test_section_example_builds_in_a_dag(name):
+    if refused_on_this_airflow(CLASSES[name]):
+        pytest.skip("needs Airflow 3.1+")
     (example,) = EXAMPLE.findall(SECTIONS[name])
     namespace = dict(vars(importlib.import_module(CLASSES[name].__module__)))
     with DAG(dag_id=f"docs_{name}", schedule=None):

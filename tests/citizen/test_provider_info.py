@@ -68,6 +68,18 @@ def test_every_module_of_the_package_is_listed(kind):
     assert on_disk == set(listed_modules(kind))
 
 
+def test_every_task_decorator_imports_and_every_decorator_module_is_listed():
+    names = {entry["name"]: entry["class-name"] for entry in INFO["task-decorators"]}
+    assert sorted(names) == ["nairi", "nairi_branch"]
+    for dotted in names.values():
+        assert callable(import_class(dotted))
+    package = Path(airflow_provider_nairi.__file__).parent / "decorators"
+    on_disk = {
+        f"airflow_provider_nairi.decorators.{info.name}" for info in pkgutil.iter_modules([str(package)])
+    }
+    assert on_disk == {dotted.rpartition(".")[0] for dotted in names.values()}
+
+
 def test_connection_type_names_an_importable_hook_of_that_type():
     for conn in INFO.get("connection-types", []):
         hook = import_class(conn["hook-class-name"])

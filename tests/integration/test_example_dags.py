@@ -19,10 +19,9 @@ import time
 from pathlib import Path
 
 import pytest
-from airflow_home import BIN, migrated_env
+from airflow_home import BIN, emulated_airflow
 
-from airflow_provider_nairi.emulator import run_emulator
-from airflow_provider_nairi.testing import connection_env_var, connection_json
+from airflow_provider_nairi.testing import connection_env_var
 
 pytestmark = pytest.mark.integration
 
@@ -58,9 +57,7 @@ with create_session() as session:
 
 @pytest.fixture(scope="module")
 def airflow_env(tmp_path_factory):
-    env = migrated_env(tmp_path_factory.mktemp("airflow"), EXAMPLE_DAGS)
-    with run_emulator(turn_latency=0.2) as emulator:
-        env[connection_env_var("nairi_default")] = connection_json(emulator.base_url, emulator.api_key)
+    with emulated_airflow(tmp_path_factory.mktemp("airflow"), EXAMPLE_DAGS) as (env, emulator):
         yield env, emulator
 
 

@@ -17,9 +17,11 @@ that upstream line shows it; it is on the console of a test command only, never 
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import sqlite3
+import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,8 +34,10 @@ from airflow_provider_nairi.testing import connection_env_var
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "integration"))
 import test_example_dags as integration
+from airflow_home import dags_folder
 
 airflow_env = integration.airflow_env  # its migrated Airflow home and its emulator
+RESPONDER = Path(integration.__file__).parent / "hitl_responder.py"
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +49,27 @@ UPSTREAM_MASK_LINE = re.compile(r"^.*\[debug *\] Sending request .*msg=MaskSecre
 TABLES = ("xcom", "rendered_task_instance_fields", "serialized_dag", "trigger", "task_instance", "dag_run")
 
 
-def conf_for(dag_id: str, out: Path) -> dict[str, str] | None:
+def script(*replies: object) -> str:
+    """The emulator's scripted replies (docs/emulator.md) for the AI-workflow examples."""
+    return f"[[replies:{json.dumps(list(replies))}]]"
+
+
+#: The AI-workflow examples need their agent's replies scripted (a typed answer, branch choices, a draft).
+SCRIPTED = {
+    "nairi_typed_reply": {"document": script("no", {"vendor": "ACME", "total": 1.5, "currency": "EUR"})},
+    "nairi_agent_branching": {
+        "batch_note": script("routine"),
+        "documents": [script("route.invoice"), script(["route.contract", "route.other"])],
+    },
+    "nairi_review_loop": {"topic": script("Draft one", "Draft two")},
+}
+#: The review example's reviewer (tests/integration/hitl_responder.py): asks for changes once, then approves.
+REVIEW_ANSWERS = [["review.review_1", "Request changes", "Shorter."], ["review.review_2", "Approve", ""]]
+
+
+def conf_for(dag_id: str, out: Path) -> dict | None:
+    if dag_id in SCRIPTED:
+        return SCRIPTED[dag_id]
     return {"output_dir": str(out / dag_id)} if dag_id in ("nairi_content", "nairi_org_as_code") else None
 
 
@@ -74,11 +98,31 @@ def test_no_example_dag_leaves_the_key_or_a_secret_anywhere(airflow_env, tmp_pat
         home = homes[dag_id]  # the copied airflow.cfg names the first home: override its paths
         dag_env = {
             **env,
+            # Its DAG alone (and the examples' data): `dags test` parses its whole DAGs folder at each run.
+            "AIRFLOW__CORE__DAGS_FOLDER": str(
+                dags_folder(
+                    home / "dags",
+                    integration.EXAMPLE_DAGS / f"{dag_id}.py",
+                    integration.EXAMPLE_DAGS / "data",
+                )
+            ),
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         }
-        return integration.dags_test(dag_env, dag_id, deferrable=True, conf=conf_for(dag_id, tmp_path))
+        reviewer = None
+        if dag_id == "nairi_review_loop":  # a human answers through Airflow's REST API, from a second process
+            reviewer = subprocess.Popen(
+                [sys.executable, str(RESPONDER), dag_id, json.dumps(REVIEW_ANSWERS)],
+                env={**dag_env, "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        try:
+            return integration.dags_test(dag_env, dag_id, deferrable=True, conf=conf_for(dag_id, tmp_path))
+        finally:
+            if reviewer is not None:
+                reviewer.kill()
 
     with ThreadPoolExecutor(max_workers=len(dag_ids)) as pool:
         outputs = dict(zip(dag_ids, pool.map(run, dag_ids), strict=True))

@@ -49,15 +49,24 @@ def add_message(core: Core, conversation: Record, role: str, content: str, artif
     return message
 
 
+def stored_script(conversation: Record) -> agent.Script | None:
+    """The conversation's scripted replies (internal field ``_script``), if a message set some."""
+    script = conversation.get("_script")
+    return agent.Script(script["first_turn"], tuple(script["replies"])) if script else None
+
+
 def start_turn(
     core: Core, conversation: Record, content: str, artifact_ids: list[str]
 ) -> tuple[Record, Record]:
     """Write the user's message as turn N+1, mark the conversation ``queued`` and start the agent."""
-    conversation = {**conversation, "turns": conversation["turns"] + 1}
+    turn = conversation["turns"] + 1
+    conversation = {**conversation, "turns": turn}
     message = add_message(core, conversation, "user", content, artifact_ids)
-    conversation = core.update_record(
-        "conversations", conversation, {"status": "queued", "error": None, "last_message": message}
-    )
+    changes: dict[str, Any] = {"status": "queued", "error": None, "last_message": message}
+    script = agent.conversation_script(content, turn, stored_script(conversation))
+    if script is not None:
+        changes["_script"] = {"first_turn": script.first_turn, "replies": list(script.replies)}
+    conversation = core.update_record("conversations", conversation, changes)
     core.start(conversation["id"], run_turn(core, conversation["id"], message["id"]))
     return conversation, message
 
@@ -67,7 +76,12 @@ def plan_of(core: Core, conversation: Record, message: Record) -> agent.Turn:
     agent_record = core.store.get("agents", conversation["agent_id"]) or {"instructions": ""}
     names = [a["name"] for i in message["artifact_ids"] if (a := core.store.get("artifacts", i))]
     return agent.plan_turn(
-        agent_record["instructions"], message["content"], message["turn"], names, core.settings.turn_latency
+        agent_record["instructions"],
+        message["content"],
+        message["turn"],
+        names,
+        core.settings.turn_latency,
+        script=stored_script(conversation),
     )
 
 

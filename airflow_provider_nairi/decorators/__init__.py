@@ -1,0 +1,1 @@
+"""TaskFlow decorators (registered under ``task-decorators``): ``@task.nairi``, ``@task.nairi_branch``."""
