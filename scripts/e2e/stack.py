@@ -298,9 +298,9 @@ def start_emulator(processes: Processes, venv_bin: Path, state_dir: Path) -> Emu
             token,
             "--state-dir",
             str(state_dir),
-            # Turns of 6 s: a shorter deferral meets an Airflow 3.3.2 scheduler race under load (docs/e2e.md).
+            # Turns of 10 s: shorter deferrals meet an Airflow 3.3.2 scheduler race under load (docs/e2e.md).
             "--turn-latency",
-            "6",
+            "10",
             "--video-delay",
             "8",
         ],
