@@ -46,9 +46,6 @@ class Harness:
         self.results: list[Result] = []
         self.notes: list[str] = []
 
-    def remaining(self) -> float:
-        return self.budget - (time.monotonic() - self.started)
-
     def run(self, scenario: str, executor: str, step: Callable[[], object]) -> bool:
         log(f"-- {scenario} ({executor})")
         began = time.monotonic()
