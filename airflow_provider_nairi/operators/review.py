@@ -141,8 +141,10 @@ class NairiReviewOperator(NairiHookMixin, HITLOperator, BranchMixIn):
         # Airflow hands the DAG's params in too (the form shows only the task's own).
         params = kwargs.pop("params", None) or {}
         params = dict(params) if isinstance(params, dict) else params
+        # Optional ("null" in its type): Airflow's UI disables every option while a required field is empty,
+        # so a required field would keep Approve and Reject greyed out until the reviewer typed something.
         params[CHANGES] = Param(
-            "", type="string", title="Requested changes (for Request changes)", source="task"
+            "", type=["null", "string"], title="Requested changes (for Request changes)", source="task"
         )
         super().__init__(
             subject=f"Review the agent's reply (round {review_round} of {review_rounds})",

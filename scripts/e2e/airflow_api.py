@@ -63,6 +63,25 @@ class AirflowApi:
         path = f"{self.ti_path(dag_id, run_id, task_id)}/links"
         return self.call("GET", path, params={"map_index": map_index})["extra_links"]
 
+    def pending_reviews(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """The run's human-in-the-loop requests nobody answered yet (Airflow 3.1+)."""
+        path = f"{self.run_path(dag_id, run_id)}/hitlDetails"
+        return self.call("GET", path, params={"response_received": False})["hitl_details"]
+
+    def answer_review(
+        self,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        *,
+        option: str,
+        fields: dict[str, Any],
+        map_index: int = -1,
+    ) -> Any:
+        """Answer a human-in-the-loop request as the UI's form does: the option chosen and its fields."""
+        path = f"{self.ti_path(dag_id, run_id, task_id)}/{map_index}/hitlDetails"
+        return self.call("PATCH", path, json={"chosen_options": [option], "params_input": fields})
+
     def log_text(self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1) -> str:
         answer = self.call(
             "GET",

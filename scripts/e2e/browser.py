@@ -11,13 +11,19 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import certifi
 from selenium import webdriver
-from selenium.common.exceptions import ElementClickInterceptedException, WebDriverException
+from selenium.common.exceptions import (
+    ElementClickInterceptedException,
+    TimeoutException,
+    WebDriverException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -30,7 +36,7 @@ from airflow_provider_nairi.client.config import connection_form
 
 if TYPE_CHECKING:
     from airflow_api import AirflowApi
-    from scenarios import Context
+    from harness import Context
 
 WAIT = 30
 # Keeps the answers of the page's API calls (the toast only says "Bad Request").
@@ -89,7 +95,9 @@ def same(stored: Any, typed: Any) -> bool:
     return stored == typed
 
 
-class ConnectionForm:
+class Page:
+    """One browser tab on Airflow's UI: find, click, type, screenshot (into ``shots``)."""
+
     def __init__(self, driver: webdriver.Chrome, shots: Path) -> None:
         self.driver = driver
         self.shots = shots
@@ -128,6 +136,10 @@ class ConnectionForm:
             element.send_keys(key)
         if element.get_attribute("value") != text:
             raise E2EError(f"the form field holds {element.get_attribute('value')!r} after typing {text!r}")
+
+
+class ConnectionForm(Page):
+    """The Add / Edit Connection dialog."""
 
     def open_section(self, title: str) -> None:
         trigger = self.find(f"//button[@data-part='item-trigger' and contains(@id, ':{title}')]")
@@ -222,7 +234,7 @@ def create_connection_in_form(ctx: Context, api: AirflowApi, conn_id: str, dashb
         driver.quit()
 
 
-def test_from_connections_page(ctx: Context, form: ConnectionForm, row: str) -> list[str]:
+def test_from_connections_page(ctx: Context, form: Page, row: str) -> list[str]:
     """Click the row's Test Connection button; the toast must show the provider's answer."""
     driver = form.driver
     driver.execute_script(RECORD_XHR)
@@ -258,7 +270,7 @@ def check_stored(api: AirflowApi, conn_id: str, typed: dict[str, Any], form: str
 def task_page(ctx: Context, dag_id: str, run_id: str, task_id: str, expected_link: str) -> list[str]:
     """Screenshot the task instance's page; its "Nairi conversation" button must lead to ``expected_link``."""
     driver = chromium()
-    form = ConnectionForm(driver, ctx.out / "screenshots")
+    form = Page(driver, ctx.out / "screenshots")
     try:
         driver.get(
             f"{ctx.airflow.api_url}/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/{task_id}/details"
@@ -272,5 +284,68 @@ def task_page(ctx: Context, dag_id: str, run_id: str, task_id: str, expected_lin
     except WebDriverException as exc:
         form.screenshot("task-page")
         return [f"task page: {exc.msg} (see screenshots/task-page.png)"]
+    finally:
+        driver.quit()
+
+
+class ReviewForm(Page):
+    """Airflow 3.3's Required Actions: the list of the requests awaiting a human (Browse → Required Actions)
+    and a task instance's human-in-the-loop form (its "Required Actions" tab)."""
+
+    def __init__(self, driver: webdriver.Chrome, shots: Path, api_url: str) -> None:
+        super().__init__(driver, shots)
+        self.api_url = api_url
+
+    def open_from_list(self, run_id: str, task_id: str, shot: str) -> None:
+        """Open the list of pending requests and click the row of ``task_id`` in ``run_id``."""
+        self.driver.get(f"{self.api_url}/required_actions?response_received=false")
+        row_link = f"//a[normalize-space()='{task_id}' and contains(@href, '/runs/{run_id}/')]"
+        self.find(row_link)
+        self.screenshot(shot)
+        self.click(row_link)
+        self.find("//button[starts-with(@data-testid, 'hitl-option-')]")
+
+    def open_task(self, dag_id: str, run_id: str, task_id: str) -> None:
+        """Open the task instance's "Required Actions" tab."""
+        self.driver.get(
+            f"{self.api_url}/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/{task_id}/required_actions"
+        )
+        self.find("//button[starts-with(@data-testid, 'hitl-option-')]")
+
+    def shown(self) -> tuple[str, list[str]]:
+        """The form's whole text and the texts of its code blocks (the agent's reply is one)."""
+        texts = [code.text for code in self.driver.find_elements(By.XPATH, "//code")]
+        return self.driver.find_element(By.TAG_NAME, "body").text, texts
+
+    def answer(self, option: str, changes: str, shot: str) -> None:
+        """Type ``changes`` (if any) into the form's field, click ``option``; wait until Airflow took it."""
+        if changes:
+            self.type_into(self.find("//input[@id='element_changes']"), changes)
+        button = f"//button[@data-testid='hitl-option-{option}']"
+        try:  # the form validates its fields as one types; a required field left empty disables every option
+            WebDriverWait(self.driver, 5).until(
+                expected_conditions.element_to_be_clickable((By.XPATH, button))
+            )
+        except TimeoutException:
+            self.screenshot(shot)
+            raise E2EError(f"the button {option!r} stays disabled (see screenshots/{shot}.png)") from None
+        self.screenshot(shot)
+        self.click(button)
+        self.find("//*[contains(normalize-space(), 'Response received')]")
+        self.screenshot(f"{shot}-answered")
+        log(f"{option!r} clicked in the review form" + (f" with {changes!r}" if changes else ""))
+
+
+@contextmanager
+def review_form(ctx: Context) -> Iterator[ReviewForm]:
+    """A headless Chromium on the Required Actions pages; quits after, leaves ``review-error.png`` when a
+    browser step failed."""
+    driver = chromium()
+    form = ReviewForm(driver, ctx.out / "screenshots", ctx.airflow.api_url)
+    try:
+        yield form
+    except WebDriverException as exc:
+        form.screenshot("review-error")
+        raise E2EError(f"browser: {exc.msg}; see screenshots/review-error.png") from None
     finally:
         driver.quit()

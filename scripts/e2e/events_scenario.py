@@ -5,9 +5,8 @@ completed while no triggerer ran is announced once the triggerer is back (not lo
 before the restart are not announced again (no replay): the asset ends with exactly one event per run, and the
 DAG scheduled on it ran once per run.
 
-Wiring (``scripts/e2e/scenarios.py``): add ``"nairi_e2e_events"`` to the DAG ids ``run_phase`` waits for, and
-the step ``("event trigger across a triggerer restart", lambda: event_trigger_restart(ctx, api))`` to its
-``steps``; the DAG is ``scripts/e2e/dags/nairi_e2e_events.py``.
+The DAG is ``scripts/e2e/dags/nairi_e2e_events.py``; ``scenarios.run_phase`` runs this scenario in the
+LocalExecutor phase.
 """
 
 from __future__ import annotations
@@ -17,25 +16,17 @@ from typing import TYPE_CHECKING, Any
 
 from stack import E2EError, log, wait_until
 
-from airflow_provider_nairi.client.config import ClientConfig
 from airflow_provider_nairi.client.sync import NairiClient
 
 if TYPE_CHECKING:
     from airflow_api import AirflowApi
-    from scenarios import Context
+    from harness import Context
 
 DAG_ID = "nairi_e2e_events"
 JOB = "nairi-e2e-events"
 ASSET_URI = "nairi://e2e/jobs/nairi-e2e-events"
 #: The watcher's poll interval (the DAG's) and the trigger's settle time before it stores its position.
 POLL, SETTLE = 5.0, 5.0
-
-
-def nairi(ctx: Context) -> NairiClient:
-    config = ClientConfig(
-        api_key=ctx.emulator.api_key, base_url=ctx.emulator.base_url, allow_insecure_http=True
-    )
-    return NairiClient(config)
 
 
 def ensure_job(client: NairiClient) -> str:
@@ -91,7 +82,7 @@ def announced(api: AirflowApi) -> list[str]:
 
 
 def event_trigger_restart(ctx: Context, api: AirflowApi) -> None:
-    client = nairi(ctx)
+    client = ctx.nairi
     job_id = ensure_job(client)
     before, runs_before = announced(api), len(dag_runs(api))
     reads = job_reads(ctx, job_id)

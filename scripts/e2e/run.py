@@ -18,12 +18,10 @@ import signal
 import sys
 import tempfile
 import time
-import traceback
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import scenarios
+from harness import PAUSE_ENV, Context, Harness, Result
 from stack import (
     ROOT,
     Airflow,
@@ -39,68 +37,10 @@ from stack import (
 )
 
 EXECUTORS = {"local": "LocalExecutor", "celery": "CeleryExecutor"}
-PAUSE_ON_FAILURE = float(os.environ.get("E2E_PAUSE_ON_FAILURE") or 0)
 
 
 class BudgetExceeded(BaseException):
     """The global time budget ran out (a BaseException: no scenario's ``except Exception`` swallows it)."""
-
-
-@dataclass
-class Result:
-    scenario: str
-    executor: str
-    ok: bool
-    seconds: float
-    detail: str = ""
-
-
-class Harness:
-    def __init__(self, out: Path, budget: float) -> None:
-        self.out = out
-        self.budget = budget
-        self.started = time.monotonic()
-        self.results: list[Result] = []
-        self.notes: list[str] = []
-
-    def remaining(self) -> float:
-        return self.budget - (time.monotonic() - self.started)
-
-    def run(self, scenario: str, executor: str, step: Callable[[], object]) -> bool:
-        log(f"-- {scenario} ({executor})")
-        began = time.monotonic()
-        try:
-            step()
-        except Exception as exc:
-            detail = str(exc) if isinstance(exc, E2EError) else repr(exc)
-            self.results.append(Result(scenario, executor, False, time.monotonic() - began, detail))
-            log(
-                f"FAIL {scenario} ({executor}): "
-                + (detail if isinstance(exc, E2EError) else traceback.format_exc())
-            )
-            if PAUSE_ON_FAILURE:  # debugging: look at the live deployment before it is stopped
-                log(f"E2E_PAUSE_ON_FAILURE: everything stays up for {PAUSE_ON_FAILURE} s")
-                time.sleep(PAUSE_ON_FAILURE)
-            return False
-        self.results.append(Result(scenario, executor, True, time.monotonic() - began))
-        log(f"ok   {scenario} ({executor}) in {time.monotonic() - began:.1f} s")
-        return True
-
-    def summary(self) -> str:
-        rows = [("scenario", "executor", "result", "seconds")]
-        rows += [(r.scenario, r.executor, "ok" if r.ok else "FAIL", f"{r.seconds:.1f}") for r in self.results]
-        widths = [max(len(row[i]) for row in rows) for i in range(4)]
-        lines = [
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows
-        ]
-        lines.insert(1, "  ".join("-" * width for width in widths))
-        lines.append(f"total {time.monotonic() - self.started:.0f} s (budget {self.budget:.0f} s)")
-        failures = [f"- {r.scenario} ({r.executor}): {r.detail}" for r in self.results if not r.ok]
-        if failures:
-            lines += ["", "Failures:", *failures]
-        if self.notes:
-            lines += ["", "Notes (not failures):", *(f"- {note}" for note in self.notes)]
-        return "\n".join(lines)
 
 
 def on_signal(signum: int, _frame: object) -> None:
@@ -121,7 +61,7 @@ def main() -> int:
     shutil.rmtree(out, ignore_errors=True)
     (out / "logs").mkdir(parents=True)
     (out / "screenshots").mkdir()
-    harness = Harness(out, args.budget)
+    harness = Harness(out, args.budget, float(os.environ.get(PAUSE_ENV) or 0))
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):
         signal.signal(signum, on_signal)
     signal.alarm(int(args.budget))
@@ -146,10 +86,12 @@ def main() -> int:
                 "nairi_e2e": ROOT / "scripts" / "e2e" / "dags",
             },
         )
+        # Where the example nairi_asset_producer downloads (its asset's URI): the harness's own folder.
+        env["NAIRI_EXAMPLE_DOWNLOADS"] = str(work / "asset-downloads")
         airflow = Airflow(processes, venv_bin, work / "airflow-home", env, api_port)
         log("airflow db migrate")
         airflow.cli("db", "migrate")
-        context = scenarios.Context(harness, airflow, emulator, out, set(args.scenarios or ()))
+        context = Context(harness, airflow, emulator, out, set(args.scenarios or ()))
         for index, executor in enumerate(args.executors):
             scenarios.run_phase(context, EXECUTORS[executor], first=index == 0)
         status = 0 if harness.results and all(r.ok for r in harness.results) else 1

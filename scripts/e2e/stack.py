@@ -298,11 +298,11 @@ def start_emulator(processes: Processes, venv_bin: Path, state_dir: Path) -> Emu
             token,
             "--state-dir",
             str(state_dir),
-            # Turns of 6 s: a shorter deferral meets an Airflow 3.3.2 scheduler race under load (docs/e2e.md).
+            # Turns of 6 s: shorter deferrals meet an Airflow 3.3.2 scheduler race more often (docs/e2e.md).
             "--turn-latency",
             "6",
             "--video-delay",
-            "8",
+            "20",
         ],
     )
     origin = f"http://127.0.0.1:{port}"
@@ -433,6 +433,10 @@ def airflow_env(
             "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + database_url.replace("+psycopg2", ""),
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
             "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True",
+            # One retry, at once, as a deployment would have: a task Airflow 3.3.2's scheduler fails on a late
+            # executor report is retried (and reattaches); the harness accepts only that cause (docs/e2e.md).
+            "AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "1",
+            "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1",
             # Faults are detected in seconds, not minutes: a dead worker's task, a dead triggerer's triggers.
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
