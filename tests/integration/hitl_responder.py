@@ -48,19 +48,27 @@ def time_out(detail: dict) -> dict:
 
 
 def pending_state(detail: dict) -> object:
+    """The state of the request's task instance; ``None`` while SQLite is busy with the dags test process."""
     from airflow.models.taskinstance import TaskInstance  # noqa: PLC0415
     from airflow.utils.session import create_session  # noqa: PLC0415
+    from sqlalchemy.exc import OperationalError  # noqa: PLC0415
 
     ti = detail["task_instance"]
-    with create_session() as session:
-        found = (
-            session.query(TaskInstance)
-            .filter_by(
-                dag_id=ti["dag_id"], run_id=ti["dag_run_id"], task_id=ti["task_id"], map_index=ti["map_index"]
+    try:
+        with create_session() as session:
+            found = (
+                session.query(TaskInstance)
+                .filter_by(
+                    dag_id=ti["dag_id"],
+                    run_id=ti["dag_run_id"],
+                    task_id=ti["task_id"],
+                    map_index=ti["map_index"],
+                )
+                .one()
             )
-            .one()
-        )
-        return getattr(found.state, "value", found.state)
+            return getattr(found.state, "value", found.state)
+    except OperationalError:
+        return None
 
 
 def main() -> None:
@@ -72,6 +80,13 @@ def main() -> None:
             if time.monotonic() > deadline:
                 raise SystemExit(f"no request for {task_id}")
             time.sleep(0.5)
+        # Airflow 3.3.2 resumes a round answered only while it is parked (awaiting_input or deferred): an
+        # answer recorded while its task still runs, between writing the request and pausing, is kept but
+        # never resumes it, and ``airflow dags test`` then waits forever. A person cannot answer that fast.
+        while pending_state(detail) not in ("awaiting_input", "deferred"):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{task_id} never paused for its answer")
+            time.sleep(0.2)
         shown = {key: detail[key] for key in ("subject", "body", "options")}
         if option == "TIMEOUT":
             print(json.dumps({"task_id": task_id, **shown, "answer": time_out(detail)}), flush=True)
