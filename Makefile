@@ -34,7 +34,7 @@ lint: venv
 	$(BIN)/mypy airflow_provider_nairi
 
 unit: venv
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15
 
 # The whole suite on Airflow 3.3 (integration included). The older lines run in `make test-compat`, a CI step of
 # their own (.ci/run): with them `make test` took about 20 minutes, over its 15-minute budget.
