@@ -42,7 +42,7 @@ from airflow_provider_nairi.client.sync import NairiClient
 if TYPE_CHECKING:
     from airflow_provider_nairi.client.aio import AsyncNairiClient
 from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiError
-from airflow_provider_nairi.hooks.class_log import ClassLogMixin
+from airflow_provider_nairi.hooks._class_log import ClassLogMixin
 from airflow_provider_nairi.hooks.managed_agent import NairiManagedAgentMixin
 
 

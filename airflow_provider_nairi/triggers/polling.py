@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_nairi.hooks.class_log import ClassLogMixin
+from airflow_provider_nairi.hooks._class_log import ClassLogMixin
 from airflow_provider_nairi.resources.waiting import STILL_WAITING_EVERY, Waiter, WaitLog, seconds_left
 from airflow_provider_nairi.validation import check_count, check_seconds
 
