@@ -2,22 +2,24 @@
 bare aiohttp trigger of ``bench/triggerer.py``, in seconds and without Airflow's runner.
 
 Why: with thousands of triggers in one runner, Python's full collections (each walks every object the
-collector tracks) and their frequency (set by how many tracked objects the polls allocate) decided whether
-events came late (``docs/deployment.md``, "Why events came late at 5,000 waits"). This measures the two
-causes directly, for each contender in a fresh child process, against the emulator in its own process:
+collector tracks) and their frequency decided whether events came late (``docs/deployment.md``, "Why events
+came late at 5,000 waits"). A full collection comes when enough objects have outlived two younger
+collections, and an object a poll leaves alive over the next sleep (a timer, the latest answer) is such an
+object. This measures, for each contender in a fresh child process, against the emulator in its own process:
 
 - **held**: GC-tracked objects and traced bytes (``tracemalloc``) per waiting trigger: N triggers started
   (``async for`` over ``trigger.run()``, as the runner does), each has polled once and sleeps; the deltas of
-  ``len(gc.get_objects())`` and of the traced memory after a full collection, divided by N;
-- **per poll**, with the collector off for a window of polls: the net growth of tracked objects
-  (``gc.get_count()[0]``: what brings on the next gen-0 collection) and the cyclic garbage a collection then
-  frees (``gc.collect()``), divided by the polls the emulator served;
-- **CPU per poll**: the child's CPU time over a second window with the collector on, and the collections
-  it ran (a ``gc.callbacks`` probe), divided by the polls.
+  ``len(gc.get_objects())`` and of the traced memory after a full collection, divided by N, and the kinds
+  of the objects held (what was alive before is frozen, ``gc.freeze``, in this bench process only);
+- **per poll**: the objects the polls of one interval leave alive over their sleep (after a full
+  collection, those created since a freeze) and the cyclic garbage that collection freed, divided by the
+  polls the emulator served; their kinds;
+- **CPU per poll**: the child's CPU time over a window with the collector on, and the collections it ran
+  (a ``gc.callbacks`` probe), divided by the polls.
 
     .venv/bin/python bench/trigger_footprint.py [--waits 300] [--poll-interval 2] [--window 6]
 
-Light by design (about 30 s; one emulator process, a few hundred waits): for the real runner at 1,000 to
+Light by design (about 45 s; one emulator process, a few hundred waits): for the real runner at 1,000 to
 10,000 waits, use ``bench/triggerer.py`` on an idle machine. Ends with ``GOAL`` lines (ours / bare).
 """
 
