@@ -148,6 +148,13 @@ BUDGETS = _LoopBudgets()
 
 
 @functools.lru_cache(maxsize=16)
+def _client_timeout(total: float, connect: float, read: float) -> aiohttp.ClientTimeout:
+    """aiohttp's timeouts of one try, one object shared by the clients of the same settings (a triggerer
+    holds one client per waiting trigger)."""
+    return aiohttp.ClientTimeout(total=total, sock_connect=connect, sock_read=read)
+
+
+@functools.lru_cache(maxsize=16)
 def _ca_bundle_context(path: str) -> ssl.SSLContext:
     if os.path.isdir(path):
         return ssl.create_default_context(capath=path)
@@ -178,13 +185,12 @@ class AsyncNairiClient(AsyncNairiApi):
         self._sleep = sleep
         self._session: aiohttp.ClientSession | None = None
         self._rate_limit: RateLimit | None = None
-        self._timeout = aiohttp.ClientTimeout(
-            total=config.request_timeout, sock_connect=config.connect_timeout, sock_read=config.read_timeout
-        )
+        self._timeout = _client_timeout(config.request_timeout, config.connect_timeout, config.read_timeout)
         self._ssl = _ssl_setting(config.verify)
         self._proxy: str | None = None
         self._read_headers = request_headers(config, "GET", None)  # the same for every read: built once
-        self._budget: tuple[RateBudget, asyncio.Event] | None = None
+        self._budget: RateBudget | None = None  # the key's, shared by the loop's clients of that key
+        self._answered: asyncio.Event | None = None  # set by a probe's answer (the loop's, shared)
         self._waited_until = 0.0  # the end of the pause this client's own 429 caused (its retry waits it out)
         #: ``(method, path, request id)`` of the latest answer read, for errors about what it held.
         self.last_answer: tuple[str, str, str | None] | None = None
@@ -293,9 +299,9 @@ class AsyncNairiClient(AsyncNairiApi):
         """One try, bounded by ``request_timeout`` from the wait for a pooled connection to the body's end
         (read by :class:`AnswerBody`: decoded, capped), after this request's turn in the key's budget."""
         rate_limit_wait(self._rate_limit, self.config)  # raises if the window resets after retry_max_wait
-        if self._budget is None:
-            self._budget = BUDGETS.for_config(self.config)
-        budget, answered = self._budget
+        if self._budget is None or self._answered is None:
+            self._budget, self._answered = BUDGETS.for_config(self.config)
+        budget, answered = self._budget, self._answered
         # a key with headroom: go at once (no coroutine, one lock); else queue for a turn
         probe = False
         if self._waited_until or not budget.go_now(time.time()):

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
+import types
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -139,15 +141,23 @@ class _Descriptor(Generic[P, T]):
         self.__name__ = build.__name__
         self.__wrapped__ = build
 
-    def bind(self, api: SyncTransport | AsyncTransport) -> Callable[..., Any]:
-        """The endpoint as a method of ``api``, made once per API object: kept in its ``__dict__``, where
-        later look-ups find it before this descriptor (a trigger calls its endpoint on every poll)."""
-        build = self.build
-
-        @functools.wraps(build)
-        def method(*args: Any, **kwargs: Any) -> Any:
+        def method(api: SyncTransport | AsyncTransport, /, *args: Any, **kwargs: Any) -> Any:
             return api.send(build(*args, **kwargs))
 
+        functools.update_wrapper(method, build)
+        signature = inspect.signature(build)
+        api = inspect.Parameter("api", inspect.Parameter.POSITIONAL_ONLY)
+        method.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[api, *signature.parameters.values()]
+        )
+        self._method = method
+
+    def bind(self, api: SyncTransport | AsyncTransport) -> Callable[..., Any]:
+        """The endpoint as a method of ``api``, made once per API object: kept in its ``__dict__``, where
+        later look-ups find it before this descriptor (a trigger calls its endpoint on every poll). A bound
+        method of one function per endpoint: one object per API object (a triggerer holds one client per
+        waiting trigger), named, documented and with the signature of the endpoint."""
+        method = types.MethodType(self._method, api)
         with contextlib.suppress(AttributeError):  # an API object without a __dict__ binds every time
             vars(api)[self.__name__] = method
         return method

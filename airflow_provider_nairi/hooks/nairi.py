@@ -42,6 +42,7 @@ from airflow_provider_nairi.client.sync import NairiClient
 if TYPE_CHECKING:
     from airflow_provider_nairi.client.aio import AsyncNairiClient
 from airflow_provider_nairi.exceptions import NairiConfigurationError, NairiError
+from airflow_provider_nairi.hooks._class_log import ClassLogMixin
 from airflow_provider_nairi.hooks.managed_agent import NairiManagedAgentMixin
 
 
@@ -233,7 +234,7 @@ class _SharedConnectionReads:
 SHARED_CONNECTION_READS = _SharedConnectionReads()
 
 
-class NairiAsyncHook(_NairiConnectionHook):
+class NairiAsyncHook(ClassLogMixin, _NairiConnectionHook):
     """An Airflow connection (read with ``aget_connection``) turned into the async client, for triggers:
     ``client = await hook.get_async_client()``, then ``await client.get_conversation(id)`` (every endpoint
     but uploads and downloads). Call :meth:`close` in ``finally``: it gives back the event loop's shared

@@ -83,6 +83,8 @@ class WaitLog:
     :param every: seconds between two "still waiting" lines (default :data:`STILL_WAITING_EVERY`).
     """
 
+    __slots__ = ("began", "every", "last_line", "log", "state", "what")
+
     def __init__(self, log: logging.Logger | Any, what: str, every: float | None = None) -> None:
         self.log = log
         self.what = what
@@ -129,6 +131,20 @@ class Waiter:
     :param last_answer: the latest answer the check's client read (``lambda: client.last_answer``), named
         by the error about an answer the check could not read.
     """
+
+    __slots__ = (
+        "deadline",
+        "errors_in_row",
+        "kind",
+        "last_answer",
+        "log",
+        "max_transient_errors",
+        "poll_interval",
+        "resource_id",
+        "state",
+        "timeout_message",
+        "wait_log",
+    )
 
     def __init__(
         self,

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_nairi.hooks._class_log import ClassLogMixin
 from airflow_provider_nairi.resources.waiting import STILL_WAITING_EVERY, Waiter, WaitLog, seconds_left
 from airflow_provider_nairi.validation import check_count, check_seconds
 
@@ -53,7 +54,7 @@ def _event(payload: dict[str, Any]) -> TriggerEvent:
     return TriggerEvent(payload)  # type: ignore[no-untyped-call]
 
 
-class NairiPollingTrigger(BaseTrigger):
+class NairiPollingTrigger(ClassLogMixin, BaseTrigger):
     """Poll a Nairi resource until :meth:`poll` returns an event or the deadline passes.
 
     :param conn_id: the Nairi connection (read by the triggerer; its key never enters the kwargs).
@@ -91,6 +92,7 @@ class NairiPollingTrigger(BaseTrigger):
         self.max_transient_errors = int(max_transient_errors)
         #: The remote state the latest :meth:`poll` read, for the log (a subclass's poll sets it).
         self.remote_state: str | None = None
+        self._hook: NairiAsyncHook | None = None  # while :meth:`run` waits
 
     def identity(self) -> dict[str, Any]:
         """The JSON kwargs that say what this trigger waits for (:meth:`serialize` stores them): here
@@ -134,26 +136,35 @@ class NairiPollingTrigger(BaseTrigger):
         return seconds_left(self.deadline)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = self.make_hook()
+        """The wait (:meth:`~airflow_provider_nairi.resources.waiting.Waiter.wait_async` over :meth:`poll`),
+        then its one event. Lean on purpose, as a triggerer holds thousands of waiting triggers: one
+        generator, no closures (the waiter gets bound methods), the hook's client closed before the event."""
+        self._hook = self.make_hook()
         try:
-            async for event in self.poll_until_done(hook):
-                yield event
+            event = await Waiter(
+                self.kind,
+                self.resource_id,
+                deadline=self.deadline,
+                poll_interval=self.poll_interval,
+                max_transient_errors=self.max_transient_errors,
+                log=self.log,
+                state=self._state,
+                last_answer=self._last_answer,
+            ).wait_async(self._poll)
         finally:
+            hook, self._hook = self._hook, None
             await hook.close()
+        yield _event(event)
 
-    async def poll_until_done(self, hook: NairiAsyncHook) -> AsyncIterator[TriggerEvent]:
-        """The wait of :meth:`run` (which closes the hook's client after it): one event."""
-        waiter = Waiter(
-            self.kind,
-            self.resource_id,
-            deadline=self.deadline,
-            poll_interval=self.poll_interval,
-            max_transient_errors=self.max_transient_errors,
-            log=self.log,
-            state=lambda: self.remote_state,
-            last_answer=lambda: hook.last_answer,
-        )
-        yield _event(await waiter.wait_async(lambda: self.poll(hook)))
+    def _state(self) -> str | None:
+        return self.remote_state
+
+    def _last_answer(self) -> tuple[str, str, str | None] | None:
+        return None if self._hook is None else self._hook.last_answer
+
+    async def _poll(self) -> dict[str, Any] | None:
+        assert self._hook is not None  # (only called by run's wait)
+        return await self.poll(self._hook)
 
     async def task_runs_again(self) -> bool:
         """Whether Airflow will run this trigger's task instance again (it was cleared or is up for retry).

@@ -275,3 +275,15 @@ async def test_no_proxy_sends_the_request_directly(server, proxy_environment):
     proxy_environment("no_proxy", "127.0.0.1")  # read again by the next loop-wide session
     async with AsyncNairiClient(direct) as nairi:
         assert await nairi.get_video("vid_1") == {"id": "vid_1"}
+
+
+def test_clients_share_aiohttp_timeouts_only_when_their_settings_are_the_same():
+    """One ``ClientTimeout`` per settings (a triggerer holds one client per waiting trigger): a client gets
+    its own connection's timeouts, whatever other clients of the process use."""
+    base = {"api_key": KEY, "base_url": "https://api.example.com/api/public/v1"}
+    first = AsyncNairiClient(ClientConfig(**base))
+    same = AsyncNairiClient(ClientConfig(**base, max_retries=0))
+    slower = AsyncNairiClient(ClientConfig(**base, read_timeout=5, request_timeout=9, connect_timeout=2))
+    assert first._timeout is same._timeout
+    assert (slower._timeout.total, slower._timeout.sock_read, slower._timeout.sock_connect) == (9, 5, 2)
+    assert (first._timeout.total, first._timeout.sock_read, first._timeout.sock_connect) == (120, 60, 10)

@@ -214,3 +214,14 @@ def test_mypy_types_both_uses_from_the_one_table(tmp_path: Path):
         r'No overload variant of "__get__" of "sync_only" matches argument types "AsyncNairiClient"', out
     )
     assert out.count("error:") == 2, out
+
+
+def test_a_bound_endpoint_has_the_signature_of_its_table_entry():
+    """Bound once per API object as a bound method (one object per client a triggerer holds), an endpoint
+    still shows what to pass: its signature is the table's function's, without the API object."""
+    api = AsyncRecorder()
+    build = vars(Endpoints)["create_conversation"].build
+    assert inspect.signature(api.create_conversation) == inspect.signature(build)
+    assert inspect.signature(api.get_conversation) == inspect.signature(
+        vars(Endpoints)["get_conversation"].build
+    )

@@ -185,3 +185,33 @@ async def test_on_kill_cancels_and_swallows_errors(capsys):
     assert failing.cancelled == 1
     assert [hook.closed for hook in trig.hooks + failing.hooks] == [1, 1]
     assert "Could not cancel video vid_1" in capsys.readouterr().out
+
+
+def test_triggers_of_one_class_share_one_logger_named_as_airflow_names_it():
+    """A triggerer holds thousands of waiting triggers: one logger per class, not one per trigger (each costs
+    the garbage collector about eight objects), under the name Airflow gives a trigger's logger."""
+    from airflow_provider_nairi.triggers.conversation import NairiConversationTrigger  # noqa: PLC0415
+
+    first, second = trigger(), trigger(resource_id="vid_2")
+    conversation = NairiConversationTrigger(conn_id="nairi_default", resource_id="conv_1", deadline=None)
+    assert first.log is second.log
+    assert conversation.log is not first.log
+    # (Airflow may put its own prefix before the class's module and name)
+    assert conversation.log.name.endswith(
+        "airflow_provider_nairi.triggers.conversation.NairiConversationTrigger"
+    )
+    assert first.log.name.endswith(f"{__name__}.ScriptedTrigger")
+
+
+async def test_a_wait_cancelled_while_it_sleeps_gives_its_hook_back():
+    """The runner cancels a trigger whose task was killed or moved: the hook (the loop's shared session)
+    is given back at once, and the trigger no longer holds it."""
+    trig = trigger(poll_interval=30)
+    waiting = asyncio.ensure_future(events(trig))
+    while trig.polls < 1:
+        await asyncio.sleep(0.01)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert [hook.closed for hook in trig.hooks] == [1]
+    assert trig._hook is None

@@ -277,3 +277,10 @@ async def test_triggers_starting_together_read_their_connection_once(monkeypatch
         assert read.call_count == 6  # the failure was not kept
     for hook in hooks:
         await hook.close()
+
+
+def test_async_hooks_share_one_logger_named_after_their_class():
+    """One async hook per waiting trigger: they share their class's logger instead of building one each."""
+    first, second = NairiAsyncHook(), NairiAsyncHook("other_connection")
+    assert first.log is second.log
+    assert first.log.name.endswith("airflow_provider_nairi.hooks.nairi.NairiAsyncHook")
