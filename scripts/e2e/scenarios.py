@@ -287,12 +287,15 @@ def check_deferred(ctx: Context, api: AirflowApi, dag_id: str, run_id: str) -> l
         trigger_logs = sorted(folder.glob(f"attempt={try_number}.log.trigger.*.log"))
         text = "\n".join(path.read_text(errors="replace") for path in trigger_logs)
         if "Trigger fired event" not in text:
-            if not trigger_resumed_without_its_last_lines(task_log, text):
+            name = f"{dag_id}/{run_id}/{task_id}/{map_index}/{try_number} ("
+            if not trigger_resumed_without_its_last_lines(task_log, text) or not fired_in_triggerer_log(
+                ctx, name
+            ):
                 problems.append(f"{dag_id}.{key}: no trigger log with 'Trigger fired event' in {folder}")
                 continue
             ctx.harness.notes.append(
-                f"{dag_id}.{key}: the triggerer's log of its trigger stops before 'Trigger fired event', "
-                "yet the task resumed from the trigger's event (Airflow 3.3.2 lost the log's last lines)"
+                f"{dag_id}.{key}: the trigger's own log stops before 'Trigger fired event', yet the task "
+                "resumed from its event and Airflow 3.3.2 wrote that line to the triggerer's log instead"
             )
         for path in trigger_logs:
             job_id = path.name.rsplit(".", 2)[-2]
@@ -300,6 +303,17 @@ def check_deferred(ctx: Context, api: AirflowApi, dag_id: str, run_id: str) -> l
             if not any(str(j["id"]) == job_id for j in job):
                 problems.append(f"{dag_id}.{key}: {path.name} was not written by a triggerer job")
     return problems
+
+
+def fired_in_triggerer_log(ctx: Context, name: str) -> bool:
+    """Whether a triggerer's own log (``logs/triggerer*.log``) has "Trigger fired event" for the trigger
+    ``name`` (``dag_id/run_id/task_id/map_index/try (``): where Airflow 3.3.2's supervisor writes the lines of
+    a trigger it reads after it closed that trigger's file (once the runner reported the trigger finished)."""
+    return any(
+        "Trigger fired event" in line and name in line
+        for path in (ctx.out / "logs").glob("triggerer*.log")
+        for line in path.read_text(errors="replace").splitlines()
+    )
 
 
 def trigger_resumed_without_its_last_lines(task_log: str, trigger_log: str) -> bool:
