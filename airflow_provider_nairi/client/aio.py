@@ -48,7 +48,6 @@ from airflow_provider_nairi.client.protocol import (
     deadline_error,
     log_answer,
     parse_response,
-    parse_retry_after,
     rate_limit_wait,
     request_headers,
     transport_error,
@@ -349,13 +348,16 @@ class AsyncNairiClient(AsyncNairiApi):
                 if probe:
                     answered.set()
                     answered.clear()
-        rate_limit = RateLimit.from_headers(response.headers)
+        rate_limit, own_pause = budget.record_answer(
+            time.time(),
+            response.status,
+            response.headers,
+            sent_at=sent_at,
+            longest=self.config.retry_max_wait,
+        )
         self._rate_limit = rate_limit or self._rate_limit
-        limited = response.status == 429
-        retry_after = parse_retry_after(response.headers.get("Retry-After")) if limited else None
-        budget.record(time.time(), rate_limit, sent_at=sent_at, rate_limited=limited, retry_after=retry_after)
-        if retry_after is not None and retry_after <= self.config.retry_max_wait:
-            self._waited_until = budget.paused_until  # the retry's wait (Retry-After) covers the pause
+        if own_pause is not None:
+            self._waited_until = own_pause  # the retry's wait (Retry-After) covers the pause
         if probe:  # wakes the clients waiting for a probe's answer (there are none once the pace is known)
             answered.set()
             answered.clear()

@@ -30,9 +30,10 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from airflow_provider_nairi.client.protocol import RateLimit
+from airflow_provider_nairi.client.protocol import RateLimit, parse_retry_after
 from airflow_provider_nairi.exceptions import NairiRateLimitError
 
 #: How much slower than the limit a budget paces in a window it opened (arrival jitter must not overrun it).
@@ -187,6 +188,20 @@ class RateBudget:
                 self._pause_until(now, reset)
             if rate_limited and retry_after is not None:
                 self._pause_until(now, now + retry_after)
+
+    def record_answer(
+        self, now: float, status: int, headers: Mapping[str, str], *, sent_at: float, longest: float
+    ) -> tuple[RateLimit | None, float | None]:
+        """:meth:`record` one answer from its status and headers (``X-RateLimit-*``, a 429's ``Retry-After``).
+        Returns the rate limit the answer carried (None without the headers) and, after a 429 whose
+        ``Retry-After`` is at most ``longest`` seconds (the client's ``retry_max_wait``: its retry waits the
+        pause out), the end of the key's pause; else None."""
+        rate_limit = RateLimit.from_headers(headers)
+        limited = status == 429
+        retry_after = parse_retry_after(headers.get("Retry-After")) if limited else None
+        self.record(now, rate_limit, sent_at=sent_at, rate_limited=limited, retry_after=retry_after)
+        own_pause = self.paused_until if retry_after is not None and retry_after <= longest else None
+        return rate_limit, own_pause
 
     def _window_end(self, rate_limit: RateLimit, reset: float, sent_at: float | None) -> float:
         """When the answer's window really ends. ``X-RateLimit-Reset`` is often whole seconds, rounded up: a

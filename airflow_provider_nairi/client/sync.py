@@ -47,7 +47,6 @@ from airflow_provider_nairi.client.protocol import (
     deadline_error,
     log_answer,
     parse_response,
-    parse_retry_after,
     rate_limit_wait,
     request_headers,
     transport_error,
@@ -294,15 +293,16 @@ class NairiClient(NairiApi):
         finally:
             if not answered:
                 self.budget.record(time.time(), None, answered=False)
-        rate_limit = RateLimit.from_headers(response.headers)
-        self._rate_limit = rate_limit or self._rate_limit
-        limited = response.status_code == 429
-        retry_after = parse_retry_after(response.headers.get("Retry-After")) if limited else None
-        self.budget.record(
-            time.time(), rate_limit, sent_at=sent_at, rate_limited=limited, retry_after=retry_after
+        rate_limit, own_pause = self.budget.record_answer(
+            time.time(),
+            response.status_code,
+            response.headers,
+            sent_at=sent_at,
+            longest=self.config.retry_max_wait,
         )
-        if retry_after is not None and retry_after <= self.config.retry_max_wait:
-            self._waited_until = self.budget.paused_until  # the retry's wait (Retry-After) covers the pause
+        self._rate_limit = rate_limit or self._rate_limit
+        if own_pause is not None:
+            self._waited_until = own_pause  # the retry's wait (Retry-After) covers the pause
         log_answer(self.config, method, path, response.status_code, started=started, headers=response.headers)
         return response, deadline
 

@@ -100,6 +100,21 @@ def test_a_429_without_retry_after_pauses_nobody_else():
     assert budget.paused_until == 0.0 and dues(budget, T0, 1) == [0.2]  # its normal turn
 
 
+def test_an_answer_is_recorded_from_its_status_and_headers():
+    """What both clients record of each answer: its rate limit, and a 429's pause, which the client that got
+    it waits out in its retry only when ``Retry-After`` is within its ``retry_max_wait`` (``longest``)."""
+    budget = fresh_with_answer(remaining=10, window=2.0)
+    headers = {"X-RateLimit-Limit": "20", "X-RateLimit-Remaining": "9", "X-RateLimit-Reset": str(T0 + 2)}
+    assert budget.record_answer(T0, 200, headers, sent_at=T0, longest=60) == (RateLimit(20, 9, T0 + 2), None)
+    assert budget.paused_until == 0.0
+    assert budget.record_answer(T0, 429, {"Retry-After": "3"}, sent_at=T0, longest=60) == (None, T0 + 3)
+    assert budget.paused_until == T0 + 3
+    assert budget.record_answer(T0, 429, {"Retry-After": "90"}, sent_at=T0, longest=60) == (None, None)
+    assert budget.paused_until == T0 + 90  # the others are held all the same; this client's retry gives up
+    assert budget.record_answer(T0, 200, {"Retry-After": "500"}, sent_at=T0, longest=600) == (None, None)
+    assert budget.paused_until == T0 + 90  # Retry-After counts only on a 429
+
+
 def test_nothing_left_pauses_until_the_reset_then_probes_if_nothing_was_known():
     budget = RateBudget()
     budget.reserve(T0)
