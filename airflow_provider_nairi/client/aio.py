@@ -6,7 +6,8 @@ clients of different connections share it safely. The session is closed when the
 :meth:`AsyncNairiClient.close`. Its pool holds at most :data:`CONNECTOR_LIMIT` connections, at most
 :data:`CONNECTOR_LIMIT_PER_HOST` to one host (and port), so waits stuck on one hung host leave room for the
 others; the wait for a pooled connection counts against each try's ``request_timeout``, like the rest of the
-try (aiohttp's total timeout).
+try. A try's ``request_timeout`` and ``read_timeout`` are kept by one timer per event loop
+(:mod:`~airflow_provider_nairi.client.watchdog`), not by aiohttp's timers per try.
 
 Whether a request goes through a proxy is decided by requests' own code (connection ``proxies``, then
 ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` unless ``NO_PROXY`` covers the host, in every form requests
@@ -52,7 +53,8 @@ from airflow_provider_nairi.client.protocol import (
     request_headers,
     transport_error,
 )
-from airflow_provider_nairi.exceptions import NairiError
+from airflow_provider_nairi.client.watchdog import Limit, TryWatchdog
+from airflow_provider_nairi.exceptions import NairiConnectionError, NairiError
 
 #: Connections the loop's shared session keeps open at most, in all and to one host (scheme, host, port). A
 #: triggerer's polls are short and spread over their intervals, so 100 per host carries hundreds of waits;
@@ -84,6 +86,7 @@ class _LoopShare:
             auto_decompress=False,
         )
         self.users = 0
+        self.watchdog = TryWatchdog(asyncio.get_running_loop())
         self._proxies: dict[tuple[str, tuple[tuple[str, str], ...]], str | None] = {}
 
     def proxy_for(self, config: ClientConfig) -> str | None:
@@ -103,14 +106,15 @@ class _LoopSessions:
             weakref.WeakKeyDictionary()
         )
 
-    def acquire(self, config: ClientConfig) -> tuple[aiohttp.ClientSession, str | None]:
-        """The loop's session (opened if needed) and the proxy ``config`` uses through it."""
+    def acquire(self, config: ClientConfig) -> tuple[aiohttp.ClientSession, str | None, TryWatchdog]:
+        """The loop's session (opened if needed), the proxy ``config`` uses through it, and the loop's
+        :class:`~airflow_provider_nairi.client.watchdog.TryWatchdog`."""
         loop = asyncio.get_running_loop()
         share = self._sessions.get(loop)
         if share is None or share.session.closed:
             share = self._sessions[loop] = _LoopShare()
         share.users += 1
-        return share.session, share.proxy_for(config)
+        return share.session, share.proxy_for(config), share.watchdog
 
     async def release(self, session: aiohttp.ClientSession) -> None:
         loop = asyncio.get_running_loop()
@@ -147,10 +151,11 @@ BUDGETS = _LoopBudgets()
 
 
 @functools.lru_cache(maxsize=16)
-def _client_timeout(total: float, connect: float, read: float) -> aiohttp.ClientTimeout:
-    """aiohttp's timeouts of one try, one object shared by the clients of the same settings (a triggerer
-    holds one client per waiting trigger)."""
-    return aiohttp.ClientTimeout(total=total, sock_connect=connect, sock_read=read)
+def _client_timeout(connect: float) -> aiohttp.ClientTimeout:
+    """aiohttp's timeout of one try: connecting only (a timer only when a new connection is opened). The
+    try's ``request_timeout`` and ``read_timeout`` are the loop's :class:`TryWatchdog`'s. One object per
+    setting, shared by the clients (a triggerer holds one client per waiting trigger)."""
+    return aiohttp.ClientTimeout(total=None, sock_connect=connect)
 
 
 @functools.lru_cache(maxsize=16)
@@ -171,6 +176,15 @@ def _ssl_setting(verify: bool | str) -> bool | ssl.SSLContext:
     return bool(verify)
 
 
+def _limit_error(config: ClientConfig, limit: Limit, *, method: str, path: str) -> NairiConnectionError:
+    """The retryable error of a try the loop's watchdog stopped at ``limit``: the deadline error of
+    ``request_timeout``, or a connection error for an answer with no bytes within ``read_timeout``."""
+    if limit == "request_timeout":
+        return deadline_error(config, method=method, path=path)
+    stalled = TimeoutError(f"no bytes of the answer within read_timeout ({config.read_timeout:g} s)")
+    return transport_error(config, stalled, method=method, path=path)
+
+
 class AsyncNairiClient(AsyncNairiApi):
     """Every endpoint, awaited (:class:`~airflow_provider_nairi.client.api.AsyncNairiApi`: the table the
     sync client reads too), over aiohttp. Use one per trigger and close it in ``finally``.
@@ -184,9 +198,10 @@ class AsyncNairiClient(AsyncNairiApi):
         self._sleep = sleep
         self._session: aiohttp.ClientSession | None = None
         self._rate_limit: RateLimit | None = None
-        self._timeout = _client_timeout(config.request_timeout, config.connect_timeout, config.read_timeout)
+        self._timeout = _client_timeout(config.connect_timeout)
         self._ssl = _ssl_setting(config.verify)
         self._proxy: str | None = None
+        self._watchdog: TryWatchdog | None = None  # the loop's, acquired with the session
         self._read_headers = request_headers(config, "GET", None)  # the same for every read: built once
         self._budget: RateBudget | None = None  # the key's, shared by the loop's clients of that key
         self._answered: asyncio.Event | None = None  # set by a probe's answer (the loop's, shared)
@@ -285,6 +300,34 @@ class AsyncNairiClient(AsyncNairiApi):
             now = max(time.time(), now + wait)  # (a test's recorded sleep takes no time)
         return ticket.number is None
 
+    def _learn(
+        self,
+        budget: RateBudget,
+        answered: asyncio.Event,
+        probe: bool,
+        sent_at: float,
+        response: aiohttp.ClientResponse | None,
+    ) -> None:
+        """Record a try in the key's budget: its answer's rate-limit headers and 429 (``response``), or that
+        none came (None: it only ends a probe). A probe's end wakes the clients waiting for it (there are
+        none once the key's pace is known)."""
+        if response is None:
+            budget.record(time.time(), None, answered=False)
+        else:
+            rate_limit, own_pause = budget.record_answer(
+                time.time(),
+                response.status,
+                response.headers,
+                sent_at=sent_at,
+                longest=self.config.retry_max_wait,
+            )
+            self._rate_limit = rate_limit or self._rate_limit
+            if own_pause is not None:
+                self._waited_until = own_pause  # the retry's wait (Retry-After) covers the pause
+        if probe:
+            answered.set()
+            answered.clear()
+
     async def _exchange(
         self,
         method: str,
@@ -295,8 +338,9 @@ class AsyncNairiClient(AsyncNairiApi):
         json: Any,
         expect: Shape | None,
     ) -> Envelope:
-        """One try, bounded by ``request_timeout`` from the wait for a pooled connection to the body's end
-        (read by :class:`AnswerBody`: decoded, capped), after this request's turn in the key's budget."""
+        """One try, after this request's turn in the key's budget: bounded by ``request_timeout`` from the
+        wait for a pooled connection to the body's end, and by ``read_timeout`` between its bytes (the loop's
+        watchdog); the body read by :class:`AnswerBody` (decoded, capped)."""
         rate_limit_wait(self._rate_limit, self.config)  # raises if the window resets after retry_max_wait
         if self._budget is None or self._answered is None:
             self._budget, self._answered = BUDGETS.for_config(self.config)
@@ -306,8 +350,11 @@ class AsyncNairiClient(AsyncNairiApi):
         if self._waited_until or not budget.go_now(time.time()):
             probe = await self._take_turn(budget, answered)
         if self._session is None or self._session.closed:
-            self._session, self._proxy = SESSIONS.acquire(self.config)
+            self._session, self._proxy, self._watchdog = SESSIONS.acquire(self.config)
+        watchdog = self._watchdog
+        assert watchdog is not None  # (acquired with the session)
         started, sent_at = time.monotonic(), time.time()
+        watch = watchdog.start(self.config.read_timeout, self.config.request_timeout)
         read = False
         try:
             async with self._session.request(
@@ -321,20 +368,22 @@ class AsyncNairiClient(AsyncNairiApi):
                 ssl=self._ssl,
                 proxy=self._proxy,
             ) as response:
+                watchdog.progressed(watch)
                 answer = AnswerBody(
                     self.config, response.headers, status=response.status, method=method, path=path
                 )
-                if answer.announced is not None:  # plain, its length known and within the cap
-                    body = await response.read()
-                else:
-                    while chunk := await response.content.readany():
-                        answer.feed(chunk)
-                    body = answer.body()
+                while chunk := await response.content.readany():
+                    watchdog.progressed(watch)
+                    answer.feed(chunk)
+                body = answer.body()
+        except asyncio.CancelledError:
+            limit = watchdog.expired(watch)
+            if limit is None:  # not a limit of the try: the task itself was cancelled
+                raise
+            raise _limit_error(self.config, limit, method=method, path=path) from None
         except (aiohttp.ClientSSLError, aiohttp.ServerFingerprintMismatch) as exc:
             raise transport_error(self.config, exc, method=method, path=path, tls=True) from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError) as exc:
-            if time.monotonic() - started >= self.config.request_timeout:
-                raise deadline_error(self.config, method=method, path=path) from None
             raise transport_error(self.config, exc, method=method, path=path) from None
         except aiohttp.ClientError as exc:
             raise NairiError(
@@ -343,24 +392,10 @@ class AsyncNairiClient(AsyncNairiApi):
         else:
             read = True
         finally:
+            watchdog.stop(watch)
             if not read:  # no answer (an error, or the trigger was cancelled): it only ends a probe
-                budget.record(time.time(), None, answered=False)
-                if probe:
-                    answered.set()
-                    answered.clear()
-        rate_limit, own_pause = budget.record_answer(
-            time.time(),
-            response.status,
-            response.headers,
-            sent_at=sent_at,
-            longest=self.config.retry_max_wait,
-        )
-        self._rate_limit = rate_limit or self._rate_limit
-        if own_pause is not None:
-            self._waited_until = own_pause  # the retry's wait (Retry-After) covers the pause
-        if probe:  # wakes the clients waiting for a probe's answer (there are none once the pace is known)
-            answered.set()
-            answered.clear()
+                self._learn(budget, answered, probe, sent_at, None)
+        self._learn(budget, answered, probe, sent_at, response)
         log_answer(self.config, method, path, response.status, started=started, headers=response.headers)
         return parse_response(
             self.config, response.status, response.headers, body, method=method, path=path, expect=expect

@@ -264,7 +264,7 @@ class AnswerBody:
     ask for gzip and deflate only) or a corrupt or truncated compressed body is a malformed answer.
     """
 
-    __slots__ = ("_cap", "_chunks", "_context", "_decoder", "_encoding", "announced", "size")
+    __slots__ = ("_cap", "_chunks", "_context", "_decoder", "_encoding", "size")
 
     def __init__(
         self,
@@ -290,13 +290,9 @@ class AnswerBody:
                 code="malformed_answer",
                 **self._context,
             )
-        #: The size of a plain (not compressed) body that announced its length, checked against the cap: a
-        #: client may read such a body in one go (it cannot grow past what was announced).
-        self.announced: int | None = None
         length = _header_number(headers.get("Content-Length"))
-        if self._encoding == "identity" and length is not None:
+        if self._encoding == "identity" and length is not None:  # a plain body too long: before any byte
             self._check_size(int(length))
-            self.announced = int(length)
 
     def _check_size(self, size: int) -> None:
         if size > self._cap:
