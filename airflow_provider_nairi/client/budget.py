@@ -12,6 +12,10 @@ Every answer says how many requests the key has left in its window and when the 
   got it backs off, as a retry does), and when an
   answer says nothing is left, nobody sends before the reset; the whole schedule moves back by the pause, so
   the clients keep their order and do not burst when it ends.
+- **Cheap when nothing changes.** In a window the budget opened (its first answer said ``limit - 1`` left)
+  it paces at the window's steady pace, so a later answer of that window with requests left changes
+  nothing: :meth:`RateBudget.record_answer` recognises it by its reset and limit headers and takes no lock
+  (most polls of a triggerer on a key with headroom).
 - **Probe first.** Until an answer has said anything about the key, only :data:`FIRST_REQUESTS` go and the
   others wait for an answer (at most :data:`PROBE_PATIENCE`: a hung host holds nobody). An answer without
   rate-limit headers turns pacing off (pauses after a 429 still apply).
@@ -33,7 +37,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from airflow_provider_nairi.client.protocol import RateLimit, parse_retry_after
+from airflow_provider_nairi.client.protocol import RateLimit, header_number, parse_retry_after
 from airflow_provider_nairi.exceptions import NairiRateLimitError
 
 #: How much slower than the limit a budget paces in a window it opened (arrival jitter must not overrun it).
@@ -81,6 +85,10 @@ class RateBudget:
         self.window_opened = (0.0, 0.0)
         #: Seconds a request may go ahead of its place in a window this budget opened (:meth:`lead_for`).
         self.lead = 0.0
+        #: ``(X-RateLimit-Reset text, X-RateLimit-Limit text, rate limit)`` of the latest answer in a window
+        #: this budget opened and paces by its own steady pace, else None: what :meth:`record_answer` needs
+        #: to recognise a later answer of that window that cannot change the schedule.
+        self._own_window: tuple[str, str, RateLimit] | None = None
 
     def __repr__(self) -> str:
         return f"RateBudget(spacing={self.spacing}, paused_until={self.paused_until:.3f})"
@@ -196,10 +204,31 @@ class RateBudget:
         Returns the rate limit the answer carried (None without the headers) and, after a 429 whose
         ``Retry-After`` is at most ``longest`` seconds (the client's ``retry_max_wait``: its retry waits the
         pause out), the end of the key's pause; else None."""
-        rate_limit = RateLimit.from_headers(headers)
         limited = status == 429
+        reset_text, limit_text = headers.get("X-RateLimit-Reset"), headers.get("X-RateLimit-Limit")
+        own_window = self._own_window
+        if own_window is not None and not limited and own_window[:2] == (reset_text, limit_text):
+            remaining = header_number(headers.get("X-RateLimit-Remaining"))
+            if remaining is not None and remaining >= 1:
+                # The same window, paced at its steady pace, requests left: recording it would change
+                # nothing (the pace is the window's, not what is left), so the answer costs no lock.
+                known = own_window[2]
+                return RateLimit(known.limit, int(remaining), known.reset), None
+        rate_limit = RateLimit.from_headers(headers)
         retry_after = parse_retry_after(headers.get("Retry-After")) if limited else None
         self.record(now, rate_limit, sent_at=sent_at, rate_limited=limited, retry_after=retry_after)
+        with self._lock:
+            steady = (
+                rate_limit is not None
+                and bool(rate_limit.remaining)
+                and self._own_pace(rate_limit) is not None
+                and now >= self.paused_until
+            )
+            self._own_window = (
+                (reset_text, limit_text, rate_limit)
+                if steady and rate_limit is not None and reset_text and limit_text
+                else None
+            )
         own_pause = self.paused_until if retry_after is not None and retry_after <= longest else None
         return rate_limit, own_pause
 

@@ -163,9 +163,9 @@ class RateLimit:
         """The ``X-RateLimit-*`` headers (case-insensitive mapping); None when the answer has none of them.
         An unreadable value counts as absent."""
         get = headers.get  # (once per answer of every poll: no generator)
-        limit = _header_number(get("X-RateLimit-Limit"))
-        remaining = _header_number(get("X-RateLimit-Remaining"))
-        reset = _header_number(get("X-RateLimit-Reset"))
+        limit = header_number(get("X-RateLimit-Limit"))
+        remaining = header_number(get("X-RateLimit-Remaining"))
+        reset = header_number(get("X-RateLimit-Reset"))
         if limit is None and remaining is None and reset is None:
             return None
         return cls(
@@ -179,7 +179,7 @@ class RateLimit:
 _MAX_HEADER_NUMBER = float(2**53)
 
 
-def _header_number(text: str | None) -> float | None:
+def header_number(text: str | None) -> float | None:
     """A header's number when it is finite, 0 or more and at most 2**53; None when absent or not that."""
     if text is None:
         return None
@@ -290,7 +290,7 @@ class AnswerBody:
                 code="malformed_answer",
                 **self._context,
             )
-        length = _header_number(headers.get("Content-Length"))
+        length = header_number(headers.get("Content-Length"))
         if self._encoding == "identity" and length is not None:  # a plain body too long: before any byte
             self._check_size(int(length))
 

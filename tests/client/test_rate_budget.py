@@ -250,3 +250,47 @@ def test_a_key_with_much_headroom_lets_a_burst_go_at_once_and_no_window_gets_mor
     for start in sent:
         assert sum(1 for t in sent if start <= t < start + 10.0) <= 1000
     assert len(sent) >= 5 * 1000 * 0.95  # and the key is used, not wasted
+
+
+def test_answers_of_a_window_paced_steadily_are_recognised_without_changing_the_schedule(monkeypatch):
+    """In a window the budget opened and paces at its steady pace, an answer with requests left cannot change
+    the schedule, so ``record_answer`` takes it without the lock (a triggerer's polls on a key with
+    headroom). Fed the same answers, a budget that records every one in full decides exactly alike, through
+    a new window, a 429, a used-up window and a window another client opened."""
+    fast, full = RateBudget(), RateBudget()
+    recorded: list[float] = []
+    record = RateBudget.record
+
+    def counting(self, now, *args, **kwargs):
+        if self is fast:
+            recorded.append(now)
+        return record(self, now, *args, **kwargs)
+
+    monkeypatch.setattr(RateBudget, "record", counting)
+
+    def headers(limit: int, remaining: int, reset: float) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(limit),
+            "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Reset": str(int(reset)),
+        }
+
+    answers = [(T0 + 0.01 * i, 200, headers(100, 99 - i, T0 + 10)) for i in range(30)]  # opens a window
+    answers += [(T0 + 10.0, 200, headers(100, 99, T0 + 20))]  # the next window, opened again
+    answers += [(T0 + 10.1 + 0.01 * i, 200, headers(100, 98 - i, T0 + 20)) for i in range(20)]
+    answers += [(T0 + 10.5, 429, {**headers(100, 0, T0 + 20), "Retry-After": "2"})]
+    answers += [(T0 + 12.6, 200, headers(100, 40, T0 + 20)), (T0 + 12.7, 200, headers(100, 0, T0 + 20))]
+    answers += [(T0 + 20.2 + 0.01 * i, 200, headers(100, 50 - i, T0 + 30)) for i in range(10)]  # not ours
+    for budget in (fast, full):
+        budget.reserve(T0)
+    for now, status, answer in answers:
+        full._own_window = None  # always the whole record
+        got = fast.record_answer(now, status, answer, sent_at=now, longest=60)
+        assert got == full.record_answer(now, status, answer, sent_at=now, longest=60)
+        state = ("spacing", "paused_until", "lead", "window", "window_opened")
+        assert [getattr(fast, name) for name in state] == [getattr(full, name) for name in state]
+        assert [fast.go_now(now) for _ in range(3)] == [full.go_now(now) for _ in range(3)]
+    assert fast.record_answer(T0 + 10.2, 200, headers(100, 7, T0 + 20), sent_at=T0, longest=60)[
+        0
+    ] == RateLimit(100, 7, float(int(T0 + 20)))
+    assert 0 < len(recorded) <= 16, f"{len(recorded)} of {len(answers)} answers recorded in full"
