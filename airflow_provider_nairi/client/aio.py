@@ -372,9 +372,13 @@ class AsyncNairiClient(AsyncNairiApi):
                 answer = AnswerBody(
                     self.config, response.headers, status=response.status, method=method, path=path
                 )
-                while chunk := await response.content.readany():
-                    watchdog.progressed(watch)
-                    answer.feed(chunk)
+                content = response.content
+                if content.is_eof():  # the whole body came with the headers (a poll's answer): no wait
+                    answer.feed(content.read_nowait())
+                else:
+                    while chunk := await content.readany():
+                        watchdog.progressed(watch)
+                        answer.feed(chunk)
                 body = answer.body()
         except asyncio.CancelledError:
             limit = watchdog.expired(watch)

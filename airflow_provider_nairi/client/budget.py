@@ -12,10 +12,13 @@ Every answer says how many requests the key has left in its window and when the 
   got it backs off, as a retry does), and when an
   answer says nothing is left, nobody sends before the reset; the whole schedule moves back by the pause, so
   the clients keep their order and do not burst when it ends.
-- **Cheap when nothing changes.** In a window the budget opened (its first answer said ``limit - 1`` left)
-  it paces at the window's steady pace, so a later answer of that window with requests left changes
-  nothing: :meth:`RateBudget.record_answer` recognises it by its reset and limit headers and takes no lock
-  (most polls of a triggerer on a key with headroom).
+- **Cheap when nothing changes.** :meth:`RateBudget.record_answer` recognises an answer of the window it
+  recorded last (same ``X-RateLimit-Reset`` and ``X-RateLimit-Limit``) that cannot change the schedule and
+  takes it without the lock: in a window the budget opened (its first answer said ``limit - 1`` left) it
+  paces at the window's steady pace, so any answer with requests left; in a window someone else opened,
+  an answer with more than half the limit left (the pace of the latest recorded answer holds until then,
+  never faster than spreading what was left then over what was left of the window). Most polls of a
+  triggerer on a key with headroom.
 - **Probe first.** Until an answer has said anything about the key, only :data:`FIRST_REQUESTS` go and the
   others wait for an answer (at most :data:`PROBE_PATIENCE`: a hung host holds nobody). An answer without
   rate-limit headers turns pacing off (pauses after a 429 still apply).
@@ -85,10 +88,10 @@ class RateBudget:
         self.window_opened = (0.0, 0.0)
         #: Seconds a request may go ahead of its place in a window this budget opened (:meth:`lead_for`).
         self.lead = 0.0
-        #: ``(X-RateLimit-Reset text, X-RateLimit-Limit text, rate limit)`` of the latest answer in a window
-        #: this budget opened and paces by its own steady pace, else None: what :meth:`record_answer` needs
-        #: to recognise a later answer of that window that cannot change the schedule.
-        self._own_window: tuple[str, str, RateLimit] | None = None
+        #: ``(X-RateLimit-Reset text, X-RateLimit-Limit text, rate limit, floor)`` of the latest answer
+        #: recorded, when a later answer of its window with more than ``floor`` requests left changes nothing
+        #: (:meth:`record_answer`); else None.
+        self._quiet: tuple[str, str, RateLimit, float] | None = None
 
     def __repr__(self) -> str:
         return f"RateBudget(spacing={self.spacing}, paused_until={self.paused_until:.3f})"
@@ -206,29 +209,29 @@ class RateBudget:
         pause out), the end of the key's pause; else None."""
         limited = status == 429
         reset_text, limit_text = headers.get("X-RateLimit-Reset"), headers.get("X-RateLimit-Limit")
-        own_window = self._own_window
-        if own_window is not None and not limited and own_window[:2] == (reset_text, limit_text):
+        quiet = self._quiet
+        if quiet is not None and not limited and quiet[:2] == (reset_text, limit_text):
             remaining = header_number(headers.get("X-RateLimit-Remaining"))
-            if remaining is not None and remaining >= 1:
-                # The same window, paced at its steady pace, requests left: recording it would change
-                # nothing (the pace is the window's, not what is left), so the answer costs no lock.
-                known = own_window[2]
+            if remaining is not None and remaining > quiet[3]:
+                known = quiet[2]  # the same window, nothing to change: no lock (module docstring)
                 return RateLimit(known.limit, int(remaining), known.reset), None
         rate_limit = RateLimit.from_headers(headers)
         retry_after = parse_retry_after(headers.get("Retry-After")) if limited else None
         self.record(now, rate_limit, sent_at=sent_at, rate_limited=limited, retry_after=retry_after)
         with self._lock:
-            steady = (
+            self._quiet = None
+            if (
                 rate_limit is not None
-                and bool(rate_limit.remaining)
-                and self._own_pace(rate_limit) is not None
-                and now >= self.paused_until
-            )
-            self._own_window = (
-                (reset_text, limit_text, rate_limit)
-                if steady and rate_limit is not None and reset_text and limit_text
-                else None
-            )
+                and rate_limit.remaining
+                and rate_limit.limit
+                and reset_text
+                and limit_text
+            ):
+                # above the floor an answer of this window changes nothing: none in a window paced at its
+                # steady pace, half the limit in a window someone else opened
+                floor = 0.0 if self._own_pace(rate_limit) is not None else rate_limit.limit / 2
+                if rate_limit.remaining > floor and self.spacing is not None and now >= self.paused_until:
+                    self._quiet = (reset_text, limit_text, rate_limit, floor)
         own_pause = self.paused_until if retry_after is not None and retry_after <= longest else None
         return rate_limit, own_pause
 

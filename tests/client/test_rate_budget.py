@@ -284,7 +284,7 @@ def test_answers_of_a_window_paced_steadily_are_recognised_without_changing_the_
     for budget in (fast, full):
         budget.reserve(T0)
     for now, status, answer in answers:
-        full._own_window = None  # always the whole record
+        full._quiet = None  # always the whole record
         got = fast.record_answer(now, status, answer, sent_at=now, longest=60)
         assert got == full.record_answer(now, status, answer, sent_at=now, longest=60)
         state = ("spacing", "paused_until", "lead", "window", "window_opened")
@@ -294,3 +294,38 @@ def test_answers_of_a_window_paced_steadily_are_recognised_without_changing_the_
         0
     ] == RateLimit(100, 7, float(int(T0 + 20)))
     assert 0 < len(recorded) <= 16, f"{len(recorded)} of {len(answers)} answers recorded in full"
+
+
+def test_in_a_window_someone_else_opened_answers_are_recorded_once_half_the_limit_is_used(monkeypatch):
+    """Another process opened the window: the budget spreads what is left over the rest of the window. While
+    more than half the limit is left, an answer of that window is taken without the lock and the pace of the
+    latest recorded answer holds (never faster than what was left then, spread over the rest of the window);
+    from half the limit on, every answer is recorded and the pace follows what is left."""
+    budget = RateBudget()
+    recorded: list[int] = []
+    record = RateBudget.record
+    monkeypatch.setattr(
+        RateBudget,
+        "record",
+        lambda self, now, rate_limit, **kw: (
+            recorded.append(rate_limit.remaining),
+            record(self, now, rate_limit, **kw),
+        ),
+    )
+
+    def answer(now: float, remaining: int) -> RateLimit | None:
+        headers = {
+            "X-RateLimit-Limit": "1000",
+            "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Reset": str(int(T0 + 60)),
+        }
+        return budget.record_answer(now, 200, headers, sent_at=now, longest=60)[0]
+
+    budget.reserve(T0)
+    assert answer(T0, 800) == RateLimit(1000, 800, T0 + 60)  # a window opened by someone else: 800 left
+    assert budget.spacing == pytest.approx(60 / 800) and budget.lead == 0.0
+    assert [answer(T0 + 0.1 * i, 800 - 10 * i).remaining for i in range(1, 30)] == list(range(790, 509, -10))
+    assert recorded == [800]  # above half the limit: the pace of the recorded answer holds
+    assert budget.spacing == pytest.approx(60 / 800)
+    assert answer(T0 + 3.0, 500).remaining == 500  # half the limit used: recorded again, the pace follows
+    assert recorded == [800, 500] and budget.spacing == pytest.approx((60 - 3.0) / 500)
