@@ -77,15 +77,8 @@ def try_stripped() -> Any:
     async def bare_exchange(self: Any, method: str, path: str, headers: Any, **_: Any) -> Envelope:
         if self._session is None:
             self._session, self._proxy, self._watchdog = aio.SESSIONS.acquire(self.config)
-        async with self._session.request(
-            method,
-            api_url(self.config, path),
-            headers=headers,
-            timeout=self._timeout,
-            allow_redirects=False,
-            ssl=self._ssl,
-            proxy=self._proxy,
-        ) as response:
+        url = api_url(self.config, path)
+        async with self._session.get(url, headers=headers, timeout=self._timeout) as response:
             body = await response.read()
         return Envelope(json.loads(body)["data"], None, None)
 

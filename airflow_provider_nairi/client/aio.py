@@ -35,7 +35,7 @@ import aiohttp
 from requests.utils import get_environ_proxies, select_proxy
 
 from airflow_provider_nairi.client.api import AsyncNairiApi
-from airflow_provider_nairi.client.budget import SHORTEST_WAIT, RateBudget, RateBudgets
+from airflow_provider_nairi.client.budget import SHORTEST_WAIT, BudgetedClient, RateBudget, RateBudgets
 from airflow_provider_nairi.client.config import ClientConfig
 from airflow_provider_nairi.client.protocol import (
     DEFAULT_PAGE_SIZE,
@@ -185,7 +185,7 @@ def _limit_error(config: ClientConfig, limit: Limit, *, method: str, path: str) 
     return transport_error(config, stalled, method=method, path=path)
 
 
-class AsyncNairiClient(AsyncNairiApi):
+class AsyncNairiClient(BudgetedClient, AsyncNairiApi):
     """Every endpoint, awaited (:class:`~airflow_provider_nairi.client.api.AsyncNairiApi`: the table the
     sync client reads too), over aiohttp. Use one per trigger and close it in ``finally``.
 
@@ -314,16 +314,7 @@ class AsyncNairiClient(AsyncNairiApi):
         if response is None:
             budget.record(time.time(), None, answered=False)
         else:
-            rate_limit, own_pause = budget.record_answer(
-                time.time(),
-                response.status,
-                response.headers,
-                sent_at=sent_at,
-                longest=self.config.retry_max_wait,
-            )
-            self._rate_limit = rate_limit or self._rate_limit
-            if own_pause is not None:
-                self._waited_until = own_pause  # the retry's wait (Retry-After) covers the pause
+            self._record_in(budget, response.status, response.headers, sent_at)
         if probe:
             answered.set()
             answered.clear()

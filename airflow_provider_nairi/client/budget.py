@@ -37,9 +37,11 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from airflow_provider_nairi.client.config import ClientConfig
 from airflow_provider_nairi.client.protocol import RateLimit, header_number, parse_retry_after
 from airflow_provider_nairi.exceptions import NairiRateLimitError
 
@@ -280,6 +282,24 @@ def lead_for(rate_limit: RateLimit | None, window: float | None) -> float:
     if rate_limit is None or not rate_limit.limit or window is None:
         return 0.0
     return max(0.0, window * (PACE_MARGIN - (1 + PACE_MARGIN) / rate_limit.limit))
+
+
+class BudgetedClient:
+    """What a client keeps of the key's budget between its calls (both clients): the latest answer's rate
+    limit and the end of the pause its own 429 caused (its retry waits that out)."""
+
+    config: ClientConfig
+    _rate_limit: RateLimit | None
+    _waited_until: float
+
+    def _record_in(self, budget: RateBudget, status: int, headers: Mapping[str, str], sent_at: float) -> None:
+        """:meth:`RateBudget.record_answer` one answer, and keep what this client needs of it."""
+        rate_limit, own_pause = budget.record_answer(
+            time.time(), status, headers, sent_at=sent_at, longest=self.config.retry_max_wait
+        )
+        self._rate_limit = rate_limit or self._rate_limit
+        if own_pause is not None:
+            self._waited_until = own_pause  # the retry's wait (Retry-After) covers the pause
 
 
 class RateBudgets:

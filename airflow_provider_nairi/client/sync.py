@@ -33,7 +33,7 @@ import requests
 import urllib3
 
 from airflow_provider_nairi.client.api import DownloadTarget, NairiApi, UploadSource
-from airflow_provider_nairi.client.budget import PROCESS_BUDGETS, SHORTEST_WAIT, RateBudget
+from airflow_provider_nairi.client.budget import PROCESS_BUDGETS, SHORTEST_WAIT, BudgetedClient, RateBudget
 from airflow_provider_nairi.client.config import ClientConfig
 from airflow_provider_nairi.client.protocol import (
     DEFAULT_PAGE_SIZE,
@@ -113,7 +113,7 @@ class _Progress:
         self.written, self.digest, self.etag, self.size = 0, hashlib.sha256(), None, self.expected_size
 
 
-class NairiClient(NairiApi):
+class NairiClient(BudgetedClient, NairiApi):
     """Synchronous client of the Nairi API; see the module docstring for retries, redirects and rate limits.
 
     :param config: a validated :class:`ClientConfig`.
@@ -293,16 +293,7 @@ class NairiClient(NairiApi):
         finally:
             if not answered:
                 self.budget.record(time.time(), None, answered=False)
-        rate_limit, own_pause = self.budget.record_answer(
-            time.time(),
-            response.status_code,
-            response.headers,
-            sent_at=sent_at,
-            longest=self.config.retry_max_wait,
-        )
-        self._rate_limit = rate_limit or self._rate_limit
-        if own_pause is not None:
-            self._waited_until = own_pause  # the retry's wait (Retry-After) covers the pause
+        self._record_in(self.budget, response.status_code, response.headers, sent_at)
         log_answer(self.config, method, path, response.status_code, started=started, headers=response.headers)
         return response, deadline
 
