@@ -83,7 +83,15 @@ def main() -> None:
         # Airflow 3.3.2 resumes a round answered only while it is parked (awaiting_input or deferred): an
         # answer recorded while its task still runs, between writing the request and pausing, is kept but
         # never resumes it, and ``airflow dags test`` then waits forever. A person cannot answer that fast.
-        while pending_state(detail) not in ("awaiting_input", "deferred"):
+        # It must also have finished pausing: ``airflow dags test`` writes the task's state once more when its
+        # run returns, just after the pause; an answer that lands in between is overwritten (CI 2026-12-02:
+        # answered 79 ms after the pause, the run waited forever). So: parked for a whole second first.
+        parked_since = None
+        while parked_since is None or time.monotonic() - parked_since < 1.0:
+            if pending_state(detail) not in ("awaiting_input", "deferred"):
+                parked_since = None
+            elif parked_since is None:
+                parked_since = time.monotonic()
             if time.monotonic() > deadline:
                 raise SystemExit(f"{task_id} never paused for its answer")
             time.sleep(0.2)
