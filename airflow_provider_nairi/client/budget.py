@@ -19,6 +19,10 @@ Every answer says how many requests the key has left in its window and when the 
   an answer with more than half the limit left (the pace of the latest recorded answer holds until then,
   never faster than spreading what was left then over what was left of the window). Most polls of a
   triggerer on a key with headroom.
+- **Bursts within the margin.** A request may go ahead of its place by :data:`PACE_MARGIN` of the pace: in a
+  window the budget opened, what keeps every window of that length under the limit (:func:`lead_for`); in a
+  window someone else opened, 2 % of the time left in it, so at most 2 % of the requests left go early. A
+  triggerer's polls that fall due together go together instead of each behind a timer of its own.
 - **Probe first.** Until an answer has said anything about the key, only :data:`FIRST_REQUESTS` go and the
   others wait for an answer (at most :data:`PROBE_PATIENCE`: a hung host holds nobody). An answer without
   rate-limit headers turns pacing off (pauses after a 429 still apply).
@@ -88,7 +92,8 @@ class RateBudget:
         #: The shortest window seen (seconds), and (reset, when it opened) of the latest window we opened.
         self.window: float | None = None
         self.window_opened = (0.0, 0.0)
-        #: Seconds a request may go ahead of its place in a window this budget opened (:meth:`lead_for`).
+        #: Seconds a request may go ahead of its place: :func:`lead_for` in a window this budget opened,
+        #: :data:`PACE_MARGIN` of the time left in a window someone else opened.
         self.lead = 0.0
         #: ``(X-RateLimit-Reset text, X-RateLimit-Limit text, rate limit, floor)`` of the latest answer
         #: recorded, when a later answer of its window with more than ``floor`` requests left changes nothing
@@ -190,7 +195,7 @@ class RateBudget:
             if remaining and reset is not None and reset > now:
                 first = self.spacing is None
                 own_pace = self._own_pace(rate_limit)
-                self.lead = lead_for(rate_limit, self.window) if own_pace else 0.0
+                self.lead = lead_for(rate_limit, self.window) if own_pace else PACE_MARGIN * (reset - now)
                 self._set_spacing(now, own_pace or (reset - now) / remaining)
                 if first and self.spacing:  # the first requests went unpaced: count them as paced ones
                     self.anchor = self.next_ticket

@@ -323,9 +323,21 @@ def test_in_a_window_someone_else_opened_answers_are_recorded_once_half_the_limi
 
     budget.reserve(T0)
     assert answer(T0, 800) == RateLimit(1000, 800, T0 + 60)  # a window opened by someone else: 800 left
-    assert budget.spacing == pytest.approx(60 / 800) and budget.lead == 0.0
+    assert budget.spacing == pytest.approx(60 / 800)
+    assert budget.lead == pytest.approx(0.02 * 60)  # 2 % of the window's time left: 16 of 800 go early
     assert [answer(T0 + 0.1 * i, 800 - 10 * i).remaining for i in range(1, 30)] == list(range(790, 509, -10))
     assert recorded == [800]  # above half the limit: the pace of the recorded answer holds
     assert budget.spacing == pytest.approx(60 / 800)
     assert answer(T0 + 3.0, 500).remaining == 500  # half the limit used: recorded again, the pace follows
     assert recorded == [800, 500] and budget.spacing == pytest.approx((60 - 3.0) / 500)
+
+
+def test_in_a_window_someone_else_opened_a_burst_may_use_two_percent_of_what_is_left_at_once():
+    """Polls falling due together on a key another process is also using: up to 2 % of the requests left
+    go at once (the lead is 2 % of the window's time left), the next queue one slot apart."""
+    budget = RateBudget()
+    budget.reserve(T0)
+    budget.record(T0, RateLimit(limit=1000, remaining=800, reset=T0 + 60), sent_at=T0)  # 75 ms apart
+    assert budget.lead == pytest.approx(1.2)
+    assert sum(budget.go_now(T0) for _ in range(30)) == 16  # 2 % of 800
+    assert dues(budget, T0, 2) == pytest.approx([1.275, 1.35])  # the rest one slot apart, as before
