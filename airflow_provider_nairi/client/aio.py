@@ -44,8 +44,8 @@ from airflow_provider_nairi.client.protocol import (
     PageCursor,
     RateLimit,
     Shape,
-    acall_with_retries,
     api_url,
+    aretry_after,
     deadline_error,
     log_answer,
     parse_response,
@@ -279,11 +279,15 @@ class AsyncNairiClient(BudgetedClient, AsyncNairiApi):
         headers = (
             self._read_headers if method == "GET" else request_headers(self.config, method, idempotency_key)
         )
-        envelope = await acall_with_retries(
-            self.config,
-            lambda: self._exchange(method, path, headers, params=params, json=json, expect=expect),
-            self._sleep,
-        )
+        try:
+            envelope = await self._exchange(method, path, headers, params=params, json=json, expect=expect)
+        except NairiError as failure:
+            envelope = await aretry_after(
+                self.config,
+                failure,
+                lambda: self._exchange(method, path, headers, params=params, json=json, expect=expect),
+                self._sleep,
+            )
         self.last_answer = (method, path, envelope.request_id)
         return envelope
 
@@ -359,18 +363,25 @@ class AsyncNairiClient(BudgetedClient, AsyncNairiApi):
                 ssl=self._ssl,
                 proxy=self._proxy,
             ) as response:
-                watchdog.progressed(watch)
-                answer = AnswerBody(
-                    self.config, response.headers, status=response.status, method=method, path=path
-                )
                 content = response.content
                 if content.is_eof():  # the whole body came with the headers (a poll's answer): no wait
-                    answer.feed(content.read_nowait())
-                else:
+                    body = AnswerBody.whole(
+                        self.config,
+                        response.headers,
+                        content.read_nowait(),
+                        status=response.status,
+                        method=method,
+                        path=path,
+                    )
+                else:  # the headers came: the body's bytes have read_timeout each from now on
+                    watchdog.progressed(watch)
+                    answer = AnswerBody(
+                        self.config, response.headers, status=response.status, method=method, path=path
+                    )
                     while chunk := await content.readany():
                         watchdog.progressed(watch)
                         answer.feed(chunk)
-                body = answer.body()
+                    body = answer.body()
         except asyncio.CancelledError:
             limit = watchdog.expired(watch)
             if limit is None:  # not a limit of the try: the task itself was cancelled

@@ -73,9 +73,10 @@ class Download:
     expected_size: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # one per call, read once by the transport: not frozen (whose __init__ costs 5x)
 class Call(Generic[T]):
-    """One call of the API, as data: what a transport sends, whatever its I/O.
+    """One call of the API, as data: what a transport sends, whatever its I/O. Built by an endpoint and
+    read, never changed, by the transport.
 
     :param expect: the shape the answer's ``data`` must have (``"object"``, ``"list"``), else a malformed
         answer.

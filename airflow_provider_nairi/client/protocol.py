@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 from urllib.parse import quote, urljoin, urlsplit
 
 from tenacity import (
@@ -116,6 +116,10 @@ def request_headers(config: ClientConfig, method: str, idempotency_key: str | No
     return headers
 
 
+#: Text that ``quote(text, safe="")`` leaves as it is (RFC 3986 unreserved characters).
+_PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9_.~-]+")
+
+
 def segment(value: str) -> str:
     """One path segment, escaped: an id or a name never changes the shape of the path.
 
@@ -123,6 +127,8 @@ def segment(value: str) -> str:
     leaves them as they are, and HTTP libraries resolve them (``/secrets/..`` would address the vault).
     """
     text = str(value)
+    if _PLAIN_SEGMENT.fullmatch(text) and text not in (".", ".."):  # an id as the API makes them: as it is
+        return text
     if text in ("", ".", ".."):
         raise NairiConfigurationError(
             f"{text!r} cannot be an id or a name in an API path: it would address another resource.",
@@ -141,8 +147,7 @@ def api_url(config: ClientConfig, path: str) -> str:
 # -- answers -------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Envelope:
+class Envelope(NamedTuple):  # one per answer: a tuple is the cheapest immutable record
     """A parsed success answer: ``data``, the list ``pagination`` (or None) and the request id."""
 
     data: Any
@@ -150,8 +155,7 @@ class Envelope:
     request_id: str | None
 
 
-@dataclass(frozen=True, slots=True)  # one per answer, kept until the next: one object, no __dict__
-class RateLimit:
+class RateLimit(NamedTuple):  # one per answer, kept until the next: a tuple is the cheapest record
     """The rate-limit headers of the latest answer: requests per window, left in it, and when it resets."""
 
     limit: int | None
@@ -243,9 +247,9 @@ def echoed(config: ClientConfig, value: Any, limit: int = MAX_ECHOED_ID) -> str 
 
 def request_id_of(config: ClientConfig, headers: Mapping[str, str], body: Any = None) -> str | None:
     """``meta.request_id``, else ``X-Request-Id``: redacted and bounded (:func:`echoed`)."""
-    if isinstance(body, Mapping):
+    if isinstance(body, dict):  # (parsed JSON: an object is a dict)
         meta = body.get("meta")
-        if isinstance(meta, Mapping) and isinstance(meta.get("request_id"), str):
+        if isinstance(meta, dict) and isinstance(meta.get("request_id"), str):
             return echoed(config, meta["request_id"])
     return echoed(config, headers.get("X-Request-Id"))
 
@@ -293,6 +297,25 @@ class AnswerBody:
         length = header_number(headers.get("Content-Length"))
         if self._encoding == "identity" and length is not None:  # a plain body too long: before any byte
             self._check_size(int(length))
+
+    @classmethod
+    def whole(
+        cls,
+        config: ClientConfig,
+        headers: Mapping[str, str],
+        data: bytes,
+        *,
+        status: int,
+        method: str,
+        path: str,
+    ) -> bytes:
+        """The decoded bytes of a body that came whole (a poll's answer, with its headers): checked like one
+        fed in chunks, without the bookkeeping when it is plain and within the cap."""
+        if "Content-Encoding" not in headers and len(data) <= config.max_answer_bytes:
+            return data
+        answer = cls(config, headers, status=status, method=method, path=path)
+        answer.feed(data)
+        return answer.body()
 
     def _check_size(self, size: int) -> None:
         if size > self._cap:
@@ -387,21 +410,28 @@ def parse_response(
         except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             parsed = None
         request_id = request_id_of(config, headers, parsed)
-        context: dict[str, Any] = {"status": status, "request_id": request_id, "method": method, "path": path}
-        if status >= 400:
-            raise _error_from_body(config, status, headers=headers, parsed=parsed, body=body, context=context)
-        if not isinstance(parsed, Mapping) or parsed.get("success") is not True or "data" not in parsed:
+        if status >= 400 or not (
+            isinstance(parsed, dict) and parsed.get("success") is True and "data" in parsed
+        ):
+            context: dict[str, Any] = {
+                "status": status,
+                "request_id": request_id,
+                "method": method,
+                "path": path,
+            }
+            if status >= 400:
+                raise _error_from_body(
+                    config, status, headers=headers, parsed=parsed, body=body, context=context
+                )
             raise NairiServerError(
                 f"the answer is not a Nairi envelope ({_describe_body(config, headers, body)}).",
                 code="malformed_answer",
                 **context,
             )
         pagination = parsed.get("pagination")
-        envelope = Envelope(
-            parsed["data"], pagination if isinstance(pagination, Mapping) else None, request_id
-        )
-    if expect is not None:
-        _check_shape(envelope, expect, status=status, method=method, path=path)
+        envelope = Envelope(parsed["data"], pagination if isinstance(pagination, dict) else None, request_id)
+    if expect is not None and not (expect == "object" and isinstance(envelope.data, dict)):
+        _check_shape(envelope, expect, status=status, method=method, path=path)  # (an object: checked here)
     return envelope
 
 
@@ -598,16 +628,18 @@ def call_with_retries(config: ClientConfig, attempt: Callable[[], T], sleep: Cal
     raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
 
-async def acall_with_retries(
-    config: ClientConfig, attempt: Callable[[], Awaitable[T]], sleep: Callable[[float], Awaitable[Any]]
+async def aretry_after(
+    config: ClientConfig,
+    failure: NairiError,
+    attempt: Callable[[], Awaitable[T]],
+    sleep: Callable[[float], Awaitable[Any]],
 ) -> T:
-    """:func:`call_with_retries` for coroutines (``AsyncRetrying``, awaited sleeps)."""
-    try:
-        return await attempt()
-    except NairiError as error:
-        if not should_retry(error, config):
-            raise
-        first: NairiError | None = error
+    """:func:`call_with_retries` for coroutines, called by the caller's own first try when it failed with
+    ``failure`` (an answer's first try is awaited directly: no closure, no extra coroutine per poll): raises
+    ``failure`` when it is not retried, else retries ``attempt`` (``AsyncRetrying``, awaited sleeps)."""
+    if not should_retry(failure, config):
+        raise failure
+    first: NairiError | None = failure
     async for state in AsyncRetrying(**retry_kwargs(config, sleep)):
         with state:
             if first is not None:
