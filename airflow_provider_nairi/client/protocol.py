@@ -127,13 +127,13 @@ def segment(value: str) -> str:
     leaves them as they are, and HTTP libraries resolve them (``/secrets/..`` would address the vault).
     """
     text = str(value)
-    if _PLAIN_SEGMENT.fullmatch(text) and text not in (".", ".."):  # an id as the API makes them: as it is
-        return text
     if text in ("", ".", ".."):
         raise NairiConfigurationError(
             f"{text!r} cannot be an id or a name in an API path: it would address another resource.",
             code="invalid_path",
         )
+    if _PLAIN_SEGMENT.fullmatch(text):  # an id as the API makes them: quote() would leave it as it is
+        return text
     return quote(text, safe="")
 
 
@@ -430,8 +430,8 @@ def parse_response(
             )
         pagination = parsed.get("pagination")
         envelope = Envelope(parsed["data"], pagination if isinstance(pagination, dict) else None, request_id)
-    if expect is not None and not (expect == "object" and isinstance(envelope.data, dict)):
-        _check_shape(envelope, expect, status=status, method=method, path=path)  # (an object: checked here)
+    if expect is not None:
+        _check_shape(envelope, expect, status=status, method=method, path=path)
     return envelope
 
 
