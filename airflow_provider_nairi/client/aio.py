@@ -53,7 +53,7 @@ from airflow_provider_nairi.client.protocol import (
     request_headers,
     transport_error,
 )
-from airflow_provider_nairi.client.watchdog import Limit, TryWatchdog
+from airflow_provider_nairi.client.watchdog import Limit, TryWatchdog, Watch
 from airflow_provider_nairi.exceptions import NairiConnectionError, NairiError
 
 #: Connections the loop's shared session keeps open at most, in all and to one host (scheme, host, port). A
@@ -230,30 +230,6 @@ class AsyncNairiClient(BudgetedClient, AsyncNairiApi):
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        idempotency_key: str | None = None,
-        expect: Shape | None = None,
-    ) -> Any:
-        """Send one call and return the envelope's ``data`` (None for a 204).
-
-        Retried on 429, 5xx, connection errors, timeouts and malformed answers like the sync client
-        (``docs/errors-and-retries.md``), with non-blocking waits. A POST carries an Idempotency-Key
-        (``idempotency_key`` or a fresh uuid4) reused by all its retries; other methods carry none. Errors
-        are ``NairiError`` subclasses. ``expect``: the shape ``data`` must have (``"object"`` or
-        ``"list"``), as in the sync client.
-        """
-        return (
-            await self._call(
-                method, path, params=params, json=json, idempotency_key=idempotency_key, expect=expect
-            )
-        ).data
-
     async def paginate(
         self, path: str, params: Mapping[str, Any] | None = None, page_size: int = DEFAULT_PAGE_SIZE
     ) -> list[dict[str, Any]]:
@@ -262,11 +238,11 @@ class AsyncNairiClient(BudgetedClient, AsyncNairiApi):
         cursor = PageCursor(params, page_size)
         items: list[dict[str, Any]] = []
         while not cursor.done:
-            envelope = await self._call("GET", path, params=cursor.params(), expect="list")
+            envelope = await self.request_envelope("GET", path, params=cursor.params(), expect="list")
             items += cursor.accept(envelope, method="GET", path=path)
         return items
 
-    async def _call(
+    async def request_envelope(
         self,
         method: str,
         path: str,
@@ -276,6 +252,14 @@ class AsyncNairiClient(BudgetedClient, AsyncNairiApi):
         idempotency_key: str | None = None,
         expect: Shape | None = None,
     ) -> Envelope:
+        """Send one call and return its :class:`Envelope` (``request`` returns its ``data``).
+
+        Retried on 429, 5xx, connection errors, timeouts and malformed answers like the sync client
+        (``docs/errors-and-retries.md``), with non-blocking waits. A POST carries an Idempotency-Key
+        (``idempotency_key`` or a fresh uuid4) reused by all its retries; other methods carry none. Errors
+        are ``NairiError`` subclasses. ``expect``: the shape ``data`` must have (``"object"`` or
+        ``"list"``), as in the sync client.
+        """
         headers = (
             self._read_headers if method == "GET" else request_headers(self.config, method, idempotency_key)
         )
@@ -304,24 +288,26 @@ class AsyncNairiClient(BudgetedClient, AsyncNairiApi):
             now = max(time.time(), now + wait)  # (a test's recorded sleep takes no time)
         return ticket.number is None
 
-    def _learn(
-        self,
-        budget: RateBudget,
-        answered: asyncio.Event,
-        probe: bool,
-        sent_at: float,
-        response: aiohttp.ClientResponse | None,
-    ) -> None:
-        """Record a try in the key's budget: its answer's rate-limit headers and 429 (``response``), or that
-        none came (None: it only ends a probe). A probe's end wakes the clients waiting for it (there are
-        none once the key's pace is known)."""
-        if response is None:
-            budget.record(time.time(), None, answered=False)
-        else:
-            self._record_in(budget, response.status, response.headers, sent_at)
-        if probe:
-            answered.set()
-            answered.clear()
+    async def _stream_body(
+        self, response: aiohttp.ClientResponse, watch: Watch, *, method: str, path: str
+    ) -> bytes:
+        """The body of an answer whose headers came before it, read by :class:`AnswerBody` (decoded,
+        capped): from the headers on, each of its bytes has ``read_timeout`` (the loop's watchdog)."""
+        watchdog = self._watchdog
+        assert watchdog is not None  # (acquired with the session)
+        watchdog.progressed(watch)
+        answer = AnswerBody(self.config, response.headers, status=response.status, method=method, path=path)
+        while chunk := await response.content.readany():
+            watchdog.progressed(watch)
+            answer.feed(chunk)
+        return answer.body()
+
+    @staticmethod
+    def _probe_ended(answered: asyncio.Event) -> None:
+        """A probe's try ended (answered or not): wake the clients waiting for it (there are none once the
+        key's pace is known)."""
+        answered.set()
+        answered.clear()
 
     async def _exchange(
         self,
@@ -336,7 +322,8 @@ class AsyncNairiClient(BudgetedClient, AsyncNairiApi):
         """One try, after this request's turn in the key's budget: bounded by ``request_timeout`` from the
         wait for a pooled connection to the body's end, and by ``read_timeout`` between its bytes (the loop's
         watchdog); the body read by :class:`AnswerBody` (decoded, capped)."""
-        rate_limit_wait(self._rate_limit, self.config)  # raises if the window resets after retry_max_wait
+        if self._rate_limit is not None and self._rate_limit.remaining == 0:  # the latest answer used it up
+            rate_limit_wait(self._rate_limit, self.config)  # raises if the window resets after retry_max_wait
         if self._budget is None or self._answered is None:
             self._budget, self._answered = BUDGETS.for_config(self.config)
         budget, answered = self._budget, self._answered
@@ -373,15 +360,8 @@ class AsyncNairiClient(BudgetedClient, AsyncNairiApi):
                         method=method,
                         path=path,
                     )
-                else:  # the headers came: the body's bytes have read_timeout each from now on
-                    watchdog.progressed(watch)
-                    answer = AnswerBody(
-                        self.config, response.headers, status=response.status, method=method, path=path
-                    )
-                    while chunk := await content.readany():
-                        watchdog.progressed(watch)
-                        answer.feed(chunk)
-                    body = answer.body()
+                else:
+                    body = await self._stream_body(response, watch, method=method, path=path)
         except asyncio.CancelledError:
             limit = watchdog.expired(watch)
             if limit is None:  # not a limit of the try: the task itself was cancelled
@@ -400,8 +380,12 @@ class AsyncNairiClient(BudgetedClient, AsyncNairiApi):
         finally:
             watchdog.stop(watch)
             if not read:  # no answer (an error, or the trigger was cancelled): it only ends a probe
-                self._learn(budget, answered, probe, sent_at, None)
-        self._learn(budget, answered, probe, sent_at, response)
+                budget.record(time.time(), None, answered=False)
+                if probe:
+                    self._probe_ended(answered)
+        self._record_in(budget, response.status, response.headers, sent_at)
+        if probe:
+            self._probe_ended(answered)
         log_answer(self.config, method, path, response.status, started=started, headers=response.headers)
         return parse_response(
             self.config, response.status, response.headers, body, method=method, path=path, expect=expect

@@ -23,7 +23,7 @@ from airflow_provider_nairi.client.endpoints import (
     SyncTransport,
     UploadSource,
 )
-from airflow_provider_nairi.client.protocol import DEFAULT_PAGE_SIZE, RateLimit, Shape
+from airflow_provider_nairi.client.protocol import DEFAULT_PAGE_SIZE, Envelope, RateLimit, Shape
 
 __all__ = ["AsyncNairiApi", "DownloadTarget", "NairiApi", "UploadSource"]
 
@@ -146,9 +146,16 @@ class AsyncNairiApi(Endpoints, AsyncTransport):
     async def send(self, call: Call[T]) -> T:
         if call.pages:
             return await self.paginate(call.path, call.params)  # type: ignore[return-value]
-        return call.result(await self.request(call.method, call.path, **call.request_options()))
+        envelope = await self.request_envelope(  # (not through request: one coroutine less per poll)
+            call.method,
+            call.path,
+            params=call.params,
+            json=call.json,
+            idempotency_key=call.idempotency_key,
+            expect=call.expect,
+        )
+        return call.result(envelope.data)
 
-    @abstractmethod
     async def request(
         self,
         method: str,
@@ -160,6 +167,24 @@ class AsyncNairiApi(Endpoints, AsyncTransport):
         expect: Shape | None = None,
     ) -> Any:
         """:meth:`NairiApi.request`, awaited (non-blocking retry waits)."""
+        envelope = await self.request_envelope(
+            method, path, params=params, json=json, idempotency_key=idempotency_key, expect=expect
+        )
+        return envelope.data
+
+    @abstractmethod
+    async def request_envelope(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        idempotency_key: str | None = None,
+        expect: Shape | None = None,
+    ) -> Envelope:
+        """:meth:`request`, returning the whole answer: the :class:`Envelope` (``data``, the list's
+        ``pagination``, the request id)."""
 
     @abstractmethod
     async def paginate(

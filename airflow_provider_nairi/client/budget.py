@@ -129,7 +129,7 @@ class RateBudget:
             if self.spacing is None or now < self.paused_until:
                 return False
             number = self.next_ticket
-            due = self._due(number)
+            due = self.anchor_time + (number - self.anchor) * self.spacing  # _due, inline (every request)
             if due - now > max(SHORTEST_WAIT, self.lead):
                 return False
             self.next_ticket += 1

@@ -22,6 +22,9 @@ Said once for every endpoint below:
   retried task replays the first answer instead of creating a second object), otherwise a fresh key that only
   this call's retries reuse; 409 ``idempotency_key_reused``: the same key with another body. PUT, PATCH,
   DELETE and GET carry none (PUT and DELETE are idempotent; a PATCH retry re-sends the same fields).
+- **A call built once.** ``Endpoints.get_conversation.build("c")`` is the endpoint's :class:`Call` itself;
+  ``client.send(call)`` (awaited on the async client) sends it, as often as needed: a trigger polling one
+  conversation builds its call once, not on every poll.
 - **Uploads and downloads** (``@sync_only``) stream in constant memory and exist on the sync client only.
 
 Pure: imports no Airflow.

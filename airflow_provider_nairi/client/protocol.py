@@ -383,6 +383,11 @@ def deadline_error(
     )
 
 
+#: The answers' JSON decoder. An answer is UTF-8 (RFC 8259; a leading byte-order mark is skipped): another
+#: encoding is a malformed answer.
+_JSON = json.JSONDecoder()
+
+
 def parse_response(
     config: ClientConfig,
     status: int,
@@ -406,7 +411,7 @@ def parse_response(
         envelope = Envelope(None, None, request_id_of(config, headers))
     else:
         try:
-            parsed = json.loads(body)
+            parsed = _JSON.decode(body.decode().removeprefix("\ufeff"))  # json.loads without encoding guess
         except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             parsed = None
         request_id = request_id_of(config, headers, parsed)

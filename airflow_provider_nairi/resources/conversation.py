@@ -60,6 +60,8 @@ def conversation_event(conversation: Mapping[str, Any], turn: int | None = None)
     status = ConversationStatus.of(conversation)
     if turn is not None and int(conversation.get("turns") or 0) < turn:
         return None
+    if status.event_status is None:  # still working (snapshot_event's own test, made here: every poll)
+        return None
     return snapshot_event(status, conversation)
 
 

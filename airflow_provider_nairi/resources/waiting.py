@@ -197,8 +197,8 @@ class Waiter:
             if outcome is not None:
                 return outcome
         self.wait_log.polled(self.state())
-        left = seconds_left(self.deadline)
-        if left is not None:
+        if self.deadline is not None:  # (seconds_left, inline: once per poll)
+            left = self.deadline - time.time()
             if left <= 0:
                 return timeout_event(self.kind, self.resource_id, self.timeout_message)
             delay = min(delay, left)

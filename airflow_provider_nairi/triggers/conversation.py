@@ -13,6 +13,7 @@ from airflow_provider_nairi.resources.conversation import (
 from airflow_provider_nairi.triggers.polling import NairiPollingTrigger
 
 if TYPE_CHECKING:
+    from airflow_provider_nairi.client.endpoints import Call
     from airflow_provider_nairi.hooks.nairi import NairiAsyncHook
 
 # ACTIVE_STATES, EVENT_SNAPSHOT_KEYS, conversation_event and slim_event moved to resources.conversation.
@@ -49,12 +50,17 @@ class NairiConversationTrigger(NairiPollingTrigger):
         super().__init__(**kwargs)
         self.turn = turn
         self.cancel_on_kill = cancel_on_kill
+        self._read: Call[dict[str, Any]] | None = None  # the poll's call, built at the first poll
 
     def extra_kwargs(self) -> dict[str, Any]:
         return {"turn": self.turn, "cancel_on_kill": self.cancel_on_kill}
 
     async def poll(self, hook: NairiAsyncHook) -> dict[str, Any] | None:
-        conversation = await (await hook.get_async_client()).get_conversation(self.resource_id)
+        if self._read is None:  # the same GET every poll: built once (its path checked then)
+            from airflow_provider_nairi.client.endpoints import Endpoints  # noqa: PLC0415 (not at DAG parse)
+
+            self._read = Endpoints.get_conversation.build(self.resource_id)
+        conversation = await (await hook.get_async_client()).send(self._read)
         self.remote_state = str(conversation.get("status"))
         event = conversation_event(conversation, self.turn)
         return None if event is None else slim_event(event)

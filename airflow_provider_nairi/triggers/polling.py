@@ -29,6 +29,7 @@ The async hook (and aiohttp) is imported inside :meth:`run`, never when a DAG fi
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -138,7 +139,8 @@ class NairiPollingTrigger(ClassLogMixin, BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """The wait (:meth:`~airflow_provider_nairi.resources.waiting.Waiter.wait_async` over :meth:`poll`),
         then its one event. Lean on purpose, as a triggerer holds thousands of waiting triggers: one
-        generator, no closures (the waiter gets bound methods), the hook's client closed before the event."""
+        generator, no closures (the waiter gets bound methods and a partial), the hook's client closed before
+        the event."""
         self._hook = self.make_hook()
         try:
             event = await Waiter(
@@ -147,24 +149,27 @@ class NairiPollingTrigger(ClassLogMixin, BaseTrigger):
                 deadline=self.deadline,
                 poll_interval=self.poll_interval,
                 max_transient_errors=self.max_transient_errors,
-                log=self.log,
+                log=self._wait_log(),
                 state=self._state,
                 last_answer=self._last_answer,
-            ).wait_async(self._poll)
+            ).wait_async(functools.partial(self.poll, self._hook))
         finally:
             hook, self._hook = self._hook, None
             await hook.close()
         yield _event(event)
+
+    def _wait_log(self) -> Any:
+        """The logger of one wait: :attr:`log` resolved once. On Airflow 3 it is a structlog proxy that looks
+        its logger up again on every line, a poll's DEBUG line included; where a line goes is still decided
+        when it is written (Airflow binds the trigger's context to the running task, not to the logger)."""
+        bind = getattr(self.log, "bind", None)  # structlog's; a stdlib logger (Airflow 2) has none
+        return self.log if bind is None else bind()
 
     def _state(self) -> str | None:
         return self.remote_state
 
     def _last_answer(self) -> tuple[str, str, str | None] | None:
         return None if self._hook is None else self._hook.last_answer
-
-    async def _poll(self) -> dict[str, Any] | None:
-        assert self._hook is not None  # (only called by run's wait)
-        return await self.poll(self._hook)
 
     async def task_runs_again(self) -> bool:
         """Whether Airflow will run this trigger's task instance again (it was cleared or is up for retry).

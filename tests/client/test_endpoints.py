@@ -21,6 +21,7 @@ from airflow_provider_nairi.client.endpoints import (
     Endpoints,
     sync_only,
 )
+from airflow_provider_nairi.client.protocol import Envelope
 from airflow_provider_nairi.client.sync import NairiClient
 from airflow_provider_nairi.emulator import resources as emulator_resources  # noqa: F401 (registers routes)
 from airflow_provider_nairi.emulator.routing import ROUTES, match
@@ -125,9 +126,10 @@ class AsyncRecorder(AsyncNairiApi):
     def __init__(self):
         self.sent = []
 
-    async def request(self, method, path, **kwargs):
+    async def request_envelope(self, method, path, **kwargs):
         self.sent.append((method, path, kwargs))
-        return {"conversation": {"id": "conv_1"}} if path.endswith("/run") else {"id": "x"}
+        data = {"conversation": {"id": "conv_1"}} if path.endswith("/run") else {"id": "x"}
+        return Envelope(data, None, "req_1")
 
     async def paginate(self, path, params=None, page_size=200):
         self.sent.append(("PAGES", path, params))

@@ -157,7 +157,7 @@ def test_trigger_serialized_before_cancel_on_kill_existed_still_cancels_on_kill(
 async def test_trigger_waits_for_its_turn_and_emits_the_snapshot():
     hook = mock.MagicMock()
     hook.get_async_client = mock.AsyncMock(return_value=hook)
-    hook.get_conversation = mock.AsyncMock(
+    hook.send = mock.AsyncMock(  # the client's send: the trigger sends get_conversation's call
         side_effect=[
             conversation("completed", turns=1),  # turn 2 not counted yet
             conversation("running", turns=2, last_message=None),
@@ -169,6 +169,10 @@ async def test_trigger_waits_for_its_turn_and_emits_the_snapshot():
     with mock.patch.object(NairiConversationTrigger, "make_hook", return_value=hook):
         events = [event.payload async for event in trig.run()]
     assert len(events) == 1 and events[0]["status"] == "success"
+    # One GET of the conversation per poll, its call built at the first poll and sent again after.
+    sent = [awaited.args[0] for awaited in hook.send.await_args_list]
+    assert len(sent) == 3 and all(call is sent[0] for call in sent)
+    assert (sent[0].method, sent[0].path, sent[0].expect) == ("GET", "/conversations/conv_1", "object")
     # The event names the turn; the reply ("second") is read by the resuming task, never carried (issue 13).
     assert events[0]["resource"] == {"id": "conv_1", "status": "completed", "turns": 2}
     assert "second" not in json.dumps(events[0])
