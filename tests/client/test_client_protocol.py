@@ -99,6 +99,15 @@ def test_non_envelope_answers_are_typed_not_crashes(status, body, cls):
     assert info.value.request_id == "req_proxy"
 
 
+def test_answers_are_utf8_a_byte_order_mark_skipped_another_encoding_malformed():
+    text = json.dumps(envelope({"id": "conv_1", "title": "caf\u00e9"}, "req_ok"), ensure_ascii=False)
+    assert answer(200, b"\xef\xbb\xbf" + text.encode()).data == {"id": "conv_1", "title": "caf\u00e9"}
+    with pytest.raises(NairiServerError) as info:  # json.loads would have guessed UTF-16 and read it
+        answer(200, text.encode("utf-16"), {"X-Request-Id": "req_16"})
+    assert info.value.code == "malformed_answer" and info.value.retryable
+    assert info.value.request_id == "req_16"
+
+
 def test_success_envelope_and_204():
     parsed = answer(200, envelope({"id": "conv_1"}, "req_ok"))
     assert parsed == Envelope({"id": "conv_1"}, None, "req_ok")
