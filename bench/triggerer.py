@@ -26,6 +26,12 @@ emulators serve at most 500 polls/s), each contender in a fresh supervisor proce
 5. errors: events that are not ``success``, trigger failures, waits without an event 2P + 30 s after the
    last end.
 
+Each run also prints what its runner's event loop did in the measured window, counted inside the runner in
+memory shared with the supervisor (:class:`RunnerCounters`): loop iterations per poll, garbage collections
+per generation and the share of CPU they took, and after the window the runner's CPU per completion (the
+finish phase's CPU, its polls taken out at the window's cost per poll). They tell noise from cost: a round
+whose CPU per poll jumps with the same iterations and no collection was slowed by the machine.
+
 The emulator is not the bottleneck when its CPU share stays well below a core and the polls served in the
 window match N / P; both are printed. Modules of both contenders are imported before the fork, so RSS per
 trigger is the cost of one more waiting trigger, not of loading aiohttp.
@@ -93,6 +99,46 @@ PRELOAD = {
     BARE: ["aiohttp"],
 }
 ENDED = ("completed", "failed", "cancelled")
+
+
+class RunnerCounters:
+    """What the forked runner does besides CPU, counted in memory shared with the supervisor (made before
+    the fork): event-loop iterations (selector calls) and garbage collections per generation with their
+    time. Counted in the runner only (the supervisor's own selector and collections are skipped)."""
+
+    ITERATIONS, GEN0, GEN1, GEN2, GC_SECONDS = range(5)
+
+    def __init__(self) -> None:
+        import multiprocessing  # noqa: PLC0415
+        import selectors  # noqa: PLC0415
+
+        self.values = multiprocessing.RawArray("d", 5)
+        supervisor, values, started = os.getpid(), self.values, [0.0]
+        for selector in {selectors.DefaultSelector, selectors.EpollSelector}:
+            original = selector.select
+
+            def select(self: Any, timeout: Any = None, _original: Any = original) -> Any:
+                if os.getpid() != supervisor:
+                    values[RunnerCounters.ITERATIONS] += 1
+                return _original(self, timeout)
+
+            selector.select = select  # type: ignore[method-assign]
+
+        def collected(phase: str, info: dict[str, int]) -> None:
+            if os.getpid() == supervisor:
+                return
+            if phase == "start":
+                started[0] = time.perf_counter()
+            else:
+                values[RunnerCounters.GEN0 + info["generation"]] += 1
+                values[RunnerCounters.GC_SECONDS] += time.perf_counter() - started[0]
+
+        import gc  # noqa: PLC0415
+
+        gc.callbacks.append(collected)
+
+    def read(self) -> list[float]:
+        return list(self.values)
 
 
 class BareAiohttpTrigger(BaseTrigger):
@@ -179,6 +225,7 @@ def make_supervisor_class() -> Any:
         samples: dict[str, Any] = attrs.field(factory=dict)
         finisher: threading.Thread | None = None
         profilers: list[subprocess.Popen[bytes]] = attrs.field(factory=list)
+        runner_counters: Any = None
 
         # -- what a job-less supervisor must provide (see TriggerRunnerSupervisor's docstring) --------------
         def load_triggers(self) -> None:
@@ -245,6 +292,7 @@ def make_supervisor_class() -> Any:
                 "wall": time.monotonic(),
                 "runner_cpu": runner.user + runner.system,
                 "supervisor_cpu": me.user + me.system,
+                "runner_counters": self.runner_counters.read(),
                 "requests": [
                     AdminClient(s["admin_url"], s["admin_token"]).counts()["requests_total"]
                     for s in self.plan["shards"]
@@ -289,6 +337,7 @@ def make_supervisor_class() -> Any:
             elif self.phase == "finish":
                 finishing = self.finisher is not None and self.finisher.is_alive()
                 if (not finishing and not self.specs) or now - self.marks["finish"] > plan["finish_timeout"]:
+                    self.samples["finish_end"] = self.counters()
                     self.phase = "done"
 
         def profile(self, phase: str, seconds: float) -> None:
@@ -348,6 +397,9 @@ def make_supervisor_class() -> Any:
                     expected_polls=len(self.plan["waits"]) * wall / self.plan["poll_interval"],
                     runner_cpu_s=end["runner_cpu"] - start["runner_cpu"],
                     supervisor_cpu_s=end["supervisor_cpu"] - start["supervisor_cpu"],
+                    runner_counters=[
+                        b - a for a, b in zip(start["runner_counters"], end["runner_counters"], strict=True)
+                    ],
                     emulator_cpu_share=[
                         (b - a) / wall
                         for a, b in zip(start["emulator_cpu"], end["emulator_cpu"], strict=True)
@@ -355,6 +407,13 @@ def make_supervisor_class() -> Any:
                     rss_per_trigger=(statistics.median(self.samples["rss"]) - self.samples["rss_before"])
                     / (len(self.plan["waits"]) - self.plan["warm_up"]),
                 )
+            finish_end = self.samples.get("finish_end")
+            if end and finish_end and result.get("polls") and self.fired:
+                # the finish: its polls at the window's CPU per poll, the rest is the completions' own
+                polls = sum(finish_end["requests"]) - sum(end["requests"])
+                cpu = finish_end["runner_cpu"] - end["runner_cpu"]
+                per_poll = result["runner_cpu_s"] / result["polls"]
+                result["cpu_per_completion"] = (cpu - polls * per_poll) / len(self.fired)
             delays = [self.fired[i][0] - self.ended_at[i] for i in self.ended_at if i in self.fired]
             result["delays"] = sorted(delays)
             result["not_success"] = sum(1 for _, status in self.fired.values() if status != "success")
@@ -387,8 +446,13 @@ def supervise(plan_path: str, result_path: str) -> None:
         from airflow_provider_nairi.client import budget  # noqa: PLC0415
 
         budget.RateBudgets.for_key = lambda self, base_url, api_key: budget.RateBudget()  # type: ignore[method-assign]
+    counters = RunnerCounters()
     supervisor = make_supervisor_class().start(
-        job=None, capacity=len(plan["waits"]), logger=structlog.get_logger("bench"), plan=plan
+        job=None,
+        capacity=len(plan["waits"]),
+        logger=structlog.get_logger("bench"),
+        plan=plan,
+        runner_counters=counters,
     )
     try:
         supervisor.run()
@@ -549,7 +613,17 @@ def paired_ratios(results: dict[str, list[dict[str, Any]]]) -> list[float]:
 
 
 def cpu_per_poll_ms(result: dict[str, Any]) -> str:
-    return f" ({result['runner_cpu_s'] / result['polls'] * 1000:.3f} ms)" if result.get("polls") else ""
+    """A run's CPU per poll, and what its runner's loop did in the window: iterations per poll, garbage
+    collections (generations 0/1/2) and the CPU share they took."""
+    if not result.get("polls"):
+        return ""
+    polls, counted = result["polls"], result["runner_counters"]
+    iterations, gen0, gen1, gen2, collecting = counted
+    return (
+        f" ({result['runner_cpu_s'] / polls * 1000:.3f} ms, {iterations / polls:.2f} it/poll,"
+        f" gc {gen0:.0f}/{gen1:.0f}/{gen2:.0f} taking {collecting / result['runner_cpu_s']:.0%},"
+        f" finish {result.get('cpu_per_completion', math.nan) * 1000:.2f} ms per completion)"
+    )
 
 
 def main() -> None:
@@ -600,7 +674,9 @@ def main() -> None:
             print(
                 f"{n:,} waits polling every {interval:g} s, {args.shards} emulator processes, "
                 f"{rounds} interleaved round(s); load average (1, 5, 15 min) before -> after each run "
-                "(CPU per poll):"
+                "(CPU per poll; the runner's event-loop iterations per poll; its garbage collections per "
+                "generation in the window and their share of its CPU; its CPU per completion in the finish, "
+                "the finish's polls taken out at the window's cost):"
             )
             for k in range(rounds):
                 runs = [f"{name.split()[0]} {results[name][k]['load']}" for name in contenders]
