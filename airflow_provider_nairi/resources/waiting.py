@@ -15,8 +15,9 @@ Every decision is in :meth:`Waiter.after`; the two loops only call the check and
   answer, so it counts as a transient error like any other.
 - **No busy loop.** Every round sleeps ``poll_interval``, cut short only by the deadline.
 - **Logs** (:class:`WaitLog`): at INFO the start, each change of the remote state, a "still waiting" line
-  every :data:`STILL_WAITING_EVERY` seconds, retries (WARNING) and the outcome; each poll at DEBUG (the
-  client's line for each read too).
+  every :data:`STILL_WAITING_EVERY` seconds, retries (WARNING) and, on a worker, the outcome (in the triggerer
+  Airflow's own "Trigger fired event" line says it); each poll at DEBUG (the client's line for each read
+  too).
 
 Pure: imports no Airflow; the client (for its quiet-poll log level) only when a wait runs.
 """
@@ -77,7 +78,8 @@ class WaitLog:
     """What a wait tells a person reading the task or triggerer log.
 
     INFO: the start (:meth:`started`), every change of the remote state and a "still waiting" line every
-    ``every`` seconds (:meth:`polled`), the outcome (:meth:`ended`). Polls with nothing new: DEBUG.
+    ``every`` seconds (:meth:`polled`), the outcome on a worker (:meth:`ended`). Polls with nothing new:
+    DEBUG.
 
     :param what: what is waited for, e.g. ``"conversation conv_1"``.
     :param every: seconds between two "still waiting" lines (default :data:`STILL_WAITING_EVERY`).
@@ -113,8 +115,11 @@ class WaitLog:
         else:
             self.log.debug("Polled %s: still %s", self.what, state or "working")
 
-    def ended(self, event: Event) -> None:
-        self.log.info(
+    def ended(self, event: Event, *, said_by_airflow: bool = False) -> None:
+        """The outcome, at INFO; at DEBUG when Airflow logs the event itself (``said_by_airflow``: in the
+        triggerer its INFO line "Trigger fired event" carries the event's status and message, in the same
+        task log, so the outcome is said once and the triggerer writes a line less per wait)."""
+        (self.log.debug if said_by_airflow else self.log.info)(
             "Done waiting for %s after %.0f s: %s (%s)",
             self.what,
             time.monotonic() - self.began,
@@ -273,5 +278,5 @@ class Waiter:
                     step = self.after(self.failure(error))
                 else:
                     step = self.after(outcome)
-        self.wait_log.ended(step)
+        self.wait_log.ended(step, said_by_airflow=True)
         return step
