@@ -114,15 +114,14 @@ class RunnerCounters:
 
         self.values = multiprocessing.RawArray("d", 5)
         supervisor, values, started = os.getpid(), self.values, [0.0]
-        for selector in {selectors.DefaultSelector, selectors.EpollSelector}:
-            original = selector.select
+        original = selectors.DefaultSelector.select  # the selector asyncio's event loop makes
 
-            def select(self: Any, timeout: Any = None, _original: Any = original) -> Any:
-                if os.getpid() != supervisor:
-                    values[RunnerCounters.ITERATIONS] += 1
-                return _original(self, timeout)
+        def select(self: Any, timeout: Any = None) -> Any:
+            if os.getpid() != supervisor:
+                values[RunnerCounters.ITERATIONS] += 1
+            return original(self, timeout)
 
-            selector.select = select  # type: ignore[method-assign]
+        selectors.DefaultSelector.select = select  # type: ignore[method-assign]
 
         def collected(phase: str, info: dict[str, int]) -> None:
             if os.getpid() == supervisor:
@@ -613,8 +612,8 @@ def paired_ratios(results: dict[str, list[dict[str, Any]]]) -> list[float]:
 
 
 def cpu_per_poll_ms(result: dict[str, Any]) -> str:
-    """A run's CPU per poll, and what its runner's loop did in the window: iterations per poll, garbage
-    collections (generations 0/1/2) and the CPU share they took."""
+    """A run's CPU per poll, what its runner's loop did in the window (iterations per poll, garbage
+    collections of generations 0/1/2 and the CPU share they took) and its CPU per completion in the finish."""
     if not result.get("polls"):
         return ""
     polls, counted = result["polls"], result["runner_counters"]
