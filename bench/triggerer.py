@@ -18,9 +18,9 @@ emulators serve at most 500 polls/s), each contender in a fresh supervisor proce
 2. the N triggers handed to the runner over P seconds (N / P per second), at most :data:`PER_LOOP` per
    supervisor loop (Airflow's ``max_trigger_to_select_per_loop``), so their polls are spread evenly as in a
    triggerer that picked them up over time; the runner's capacity is N;
-3. after P + 2 s of settling, a measured window (``max(P, 10)`` s): the runner's CPU time per poll (polls
-   counted by the emulators), its RSS growth per waiting trigger (from before the first trigger, median of 3
-   samples), each emulator's CPU share;
+3. after P + 2 s of settling, a measured window (``max(P, 30)`` s, :data:`WINDOW`): the runner's CPU time per
+   poll (polls counted by the emulators), its RSS growth per waiting trigger (from before the first trigger,
+   median of 3 samples), each emulator's CPU share;
 4. the conversations ended (``finish_turns``) at evenly spread moments over P seconds; the delay of each
    from its end (emulator's ``updated_at``) to its event in the supervisor (``on_trigger_event``);
 5. errors: events that are not ``success``, trigger failures, waits without an event 2P + 30 s after the
@@ -46,7 +46,7 @@ table's other columns are each contender's best round (CPU, RSS) or all rounds p
 ``--py-spy DIR`` samples the runner and the supervisor during the measured window and the finish (``py-spy``
 must be installed in the venv; it costs CPU, so its figures are not the bench's).
 
-The default (``--waits 1000``, 3 rounds) takes about 6 minutes; ``--waits 1000,5000,10000`` about 15 more
+The default (``--waits 1000``, 3 rounds) takes about 7 minutes; ``--waits 1000,5000,10000`` about 15 more
 (one round each above 1,000), which is why ``make bench`` runs only the default.
 Ends with one line per goal: ``GOAL <name> met|missed <value> (<goal>)``, each the worst over the Ns run.
 """
@@ -92,6 +92,11 @@ CLASSPATHS = {
 #: way, the new triggers' log lines the other). The harness's capacity is N (``[triggerer] capacity``,
 #: default 1,000).
 PER_LOOP = 50
+#: Shortest measured window, seconds: 6,000 polls at 1,000 waits. With 10 s (2,000 polls) one garbage
+#: collection or a burst of other work landing in one contender's window moved a round's ratio by up to
+#: 0.25 (rounds of one run from 0.94 to 1.19); with 30 s the rounds of a run spread 0.03 to 0.11. What a
+#: longer window does not remove is the machine's drift between runs (1.26 and 1.11 on one morning).
+WINDOW = 30.0
 
 #: Modules each contender loads in the runner; imported before the fork (see the module docstring).
 PRELOAD = {
@@ -527,7 +532,7 @@ def make_plan(
         "shards": shards,
         "waits": waits,
         "poll_interval": interval,
-        "window": max(interval, 10.0),
+        "window": max(interval, WINDOW),
         "warm_up": max(10, n // 100),
         "finish_timeout": 3 * interval + 30,
         "budget": "shared",
