@@ -80,10 +80,14 @@ class _LoopShare:
     than a poll's own work)."""
 
     def __init__(self) -> None:
-        # auto_decompress off: AnswerBody decodes gzip/deflate itself, bounded by max_answer_bytes.
+        # auto_decompress off: AnswerBody decodes gzip/deflate itself, bounded by max_answer_bytes. No
+        # cookies: the API uses none, and the session serves every connection of the loop, so a cookie one
+        # host set must not ride along with another connection's requests (the jar's look-up on every request
+        # and answer also cost 7 to 15 us per poll).
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=CONNECTOR_LIMIT, limit_per_host=CONNECTOR_LIMIT_PER_HOST),
             auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         self.users = 0
         self.watchdog = TryWatchdog(asyncio.get_running_loop())
@@ -203,6 +207,7 @@ class AsyncNairiClient(BudgetedClient, AsyncNairiApi):
         self._proxy: str | None = None
         self._watchdog: TryWatchdog | None = None  # the loop's, acquired with the session
         self._read_headers = request_headers(config, "GET", None)  # the same for every read: built once
+        self._url = ("", "")  # (path, URL) of the latest request
         self._budget: RateBudget | None = None  # the key's, shared by the loop's clients of that key
         self._answered: asyncio.Event | None = None  # set by a probe's answer (the loop's, shared)
         self._waited_until = 0.0  # the end of the pause this client's own 429 caused (its retry waits it out)
@@ -309,6 +314,11 @@ class AsyncNairiClient(BudgetedClient, AsyncNairiApi):
         answered.set()
         answered.clear()
 
+    def _url_of(self, path: str) -> str:
+        """:func:`api_url` of ``path``, kept for the next request (a poll asks for one path every time)."""
+        self._url = (path, api_url(self.config, path))
+        return self._url[1]
+
     async def _exchange(
         self,
         method: str,
@@ -328,20 +338,22 @@ class AsyncNairiClient(BudgetedClient, AsyncNairiApi):
             self._budget, self._answered = BUDGETS.for_config(self.config)
         budget, answered = self._budget, self._answered
         # a key with headroom: go at once (no coroutine, one lock); else queue for a turn
-        probe = False
-        if self._waited_until or not budget.go_now(time.time()):
+        probe, sent_at = False, time.time()
+        if self._waited_until or not budget.go_now(sent_at):
             probe = await self._take_turn(budget, answered)
+            sent_at = time.time()
         if self._session is None or self._session.closed:
             self._session, self._proxy, self._watchdog = SESSIONS.acquire(self.config)
         watchdog = self._watchdog
         assert watchdog is not None  # (acquired with the session)
-        started, sent_at = time.monotonic(), time.time()
+        url = self._url[1] if path == self._url[0] else self._url_of(path)
+        started = time.monotonic()
         watch = watchdog.start(self.config.read_timeout, self.config.request_timeout)
         read = False
         try:
             async with self._session.request(
                 method,
-                api_url(self.config, path),
+                url,
                 params=dict(params) if params else None,
                 json=json,
                 headers=headers,

@@ -214,14 +214,11 @@ class RateBudget:
         Returns the rate limit the answer carried (None without the headers) and, after a 429 whose
         ``Retry-After`` is at most ``longest`` seconds (the client's ``retry_max_wait``: its retry waits the
         pause out), the end of the key's pause; else None."""
+        quiet = self.quiet_answer(status, headers)
+        if quiet is not None:
+            return quiet, None
         limited = status == 429
         reset_text, limit_text = headers.get("X-RateLimit-Reset"), headers.get("X-RateLimit-Limit")
-        quiet = self._quiet
-        if quiet is not None and not limited and quiet[:2] == (reset_text, limit_text):
-            remaining = header_number(headers.get("X-RateLimit-Remaining"))
-            if remaining is not None and remaining > quiet[3]:
-                known = quiet[2]  # the same window, nothing to change: no lock (module docstring)
-                return RateLimit(known.limit, int(remaining), known.reset), None
         rate_limit = RateLimit.from_headers(headers)
         retry_after = parse_retry_after(headers.get("Retry-After")) if limited else None
         self.record(now, rate_limit, sent_at=sent_at, rate_limited=limited, retry_after=retry_after)
@@ -241,6 +238,21 @@ class RateBudget:
                     self._quiet = (reset_text, limit_text, rate_limit, floor)
         own_pause = self.paused_until if retry_after is not None and retry_after <= longest else None
         return rate_limit, own_pause
+
+    def quiet_answer(self, status: int, headers: Mapping[str, str]) -> RateLimit | None:
+        """The rate limit of an answer of the window recorded last that changes nothing (module docstring),
+        read without the lock; None when the answer must be recorded (:meth:`record_answer`)."""
+        quiet = self._quiet
+        if quiet is None or status == 429:
+            return None
+        get = headers.get
+        if get("X-RateLimit-Reset") != quiet[0] or get("X-RateLimit-Limit") != quiet[1]:
+            return None
+        remaining = header_number(get("X-RateLimit-Remaining"))
+        if remaining is None or remaining <= quiet[3]:
+            return None
+        known = quiet[2]
+        return RateLimit(known.limit, int(remaining), known.reset)
 
     def _window_end(self, rate_limit: RateLimit, reset: float, sent_at: float | None) -> float:
         """When the answer's window really ends. ``X-RateLimit-Reset`` is often whole seconds, rounded up: a
@@ -299,6 +311,10 @@ class BudgetedClient:
 
     def _record_in(self, budget: RateBudget, status: int, headers: Mapping[str, str], sent_at: float) -> None:
         """:meth:`RateBudget.record_answer` one answer, and keep what this client needs of it."""
+        quiet = budget.quiet_answer(status, headers)  # most answers: nothing to record (no clock, no lock)
+        if quiet is not None:
+            self._rate_limit = quiet
+            return
         rate_limit, own_pause = budget.record_answer(
             time.time(), status, headers, sent_at=sent_at, longest=self.config.retry_max_wait
         )

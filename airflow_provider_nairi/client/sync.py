@@ -23,6 +23,7 @@ Imports no Airflow.
 from __future__ import annotations
 
 import hashlib
+import http.cookiejar
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -83,8 +84,10 @@ _OWN_HEADERS_ONLY = _OwnHeadersOnly()
 
 
 def new_session(config: ClientConfig) -> requests.Session:
-    """A session with the config's TLS verification, proxies and User-Agent (the key is added per request)."""
+    """A session with the config's TLS verification, proxies and User-Agent (the key is added per request).
+    It keeps no cookies, as the async client's shared session (the API uses none)."""
     session = requests.Session()
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
     session.verify = config.verify
     if config.proxies:
         session.proxies.update(config.proxies)

@@ -23,6 +23,10 @@ from typing import Literal
 Limit = Literal["request_timeout", "read_timeout"]
 
 
+#: Whether tasks count their pending cancellations (``Task.cancelling``, Python 3.11+).
+_COUNTS_CANCELLATIONS = hasattr(asyncio.Task, "cancelling")
+
+
 class Watch:
     """One try under watch: its task, its two limits (event-loop time) and, once cancelled, which one."""
 
@@ -35,7 +39,7 @@ class Watch:
         self.total_by = now + total
         #: The task's pending cancellations when the try began (Python 3.11+; 0 before): another one arriving
         #: during the try is not the watchdog's and is never taken back.
-        self.cancelling = task.cancelling() if hasattr(task, "cancelling") else 0
+        self.cancelling = task.cancelling() if _COUNTS_CANCELLATIONS else 0
         self.expired: Limit | None = None
 
 

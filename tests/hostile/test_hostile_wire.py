@@ -367,3 +367,23 @@ async def test_reading_answers_under_the_cap_keeps_the_connection_alive(flavour,
                 await client.close()
         connections = server.connections
     assert results == [{"id": "v1"}] * 5 and connections == 1
+
+
+async def test_a_cookie_the_server_sets_never_rides_along_with_a_later_request(flavour):
+    # The async clients of a triggerer share one session for every connection: a cookie one host set must
+    # not be sent again, to it or to another connection's host. Neither client keeps cookies at all.
+    body = envelope({"id": "v1"})
+    cookie = {"Set-Cookie": "session=abc123; Path=/"}
+    with HostileServer(answer(200, body, cookie)) as server:
+        if flavour == "sync":
+            with sync_client(server) as client:
+                results = [client.get_video("v1") for _ in range(3)]
+        else:
+            client = async_client(server)
+            try:
+                results = [await client.get_video("v1") for _ in range(3)]
+            finally:
+                await client.close()
+        sent = [request.headers.get("cookie") for request in server.requests]
+    assert results == [{"id": "v1"}] * 3
+    assert sent == [None, None, None]
