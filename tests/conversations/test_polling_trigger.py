@@ -10,6 +10,7 @@ import pytest
 
 from airflow_provider_nairi import exceptions as nx
 from airflow_provider_nairi.outcomes import event_for_resource
+from airflow_provider_nairi.resources import waiting
 from airflow_provider_nairi.triggers.polling import NairiPollingTrigger
 
 
@@ -150,6 +151,7 @@ async def test_never_loops_without_sleeping(monkeypatch):
         await real_sleep(0)
 
     monkeypatch.setattr(asyncio, "sleep", recording_sleep)
+    monkeypatch.setattr(waiting, "WAKE_SLOT", 0.0)  # the decided sleeps, not the grid's slack
     flaky = nx.NairiServerError("boom", status=500)
     trig = trigger(script=[flaky, PROCESSING, flaky, READY], poll_interval=0.5)
     await events(trig)
@@ -163,6 +165,7 @@ async def test_rate_limit_waits_for_retry_after(monkeypatch):
         sleeps.append(seconds)
 
     monkeypatch.setattr(asyncio, "sleep", recording_sleep)
+    monkeypatch.setattr(waiting, "WAKE_SLOT", 0.0)
     trig = trigger(
         script=[nx.NairiRateLimitError("slow", status=429, retry_after=7.0), READY], poll_interval=1
     )

@@ -14,8 +14,9 @@ from airflow_provider_nairi.exceptions import (
     NairiRateLimitError,
     NairiServerError,
 )
+from airflow_provider_nairi.resources import waiting
 from airflow_provider_nairi.resources.conversation import conversation_event
-from airflow_provider_nairi.resources.waiting import Waiter, WaitOptions
+from airflow_provider_nairi.resources.waiting import Waiter, WaitOptions, on_grid
 
 RUNNING = {"id": "conv_1", "status": "running", "turns": 1}
 COMPLETED = {"id": "conv_1", "status": "completed", "turns": 1}
@@ -49,6 +50,8 @@ class Clock:
 
 @pytest.fixture
 def clock(monkeypatch):
+    """The clock, and the triggerer's wake grid off: both waits then sleep exactly what they decided."""
+    monkeypatch.setattr(waiting, "WAKE_SLOT", 0.0)
     clock = Clock()
     monkeypatch.setattr(time, "time", clock.time)
     monkeypatch.setattr(time, "sleep", clock.sleep)
@@ -177,3 +180,47 @@ def test_wait_options_refuse_what_would_never_end_or_busy_loop():
             WaitOptions(**bad)
     with pytest.raises(ValueError):
         WaitOptions(poll_interval=1, max_transient_errors=-1)
+
+
+@pytest.mark.parametrize("step", [20.0, 5.0, 0.5, 0.02])
+@pytest.mark.parametrize("now", [0.0, 12.345, 86_400.0371])
+def test_a_triggerer_sleep_ends_on_the_wake_grid_at_most_one_slot_later(step, now):
+    slot = min(waiting.WAKE_SLOT, step * 0.02)  # 0.1 s, or 2 % of a short sleep
+    slept = on_grid(step, now)
+    assert step <= slept < step + slot + 1e-9
+    ends = (now + slept) / slot
+    assert abs(ends - round(ends)) < 1e-6
+
+
+def test_the_triggerer_wait_sleeps_to_the_grid_and_the_worker_wait_does_not(monkeypatch):
+    # Waits whose polls fall due within one 0.1 s slot wake in one pass of the event loop; a worker's wait
+    # sleeps what it decided.
+    wakes: list[tuple[float, float]] = []
+    real_sleep = asyncio.sleep
+
+    async def recording_sleep(seconds):
+        wakes.append((seconds, asyncio.get_running_loop().time() + seconds))
+        await real_sleep(0)
+
+    monkeypatch.setattr(asyncio, "sleep", recording_sleep)
+
+    def waiter_and_check():
+        polls = iter([RUNNING, RUNNING, COMPLETED])
+        return Waiter("conversation", "conv_1", deadline=None, poll_interval=5.0), lambda: conversation_event(
+            next(polls)
+        )
+
+    waiter, check = waiter_and_check()
+
+    async def acheck():
+        return check()
+
+    assert asyncio.run(waiter.wait_async(acheck))["status"] == "success"
+    assert len(wakes) == 2
+    for seconds, when in wakes:
+        assert 5.0 <= seconds < 5.1
+        assert abs(when / 0.1 - round(when / 0.1)) < 0.01  # on the grid (the loop's clock moved a few us)
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    waiter, check = waiter_and_check()
+    assert waiter.wait(check)["status"] == "success" and slept == [5.0, 5.0]
