@@ -352,19 +352,23 @@ async def test_redirect_refusals_say_what_the_redirect_changes(flavour, case):
     assert ("another host" in str(error)) is (case == "host")
 
 
+async def videos_in_a_row(flavour, server, count):
+    """``get_video("v1")`` ``count`` times with one sync or async client of ``server``."""
+    if flavour == "sync":
+        with sync_client(server) as client:
+            return [client.get_video("v1") for _ in range(count)]
+    client = async_client(server)
+    try:
+        return [await client.get_video("v1") for _ in range(count)]
+    finally:
+        await client.close()
+
+
 @pytest.mark.parametrize("encoding", ["identity", "gzip"])
 async def test_reading_answers_under_the_cap_keeps_the_connection_alive(flavour, encoding):
     body = gzipped(envelope({"id": "v1"})) if encoding == "gzip" else envelope({"id": "v1"})
     with HostileServer(answer(200, body, {"Content-Encoding": encoding})) as server:
-        if flavour == "sync":
-            with sync_client(server) as client:
-                results = [client.get_video("v1") for _ in range(5)]
-        else:
-            client = async_client(server)
-            try:
-                results = [await client.get_video("v1") for _ in range(5)]
-            finally:
-                await client.close()
+        results = await videos_in_a_row(flavour, server, 5)
         connections = server.connections
     assert results == [{"id": "v1"}] * 5 and connections == 1
 
@@ -375,15 +379,7 @@ async def test_a_cookie_the_server_sets_never_rides_along_with_a_later_request(f
     body = envelope({"id": "v1"})
     cookie = {"Set-Cookie": "session=abc123; Path=/"}
     with HostileServer(answer(200, body, cookie)) as server:
-        if flavour == "sync":
-            with sync_client(server) as client:
-                results = [client.get_video("v1") for _ in range(3)]
-        else:
-            client = async_client(server)
-            try:
-                results = [await client.get_video("v1") for _ in range(3)]
-            finally:
-                await client.close()
+        results = await videos_in_a_row(flavour, server, 3)
         sent = [request.headers.get("cookie") for request in server.requests]
     assert results == [{"id": "v1"}] * 3
     assert sent == [None, None, None]
