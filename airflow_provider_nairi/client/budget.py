@@ -217,6 +217,12 @@ class RateBudget:
         quiet = self.quiet_answer(status, headers)
         if quiet is not None:
             return quiet, None
+        return self.record_news(now, status, headers, sent_at=sent_at, longest=longest)
+
+    def record_news(
+        self, now: float, status: int, headers: Mapping[str, str], *, sent_at: float, longest: float
+    ) -> tuple[RateLimit | None, float | None]:
+        """:meth:`record_answer` for an answer :meth:`quiet_answer` did not take (it is not asked again)."""
         limited = status == 429
         reset_text, limit_text = headers.get("X-RateLimit-Reset"), headers.get("X-RateLimit-Limit")
         rate_limit = RateLimit.from_headers(headers)
@@ -315,7 +321,7 @@ class BudgetedClient:
         if quiet is not None:
             self._rate_limit = quiet
             return
-        rate_limit, own_pause = budget.record_answer(
+        rate_limit, own_pause = budget.record_news(
             time.time(), status, headers, sent_at=sent_at, longest=self.config.retry_max_wait
         )
         self._rate_limit = rate_limit or self._rate_limit
