@@ -45,19 +45,19 @@ Answer = tuple[str, str, str | None]
 #: Seconds between two INFO "still waiting" lines of one wait (polls in between log at DEBUG only).
 STILL_WAITING_EVERY = 300.0
 
-#: The triggerer's waits wake on a grid of the event loop's clock: a sleep is lengthened to end on the next
-#: multiple of this many seconds, or of 2 % of the sleep when that is shorter (0: no grid). Waits due within
-#: one slot then poll in one pass of the loop, one after the other while their code is still in the CPU's
-#: caches, instead of each in a pass of its own between the triggerer's other work (see
-#: ``docs/deployment.md``). A poll or a timeout comes at most that much later.
+#: The triggerer's waits wake on a grid of the event loop's clock: a sleep ends on the nearest multiple of
+#: this many seconds, or of 2 % of the sleep when that is shorter (0: no grid). Waits due within one slot then
+#: poll in one pass of the loop, one after the other while their code is still in the CPU's caches, instead of
+#: each in a pass of its own between the triggerer's other work (see ``docs/deployment.md``). A poll comes at
+#: most half a slot earlier or later than decided, on average on time.
 WAKE_SLOT = 0.1
 
 
 def on_grid(step: float, now: float) -> float:
-    """``step`` seconds from ``now`` (the event loop's clock), lengthened to end on the wake grid
-    (:data:`WAKE_SLOT`)."""
+    """``step`` seconds from ``now`` (the event loop's clock), moved to end on the nearest point of the wake
+    grid (:data:`WAKE_SLOT`)."""
     slot = min(WAKE_SLOT, step * 0.02)
-    return step + (-(now + step)) % slot if slot > 0 else step
+    return step + slot / 2 - (now + step + slot / 2) % slot if slot > 0 else step
 
 
 def seconds_left(deadline: float | None) -> float | None:
