@@ -22,7 +22,9 @@ emulators serve at most 500 polls/s), each contender in a fresh supervisor proce
    poll (polls counted by the emulators), its RSS growth per waiting trigger (from before the first trigger,
    median of 3 samples), each emulator's CPU share;
 4. the conversations ended (``finish_turns``) at evenly spread moments over P seconds; the delay of each
-   from its end (emulator's ``updated_at``) to its event in the supervisor (``on_trigger_event``);
+   from its end (emulator's ``updated_at``) to its event in the supervisor (``on_trigger_event``), and that
+   delay in three parts (:class:`EventStamps`: to the trigger's event, to the runner's outbound queue, to
+   the supervisor);
 5. errors: events that are not ``success``, trigger failures, waits without an event 2P + 30 s after the
    last end.
 
@@ -143,6 +145,67 @@ class RunnerCounters:
 
     def read(self) -> list[float]:
         return list(self.values)
+
+
+class EventStamps:
+    """Where an end's delay goes, stamped in the forked runner in memory shared with the supervisor (made
+    before the fork): when the trigger's ``run()`` yielded its event, and when Airflow's ``run_trigger``
+    appended it to the runner's outbound events (after logging it, "Trigger fired event", in a thread of the
+    loop's executor). With the end (the emulator's ``updated_at``) and the supervisor's ``on_trigger_event``
+    they split each delay into three parts (:data:`PARTS`)."""
+
+    def __init__(self, waits: int, trigger_classes: list[type[BaseTrigger]]) -> None:
+        import multiprocessing  # noqa: PLC0415
+        from collections import deque  # noqa: PLC0415
+
+        from airflow.jobs import triggerer_job_runner  # noqa: PLC0415
+
+        self.waits = waits
+        self.values = values = multiprocessing.RawArray("d", 2 * waits)  # yielded, then appended
+
+        def stamped(run: Any) -> Any:
+            async def run_stamped(trigger: Any) -> Any:
+                async for event in run(trigger):
+                    values[trigger.trigger_id] = time.time()
+                    yield event
+
+            return run_stamped
+
+        for trigger_class in trigger_classes:
+            trigger_class.run = stamped(trigger_class.run)  # type: ignore[method-assign]
+
+        class StampingDeque(deque):  # type: ignore[type-arg]
+            def append(self, entry: Any) -> None:
+                values[waits + entry.trigger_id] = time.time()
+                super().append(entry)
+
+        runner_init: Any = triggerer_job_runner.TriggerRunner.__init__
+
+        def init(runner: Any, *args: Any, **kwargs: Any) -> None:
+            runner_init(runner, *args, **kwargs)
+            runner.events = StampingDeque()
+
+        triggerer_job_runner.TriggerRunner.__init__ = init  # type: ignore[method-assign,assignment]
+
+    def parts(
+        self, ended_at: dict[int, float], fired: dict[int, tuple[float, str]], interval: float
+    ) -> dict[str, list[float]]:
+        """Each part's values over the ends that have all stamps (sorted)."""
+        parts: dict[str, list[float]] = {part: [] for part in PARTS}
+        for i, ended in ended_at.items():
+            yielded, appended = self.values[i], self.values[self.waits + i]
+            if i in fired and yielded and appended:
+                parts["seen"].append(yielded - ended - interval)
+                parts["logged"].append(appended - yielded)
+                parts["synced"].append(fired[i][0] - appended)
+        return {part: sorted(values) for part, values in parts.items()}
+
+
+#: The parts of an end's delay (:class:`EventStamps`): ``seen``, from the end to the trigger's event minus
+#: ``poll_interval`` (the poll's phase, -P to 0, plus how late that poll ran); ``logged``, from the event to
+#: the runner's outbound queue (Airflow logs it first, in its executor); ``synced``, from the queue to the
+#: supervisor (the runner sends its events at its state sync, about once a second).
+PARTS = ("seen", "logged", "synced")
 
 
 class BareAiohttpTrigger(BaseTrigger):
@@ -451,6 +514,9 @@ def supervise(plan_path: str, result_path: str) -> None:
 
         budget.RateBudgets.for_key = lambda self, base_url, api_key: budget.RateBudget()  # type: ignore[method-assign]
     counters = RunnerCounters()
+    from airflow_provider_nairi.triggers.conversation import NairiConversationTrigger  # noqa: PLC0415
+
+    stamps = EventStamps(len(plan["waits"]), [BareAiohttpTrigger, NairiConversationTrigger])
     supervisor = make_supervisor_class().start(
         job=None,
         capacity=len(plan["waits"]),
@@ -464,8 +530,10 @@ def supervise(plan_path: str, result_path: str) -> None:
         supervisor.kill(escalation_delay=10, force=True)
         for profiler in supervisor.profilers:
             profiler.wait(timeout=60)
+    report = supervisor.report()
+    report["parts"] = stamps.parts(supervisor.ended_at, supervisor.fired, plan["poll_interval"])
     with open(result_path, "w") as file:
-        json.dump(supervisor.report(), file)
+        json.dump(report, file)
 
 
 # -- the parent: emulators, conversations, rounds, the table -------------------------------------------------
@@ -580,6 +648,10 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1))]
 
 
+#: The quantiles printed for each part of the delay (p50, p90, p99, max).
+QUANTILES = (0.5, 0.9, 0.99, 1.0)
+
+
 def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
     """One contender over its rounds: best CPU and RSS per trigger, delays pooled, errors summed."""
     measured = [r for r in results if "polls" in r]
@@ -599,6 +671,10 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
         "blocked": sum(r["blocked_warnings"] for r in results),
         "warnings": sum(r["warnings"] for r in results),
         "log_lines_per_poll": min((r["log_lines_per_poll"] for r in measured), default=math.nan),
+        "parts": {
+            part: [percentile(sorted(d for r in results for d in r["parts"][part]), q) for q in QUANTILES]
+            for part in PARTS
+        },
     }
 
 
@@ -708,6 +784,10 @@ def main() -> None:
                         f"    ({row['blocked']} 'blocked main thread' warnings,"
                         f" {row['warnings']} warning/error lines)"
                     )
+                parts = "; ".join(
+                    f"{part} " + "/".join(f"{value:+.2f}" for value in row["parts"][part]) for part in PARTS
+                )
+                print(f"    delay in parts (s), p50/p90/p99/max: {parts}")
             if len(contenders) == 1:
                 continue
             ours, bare = summary[OURS], summary[BARE]
