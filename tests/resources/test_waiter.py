@@ -185,7 +185,7 @@ def test_wait_options_refuse_what_would_never_end_or_busy_loop():
 @pytest.mark.parametrize("step", [20.0, 5.0, 0.5, 0.02])
 @pytest.mark.parametrize("now", [0.0, 12.345, 86_400.0371])
 def test_a_triggerer_sleep_ends_on_the_nearest_point_of_the_wake_grid(step, now):
-    slot = min(waiting.WAKE_SLOT, step * 0.02)  # 0.1 s, or 2 % of a short sleep
+    slot = min(waiting.WAKE_SLOT, step * 0.02)  # 0.02 s, or 2 % of a sleep under 1 s
     slept = on_grid(step, now)
     assert step - slot / 2 - 1e-9 <= slept < step + slot / 2 + 1e-9
     ends = (now + slept) / slot
@@ -193,8 +193,8 @@ def test_a_triggerer_sleep_ends_on_the_nearest_point_of_the_wake_grid(step, now)
 
 
 def test_the_triggerer_wait_sleeps_to_the_grid_and_the_worker_wait_does_not(monkeypatch):
-    # Waits whose polls fall due near one point of the 0.1 s grid wake in one pass of the event loop; a
-    # worker's wait sleeps what it decided.
+    # Waits whose polls fall due near one point of the grid wake in one pass of the event loop; a worker's
+    # wait sleeps what it decided.
     wakes: list[tuple[float, float]] = []
     real_sleep = asyncio.sleep
 
@@ -219,8 +219,9 @@ def test_the_triggerer_wait_sleeps_to_the_grid_and_the_worker_wait_does_not(monk
     assert asyncio.run(waiter.wait_async(acheck))["status"] == "success"
     assert len(wakes) == 2
     for seconds, when in wakes:
-        assert 4.95 <= seconds <= 5.05
-        assert abs(when / 0.1 - round(when / 0.1)) < 0.01  # on the grid (the loop's clock moved a few us)
+        assert 5.0 - waiting.WAKE_SLOT / 2 <= seconds <= 5.0 + waiting.WAKE_SLOT / 2 + 1e-9
+        grid = when / waiting.WAKE_SLOT
+        assert abs(grid - round(grid)) < 0.01  # on the grid (the loop's clock moved a few us)
     slept: list[float] = []
     monkeypatch.setattr(time, "sleep", slept.append)
     waiter, check = waiter_and_check()
