@@ -101,15 +101,15 @@ def try_stripped() -> Any:
 @contextlib.contextmanager
 def budget_off() -> Any:
     """Every request goes at once and no answer is recorded in the key's budget (diagnostic only)."""
-    from airflow_provider_nairi.client.budget import RateBudget
+    from airflow_provider_nairi.client.budget import BudgetedClient, RateBudget
 
-    shipped = RateBudget.go_now, RateBudget.record_answer
+    shipped = RateBudget.go_now, BudgetedClient._record_in
     RateBudget.go_now = lambda self, now: True  # type: ignore[method-assign]
-    RateBudget.record_answer = lambda self, *args, **kwargs: (None, None)  # type: ignore[method-assign]
+    BudgetedClient._record_in = lambda self, *args: None  # type: ignore[method-assign]
     try:
         yield
     finally:
-        RateBudget.go_now, RateBudget.record_answer = shipped  # type: ignore[method-assign]
+        RateBudget.go_now, BudgetedClient._record_in = shipped  # type: ignore[method-assign]
 
 
 def waiters(contender: str, shard: dict[str, Any], ids: list[str], interval: float) -> list[Any]:
