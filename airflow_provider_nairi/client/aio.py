@@ -271,12 +271,12 @@ class AsyncNairiClient(BudgetedClient, AsyncNairiApi):
         try:
             envelope = await self._exchange(method, path, headers, params=params, json=json, expect=expect)
         except NairiError as failure:
-            envelope = await aretry_after(
-                self.config,
-                failure,
-                lambda: self._exchange(method, path, headers, params=params, json=json, expect=expect),
-                self._sleep,
+            # a partial, not a lambda: a lambda's captured names would cost a cell each on every call, and
+            # the triggerer's garbage collector runs by the objects its polls hold in flight
+            retry = functools.partial(
+                self._exchange, method, path, headers, params=params, json=json, expect=expect
             )
+            envelope = await aretry_after(self.config, failure, retry, self._sleep)
         self.last_answer = (method, path, envelope.request_id)
         return envelope
 
