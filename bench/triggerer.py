@@ -41,14 +41,15 @@ trigger is the cost of one more waiting trigger, not of loading aiohttp.
     .venv/bin/python bench/triggerer.py [--waits 1000,5000,10000] [--poll-interval P] [--rounds R]
                                         [--only ours|bare] [--py-spy DIR]
 
-Fairness on a shared machine: the runner has a CPU of its own (the last one; the bench, the emulators and
-the supervisor run on the others; ``--no-pin`` to leave them free), so neither contender's runner shares its
-core and caches with the emulators' work that answers it. Unpinned, one contender's CPU per poll varied 15 to
-20 % between runs and the rounds' ratios of one run spread from 0.79 to 1.22; pinned, 0.95 to 0.99 (1,000
-waits, 3 rounds). The contenders run in interleaved rounds (bare, ours; ours, bare; ...), each
-round's ratio (ours / bare CPU per poll) is taken from two runs back to back, and the CPU goal is judged on
-the median of those ratios; their spread and the load average before and after every run are printed. The
-table's other columns are each contender's best round (CPU, RSS) or all rounds pooled (delays, errors).
+Fairness on a shared machine: the runner has a CPU of its own (the last one; the bench, the emulators and the
+supervisor run on the others; ``--no-pin`` to leave them free), so neither contender's runner shares its core
+and caches with the emulators' work that answers it. Unpinned, one contender's CPU per poll varied 15 to 20 %
+between runs and the rounds' ratios of one run spread from 0.79 to 1.22; pinned, 0.95 to 0.99 and 0.97 to 1.30
+in two runs (1,000 waits, 3 rounds): less, not none. The contenders run in interleaved rounds (bare, ours;
+ours, bare; ...), each round's ratio (ours / bare CPU per poll) is taken from two runs back to back, and the
+CPU goal is judged on the median of those ratios; their spread and the load average before and after every run
+are printed. The table's other columns are each contender's best round (CPU, RSS) or all rounds pooled
+(delays, errors).
 ``--py-spy DIR`` samples the runner and the supervisor during the measured window and the finish (``py-spy``
 must be installed in the venv; it costs CPU, so its figures are not the bench's).
 
