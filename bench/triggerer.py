@@ -522,6 +522,9 @@ def supervise(plan_path: str, result_path: str) -> None:
     from airflow_provider_nairi.triggers.conversation import NairiConversationTrigger  # noqa: PLC0415
 
     stamps = EventStamps(len(plan["waits"]), [BareAiohttpTrigger, NairiConversationTrigger])
+    supervisor_cpus = os.sched_getaffinity(0)
+    if plan.get("runner_core") is not None:  # pinned: the runner, forked by start(), is born on its CPU, so
+        os.sched_setaffinity(0, {plan["runner_core"]})  # every thread it starts runs there too
     supervisor = make_supervisor_class().start(
         job=None,
         capacity=len(plan["waits"]),
@@ -529,8 +532,7 @@ def supervise(plan_path: str, result_path: str) -> None:
         plan=plan,
         runner_counters=counters,
     )
-    if plan.get("runner_core") is not None:  # --pin: the runner (forked by start) alone on its CPU
-        os.sched_setaffinity(supervisor.pid, {plan["runner_core"]})
+    os.sched_setaffinity(0, supervisor_cpus)
     try:
         supervisor.run()
     finally:
